@@ -1,0 +1,54 @@
+# Two commands for a newcomer: `make demo` (the retrain DAG end to end on the local stack)
+# and `make test` (lint + the whole suite, services included). Everything else is a building block.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# python3.12 may be a pyenv shim that is not active; take the first interpreter that really runs.
+PYTHON ?= $(shell for p in python3.12 $$HOME/.pyenv/versions/3.12*/bin/python3.12 /usr/bin/python3.12; do \
+	"$$p" -c 'import sys; assert sys.version_info[:2] == (3, 12)' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STACK := $(BIN)/python scripts/local_stack.py
+WITH_STACK := set -a && source .local/stack.env && set +a &&
+SEED_ROWS ?= 20000
+
+.PHONY: help venv up down status seed demo dags-test summary test lint
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	@test -n "$(PYTHON)" || { echo "python3.12 not found: install it or run 'make PYTHON=/path/to/python3.12'"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements-dev.txt
+	touch $@
+
+venv: $(BIN)/.installed ## create .venv with the pinned runtime and test requirements
+
+up: venv ## start the local stack (MongoDB, S3, MLflow, SMTP sink) and write .local/stack.env
+	$(STACK) up
+
+down: ## stop everything the local stack started
+	@test -x $(BIN)/python && $(STACK) down || echo "nothing to stop"
+
+status: ## show each local service, its port and whether it is alive
+	$(STACK) status
+
+seed: up ## load $(SEED_ROWS) sample vehicle-insurance documents into MongoDB (if the collection is empty)
+	$(WITH_STACK) $(BIN)/python -m include.retraining.sample_data seed --rows $(SEED_ROWS) --days 30 --if-empty
+
+dags-test: up ## run `airflow dags test retrain_model` once on the local stack
+	$(WITH_STACK) $(BIN)/airflow dags test retrain_model
+
+summary: ## print what the last retrain produced and where to look
+	$(WITH_STACK) $(BIN)/python -m include.retraining.summary
+
+demo: seed dags-test summary ## the main job: stack up, sample data, one retrain run, summary
+
+lint: venv ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: up lint ## lint + unit, integration and e2e tests against the local stack
+	$(WITH_STACK) $(BIN)/python -m pytest

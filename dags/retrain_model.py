@@ -1,0 +1,212 @@
+"""Scheduled retraining: the DAG declares the flow; every step is one call into ``include.retraining``.
+
+Parse-time cost stays near zero: the library (pandas, scikit-learn, Evidently, MLflow) is imported
+inside the tasks, and nothing here reads a Variable, a connection or the network.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+
+from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+from airflow.sdk import Param, dag, get_current_context, task
+
+RECIPIENTS = "{{ var.value.get('alert_recipients', 'ml-team@example.com') }}"
+
+failure_email = SmtpNotifier(
+    to=RECIPIENTS,
+    smtp_conn_id="smtp_default",
+    subject="[retrain] task {{ ti.task_id }} failed in {{ dag.dag_id }} / {{ run_id }}",
+    html_content=(
+        "<p>Task <b>{{ ti.task_id }}</b> of <code>{{ dag.dag_id }}</code> run <code>{{ run_id }}</code> failed "
+        "(try {{ ti.try_number }}).</p><p>{{ exception }}</p>"
+        "<p>No model was registered and the champion was not moved by this run.</p>"
+    ),
+)
+
+DEFAULT_ARGS = {
+    "owner": "ml-platform",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=1),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=15),
+    "execution_timeout": timedelta(minutes=30),
+    "on_failure_callback": failure_email,
+}
+
+PARAMS = {
+    "force_retrain": Param(
+        False,
+        type="boolean",
+        title="Force retrain",
+        description="Train, evaluate and register even without drift.",
+    ),
+    "lookback_hours": Param(
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        title="Lookback (hours)",
+        description="Only read documents ingested this many hours before the run's end. Empty: everything.",
+    ),
+    "drift_share_threshold": Param(
+        None,
+        type=["null", "number"],
+        minimum=0,
+        maximum=1,
+        title="Drift share threshold",
+        description="Dataset drift when at least this share of columns drifted. Empty: configured value (0.3).",
+    ),
+    "n_estimators": Param(
+        None,
+        type=["null", "integer"],
+        minimum=10,
+        maximum=2000,
+        title="Trees",
+        description="RandomForest n_estimators. Empty: configured value.",
+    ),
+    "max_depth": Param(
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        maximum=100,
+        title="Max depth",
+        description="RandomForest max_depth. Empty: configured value.",
+    ),
+    "min_samples_leaf": Param(
+        None,
+        type=["null", "integer"],
+        minimum=1,
+        maximum=1000,
+        title="Min samples per leaf",
+        description="RandomForest min_samples_leaf. Empty: configured value.",
+    ),
+    "min_improvement": Param(
+        None,
+        type=["null", "number"],
+        minimum=0,
+        maximum=1,
+        title="Gate margin",
+        description="How much the challenger must beat the champion on the primary metric. Empty: configured value.",
+    ),
+}
+
+
+def _setup():
+    """Config and run identity for the running task."""
+    from include.retraining.runtime import run_info, task_config
+
+    context = get_current_context()
+    return task_config(context["params"]), run_info(context)
+
+
+@dag(
+    dag_id="retrain_model",
+    schedule=os.environ.get("RETRAIN_SCHEDULE", "0 2 * * *"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    params=PARAMS,
+    tags=["mlops", "retraining", "mlflow", "evidently"],
+    doc_md=__doc__,
+)
+def retrain_model():
+    @task
+    def extract() -> dict:
+        from include.retraining.pipeline import extract_window
+
+        return extract_window(*_setup()).to_dict()
+
+    @task
+    def validate(snapshot: dict) -> dict:
+        from include.retraining.pipeline import Snapshot, validate_snapshot
+
+        return validate_snapshot(*_setup(), Snapshot.from_dict(snapshot)).to_dict()
+
+    @task
+    def detect_drift(report: dict) -> dict:
+        from include.retraining.pipeline import ValidationReport, detect_drift
+
+        validated = ValidationReport.from_dict(report).snapshot
+        return detect_drift(*_setup(), validated).to_dict()
+
+    @task.branch
+    def decide(drift: dict) -> str:
+        from include.retraining.pipeline import DriftResult, decide
+
+        context = get_current_context()
+        decision = decide(DriftResult.from_dict(drift), context["params"]["force_retrain"])
+        context["ti"].xcom_push(key="decision", value=decision.to_dict())
+        return "train" if decision.retrain else "skip"
+
+    @task
+    def skip(drift: dict) -> dict:
+        from include.retraining.pipeline import Decision, DriftResult, record_skip
+
+        config, _ = _setup()
+        decision = get_current_context()["ti"].xcom_pull(task_ids="decide", key="decision")
+        return record_skip(config, DriftResult.from_dict(drift), Decision.from_dict(decision)).to_dict()
+
+    @task(pool="training")
+    def train(report: dict, drift: dict) -> dict:
+        from include.retraining.pipeline import DriftResult, ValidationReport, train_challenger
+
+        data = ValidationReport.from_dict(report).snapshot
+        return train_challenger(*_setup(), data, DriftResult.from_dict(drift)).to_dict()
+
+    @task
+    def evaluate(training: dict) -> dict:
+        from include.retraining.pipeline import TrainingResult, evaluate_challenger
+
+        config, _ = _setup()
+        return evaluate_challenger(config, TrainingResult.from_dict(training)).to_dict()
+
+    @task
+    def register(report: dict, drift: dict, training: dict, evaluation: dict) -> dict:
+        from include.retraining import pipeline as p
+
+        data = p.ValidationReport.from_dict(report).snapshot
+        records = (
+            p.DriftResult.from_dict(drift),
+            p.TrainingResult.from_dict(training),
+            p.Evaluation.from_dict(evaluation),
+        )
+        return p.register_challenger(*_setup(), data, *records).to_dict()
+
+    @task
+    def promote(registration: dict, evaluation: dict) -> dict:
+        from include.retraining.pipeline import Evaluation, Registration, promote_if_better
+
+        config, _ = _setup()
+        return promote_if_better(
+            config, Registration.from_dict(registration), Evaluation.from_dict(evaluation)
+        ).to_dict()
+
+    @task(trigger_rule="none_failed_min_one_success")
+    def notify(report: dict, drift: dict) -> dict:
+        from include.retraining.pipeline import send_summary
+
+        ti = get_current_context()["ti"]
+        # evaluate/register/promote are skipped on the skip path: their XComs are then None
+        records = {
+            "validation": report,
+            "drift": drift,
+            "decision": ti.xcom_pull(task_ids="decide", key="decision"),
+        }
+        stages = {"evaluation": "evaluate", "registration": "register", "promotion": "promote"}
+        records |= {record: ti.xcom_pull(task_ids=task_id) for record, task_id in stages.items()}
+        return send_summary(*_setup(), records)
+
+    report = validate(extract())
+    drift = detect_drift(report)
+    branch = decide(drift)
+    skipped = skip(drift)
+    training = train(report, drift)
+    evaluation = evaluate(training)
+    registration = register(report, drift, training, evaluation)
+    promotion = promote(registration, evaluation)
+    branch >> [training, skipped]
+    [promotion, skipped] >> notify(report, drift)
+
+
+retrain_model()

@@ -1,0 +1,174 @@
+"""The small records each stage returns and the next consumes.
+
+They are frozen dataclasses of JSON types only, so ``to_dict()`` is the XCom value and ``parse``
+rebuilds the record on the other side. DataFrames never travel through XCom: a record points at a
+Parquet snapshot on S3 instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from types import UnionType
+from typing import Any, Literal, Self, Union, get_args, get_origin, get_type_hints
+
+
+class RecordError(ValueError):
+    """A mapping does not have the shape of the record it should become."""
+
+
+def parse[T](cls: type[T], data: Any, path: str = "record") -> T:
+    """Build dataclass ``cls`` from a JSON-like mapping, recursing into nested records and tuples."""
+    if not isinstance(data, Mapping):
+        raise RecordError(f"{path}: expected an object, got {type(data).__name__}")
+    hints = get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise RecordError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(known)}")
+    kwargs = {name: _coerce(hints[name], data[name], f"{path}.{name}") for name in known if name in data}
+    try:
+        return cls(**kwargs)
+    except TypeError as error:  # a required key is missing
+        raise RecordError(f"{path}: {error}") from error
+
+
+def _coerce(hint: Any, value: Any, path: str) -> Any:
+    origin = get_origin(hint)
+    if origin in (Union, UnionType):
+        options = [arg for arg in get_args(hint) if arg is not type(None)]
+        if value is None:
+            return None
+        if len(options) == 1:
+            return _coerce(options[0], value, path)
+        return value
+    if is_dataclass(hint):
+        return parse(hint, value, path)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise RecordError(f"{path}: expected a list, got {value!r}")
+        item_hint = get_args(hint)[0]
+        return tuple(_coerce(item_hint, item, f"{path}[{i}]") for i, item in enumerate(value))
+    if origin is Literal and value not in get_args(hint):
+        raise RecordError(f"{path}: {value!r} is not one of {list(get_args(hint))}")
+    return value
+
+
+class Record:
+    """Mixin: the XCom form of a record and back."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Self:
+        return parse(cls, data, cls.__name__)
+
+
+@dataclass(frozen=True)
+class RunInfo(Record):
+    """Who runs the pipeline and for which point in time."""
+
+    dag_id: str
+    run_id: str
+    run_end: str  # ISO timestamp: the extract window ends here
+    reason: str = "scheduled"  # why this run exists: scheduled, manual, drift_monitor, ...
+    trigger: dict[str, Any] = field(default_factory=dict)  # conf from whoever triggered the run
+
+
+@dataclass(frozen=True)
+class Snapshot(Record):
+    uri: str
+    rows: int
+    content_hash: str
+    window_start: str | None
+    window_end: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ValidationReport(Record):
+    snapshot: Snapshot  # the rows that passed; what training and drift read
+    rows_in: int
+    rows_quarantined: int
+    quarantine_uri: str | None
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ColumnDrift(Record):
+    column: str
+    method: str
+    score: float
+    threshold: float
+    drifted: bool
+
+
+@dataclass(frozen=True)
+class DriftResult(Record):
+    status: Literal["drift", "no_drift", "no_reference"]
+    drift_share: float
+    drifted_columns: int
+    columns: tuple[ColumnDrift, ...]
+    threshold: float
+    rows_current: int
+    rows_reference: int
+    current_uri: str
+    reference_uri: str | None
+    champion_version: str | None
+    report_uri: str | None
+    mlflow_run_id: str | None
+    check_id: str | None = None
+
+    @property
+    def drifted(self) -> bool:
+        return self.status == "drift"
+
+    @property
+    def drifted_column_names(self) -> list[str]:
+        return [c.column for c in self.columns if c.drifted]
+
+
+@dataclass(frozen=True)
+class Decision(Record):
+    retrain: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class TrainingResult(Record):
+    mlflow_run_id: str
+    model_uri: str
+    holdout_uri: str
+    rows_train: int
+    rows_holdout: int
+    params: dict[str, Any]
+    metrics: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Evaluation(Record):
+    primary_metric: str
+    challenger: dict[str, float]
+    champion: dict[str, float] | None
+    champion_version: str | None
+    improvement: float | None
+    confidence: float | None  # bootstrap share of holdout resamples where the challenger wins
+    passed: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Registration(Record):
+    model_name: str
+    version: str
+    model_uri: str
+    tags: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Promotion(Record):
+    promoted: bool
+    champion_version: str | None
+    previous_champion: str | None
+    reason: str

@@ -1,0 +1,179 @@
+"""Everything that touches MLflow: tracking runs, models, the registry and its aliases.
+
+One MLflow run per pipeline run (found again by its Airflow run id, so a retried task reuses it)
+holds the drift report, the training parameters and metrics, the model and the evaluation.
+Registry stages are deprecated in MLflow 3: ``challenger`` and ``champion`` are aliases, and moving
+the champion is one alias set, never delete-then-set.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from include.retraining.config import MlflowConfig
+from include.retraining.records import DriftResult, Evaluation, Registration, RunInfo, Snapshot
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_ARTIFACT = "model"
+
+
+@dataclass(frozen=True)
+class Champion:
+    version: str
+    model_uri: str
+    snapshot_uri: str | None
+
+
+def client(mlflow_config: MlflowConfig) -> MlflowClient:
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_config.tracking_uri)
+    return mlflow.MlflowClient(tracking_uri=mlflow_config.tracking_uri)
+
+
+def pipeline_run(mlflow_config: MlflowConfig, run: RunInfo) -> str:
+    """The MLflow run of this Airflow run, created on first use."""
+    mlflow_client = client(mlflow_config)
+    experiment = mlflow_client.get_experiment_by_name(mlflow_config.experiment)
+    experiment_id = (
+        experiment.experiment_id if experiment else mlflow_client.create_experiment(mlflow_config.experiment)
+    )
+    found = mlflow_client.search_runs(
+        [experiment_id], filter_string=f"tags.airflow_run_id = '{run.run_id}'", max_results=1
+    )
+    if found:
+        return found[0].info.run_id
+    tags = {"airflow_dag_id": run.dag_id, "airflow_run_id": run.run_id, "trigger_reason": run.reason}
+    tags |= {f"trigger.{key}": str(value) for key, value in run.trigger.items()}
+    if sha := code_version():
+        tags["code_version"] = sha
+    return mlflow_client.create_run(experiment_id, run_name=run.run_id, tags=tags).info.run_id
+
+
+def code_version() -> str | None:
+    """The git commit the DAGs run from: ``GIT_SHA`` in images, ``git`` in a checkout."""
+    if sha := os.environ.get("GIT_SHA"):
+        return sha
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None
+
+
+def champion(mlflow_config: MlflowConfig, model_name: str) -> Champion | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        version = client(mlflow_config).get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    return Champion(
+        version=str(version.version),
+        model_uri=f"models:/{model_name}/{version.version}",
+        snapshot_uri=version.tags.get("snapshot_uri"),
+    )
+
+
+def log_drift(mlflow_config: MlflowConfig, run_id: str, result: DriftResult, html: str) -> None:
+    mlflow_client = client(mlflow_config)
+    mlflow_client.log_text(run_id, html, "drift/report.html")
+    mlflow_client.log_dict(run_id, result.to_dict(), "drift/result.json")
+    mlflow_client.log_metric(run_id, "drift_share", result.drift_share)
+    mlflow_client.log_metric(run_id, "drifted_columns", result.drifted_columns)
+    mlflow_client.set_tag(run_id, "drift_status", result.status)
+
+
+def log_training(
+    mlflow_config: MlflowConfig,
+    run_id: str,
+    model: Any,
+    train: pd.DataFrame,
+    snapshot: Snapshot,
+    label: str,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+) -> str:
+    """Log parameters, metrics, the snapshot's lineage and the model; return the model's uri."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    features = train.drop(columns=[label])
+    client(mlflow_config)
+    with mlflow.start_run(run_id=run_id):
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        dataset = mlflow.data.from_pandas(
+            train, source=snapshot.uri, targets=label, name=f"snapshot-{snapshot.content_hash[:12]}"
+        )
+        mlflow.log_input(dataset, context="training")
+        signature = infer_signature(features, model.predict_proba(features.head(100)))
+        info = mlflow.sklearn.log_model(model, name=MODEL_ARTIFACT, signature=signature, input_example=features.head(5))
+    return info.model_uri
+
+
+def load_model(mlflow_config: MlflowConfig, model_uri: str) -> Any:
+    import mlflow
+
+    client(mlflow_config)
+    return mlflow.sklearn.load_model(model_uri)
+
+
+def log_evaluation(mlflow_config: MlflowConfig, run_id: str, evaluation: Evaluation) -> None:
+    mlflow_client = client(mlflow_config)
+    for name, value in evaluation.challenger.items():
+        mlflow_client.log_metric(run_id, f"holdout_{name}", value)
+    for name, value in (evaluation.champion or {}).items():
+        mlflow_client.log_metric(run_id, f"champion_holdout_{name}", value)
+    mlflow_client.log_metric(run_id, "gate_passed", float(evaluation.passed))
+    mlflow_client.log_dict(run_id, evaluation.to_dict(), "evaluation.json")
+
+
+def register(mlflow_config: MlflowConfig, model_name: str, model_uri: str, tags: dict[str, str]) -> Registration:
+    """A new model version carrying its lineage, aliased ``challenger``."""
+    import mlflow
+
+    client(mlflow_config)
+    version = mlflow.register_model(model_uri, model_name, tags=tags)
+    mlflow_client = client(mlflow_config)
+    mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version.version)
+    return Registration(model_name=model_name, version=str(version.version), model_uri=model_uri, tags=tags)
+
+
+def set_champion(mlflow_config: MlflowConfig, model_name: str, version: str, reason: str) -> None:
+    mlflow_client = client(mlflow_config)
+    mlflow_client.set_registered_model_alias(model_name, CHAMPION, version)
+    mlflow_client.set_model_version_tag(model_name, version, "promotion_reason", reason)
+
+
+def version_tags(mlflow_config: MlflowConfig, model_name: str, version: str) -> dict[str, str]:
+    return dict(client(mlflow_config).get_model_version(model_name, version).tags)
+
+
+def run_url(mlflow_config: MlflowConfig, run_id: str) -> str:
+    experiment_id = client(mlflow_config).get_run(run_id).info.experiment_id
+    return f"{mlflow_config.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def tags_as_strings(values: dict[str, Any]) -> dict[str, str]:
+    """MLflow tags are strings; structured values go in as JSON."""
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items() if v is not None}

@@ -1,0 +1,140 @@
+"""The data contract: per-row checks that quarantine, and per-dataset checks that stop the run.
+
+Every problem names the field, the count, example ids and the fix, so whoever reads the failed
+task log can act on it without opening the data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from include.retraining.config import ContractConfig, FeatureSpec
+
+EXAMPLE_IDS = 3
+QUARANTINE_REASON = "quarantine_reason"
+
+
+class DataContractError(ValueError):
+    """The extracted data breaks the contract badly enough that nothing may be trained on it."""
+
+
+@dataclass(frozen=True)
+class RowCheck:
+    field: str
+    problem: str
+    failing: pd.Series  # boolean mask over the frame
+
+
+@dataclass(frozen=True)
+class ValidationOutcome:
+    valid: pd.DataFrame
+    quarantined: pd.DataFrame
+    problems: list[str]
+
+
+def validate_frame(frame: pd.DataFrame, contract: ContractConfig, id_field: str) -> ValidationOutcome:
+    """Split ``frame`` into rows that meet the contract and rows to quarantine, or raise."""
+    total = len(frame)
+    checks = [check for check in row_checks(frame, contract) if check.failing.any()]
+    problems = [describe(check, frame, id_field, total) for check in checks]
+    bad = pd.Series(False, index=frame.index)
+    for check in checks:
+        bad |= check.failing
+    _raise_if_too_many_bad(bad, total, problems, contract)
+
+    valid = frame.loc[~bad].reset_index(drop=True)
+    valid[contract.label.name] = valid[contract.label.name].astype("int64")
+    _raise_on_dataset_problems(valid, contract, total)
+    return ValidationOutcome(valid=valid, quarantined=quarantine_frame(frame, checks, bad), problems=problems)
+
+
+def row_checks(frame: pd.DataFrame, contract: ContractConfig) -> list[RowCheck]:
+    checks = []
+    for feature in contract.features:
+        checks.extend(feature_checks(frame, feature))
+    label = contract.label
+    if label.name not in frame:
+        frame = frame.assign(**{label.name: float("nan")})
+    labels = frame[label.name]
+    checks.append(RowCheck(label.name, "label missing or not a number", labels.isna()))
+    checks.append(
+        RowCheck(
+            label.name,
+            f"label not one of {list(label.classes)}",
+            labels.notna() & ~labels.isin(label.classes),
+        )
+    )
+    return checks
+
+
+def feature_checks(frame: pd.DataFrame, feature: FeatureSpec) -> list[RowCheck]:
+    values = frame[feature.name] if feature.name in frame else pd.Series(None, index=frame.index, dtype=object)
+    present = values.notna()
+    checks = []
+    if feature.max_null_share == 0:
+        kind = "not a number" if feature.kind == "numeric" else "not a string"
+        checks.append(RowCheck(feature.name, f"missing or {kind}", ~present))
+    if feature.kind == "categorical" and feature.categories:
+        allowed = list(feature.categories)
+        checks.append(RowCheck(feature.name, f"not one of {allowed}", present & ~values.isin(allowed)))
+    if feature.min is not None:
+        checks.append(RowCheck(feature.name, f"below the minimum {feature.min:g}", present & (values < feature.min)))
+    if feature.max is not None:
+        checks.append(RowCheck(feature.name, f"above the maximum {feature.max:g}", present & (values > feature.max)))
+    return checks
+
+
+def describe(check: RowCheck, frame: pd.DataFrame, id_field: str, total: int) -> str:
+    count = int(check.failing.sum())
+    examples = ", ".join(frame.loc[check.failing, id_field].astype(str).head(EXAMPLE_IDS))
+    return (
+        f"{check.field}: {count:,} of {total:,} rows ({count / total:.1%}) {check.problem}, e.g. {id_field} {examples}"
+    )
+
+
+def quarantine_frame(frame: pd.DataFrame, checks: list[RowCheck], bad: pd.Series) -> pd.DataFrame:
+    reasons = pd.Series("", index=frame.index)
+    for check in checks:
+        reasons[check.failing] += f"{check.field}: {check.problem}; "
+    quarantined = frame.loc[bad].copy()
+    quarantined[QUARANTINE_REASON] = reasons[bad].str.rstrip("; ")
+    return quarantined.reset_index(drop=True)
+
+
+def _raise_if_too_many_bad(bad: pd.Series, total: int, problems: list[str], contract: ContractConfig) -> None:
+    if total == 0:
+        raise DataContractError(
+            "the extract window holds no documents: check source.collection, source.timestamp_field "
+            "and the lookback, or load data first"
+        )
+    share = bad.sum() / total
+    if share > contract.max_quarantine_share:
+        raise DataContractError(
+            f"{int(bad.sum()):,} of {total:,} rows ({share:.1%}) break the data contract, more than "
+            f"contract.max_quarantine_share ({contract.max_quarantine_share:.1%}):\n  - "
+            + "\n  - ".join(problems)
+            + "\nFix the source documents, or raise contract.max_quarantine_share to quarantine them. "
+            "Nothing was trained or registered."
+        )
+
+
+def _raise_on_dataset_problems(valid: pd.DataFrame, contract: ContractConfig, total: int) -> None:
+    problems = []
+    if len(valid) < contract.min_rows:
+        problems.append(
+            f"{len(valid):,} valid rows of {total:,}, fewer than contract.min_rows ({contract.min_rows:,}): "
+            "widen the lookback or lower contract.min_rows"
+        )
+    classes = sorted(valid[contract.label.name].unique().tolist())
+    if len(classes) < 2:
+        problems.append(f"{contract.label.name}: only class(es) {classes} present; training needs at least two classes")
+    for feature in contract.features:
+        null_share = valid[feature.name].isna().mean() if len(valid) else 0.0
+        if feature.max_null_share and null_share > feature.max_null_share:
+            problems.append(
+                f"{feature.name}: {null_share:.1%} nulls, more than its max_null_share {feature.max_null_share:.1%}"
+            )
+    if problems:
+        raise DataContractError("the data cannot be trained on:\n  - " + "\n  - ".join(problems))
