@@ -79,14 +79,19 @@ def code_version() -> str | None:
 
 
 def champion(mlflow_config: MlflowConfig, model_name: str) -> Champion | None:
+    """The version behind the ``champion`` alias, or None when there is no model or no alias yet."""
     from mlflow.exceptions import MlflowException
 
+    mlflow_client = client(mlflow_config)
     try:
-        version = client(mlflow_config).get_model_version_by_alias(model_name, CHAMPION)
+        registered = mlflow_client.get_registered_model(model_name)
     except MlflowException as error:
         if error.error_code == "RESOURCE_DOES_NOT_EXIST":
             return None
         raise
+    if CHAMPION not in registered.aliases:
+        return None
+    version = mlflow_client.get_model_version_by_alias(model_name, CHAMPION)
     return Champion(
         version=str(version.version),
         model_uri=f"models:/{model_name}/{version.version}",
@@ -127,8 +132,25 @@ def log_training(
         )
         mlflow.log_input(dataset, context="training")
         signature = infer_signature(features, model.predict_proba(features.head(100)))
-        info = mlflow.sklearn.log_model(model, name=MODEL_ARTIFACT, signature=signature, input_example=features.head(5))
+        info = mlflow.sklearn.log_model(
+            model,
+            name=MODEL_ARTIFACT,
+            signature=signature,
+            input_example=features.head(5),
+            skops_trusted_types=own_model_types(model),
+        )
     return info.model_uri
+
+
+def own_model_types(model: Any) -> list[str]:
+    """The types skops refuses by default in a model we just trained ourselves, e.g. sklearn's Tree.
+
+    MLflow saves scikit-learn models with skops, which only loads types it is told to trust; the
+    list is stored with the model so every later load of this version trusts exactly these.
+    """
+    import skops.io
+
+    return skops.io.get_untrusted_types(data=skops.io.dumps(model))
 
 
 def load_model(mlflow_config: MlflowConfig, model_uri: str) -> Any:

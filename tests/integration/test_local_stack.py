@@ -1,0 +1,146 @@
+"""scripts/local_stack.py against real processes, in a private state dir (a second, independent stack).
+
+The tests share one stack and run in file order: up, up again, crash and restart, mail, down.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "local_stack.py"
+SERVICES = ("s3", "mongo", "smtp", "mlflow")
+REQUIRED_NAMES = {
+    "MONGO_URI", "MONGO_DB", "MONGO_COLLECTION", "MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL_S3", "S3_BUCKET",
+    "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "MAIL_SINK_DIR", "SMTP_PORT",
+    "AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER",
+    "AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "PYTHONPATH",
+    "AIRFLOW_CONN_MONGO_DEFAULT", "AIRFLOW_CONN_AWS_DEFAULT", "AIRFLOW_CONN_SMTP_DEFAULT",
+    "AIRFLOW_VAR_MLFLOW_TRACKING_URI", "AIRFLOW_VAR_ARTIFACTS_BUCKET", "MLFLOW_S3_ENDPOINT_URL",
+}  # fmt: skip
+
+
+def run_stack(state: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"LOCAL_STACK_DIR": str(state)}
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+def sourced_env(state: Path) -> dict[str, str]:
+    """What bash exports after sourcing stack.env in an otherwise empty environment."""
+    script = 'set -eu; source "$1"; env -0'
+    out = subprocess.run(
+        ["bash", "-c", script, "bash", str(state / "stack.env")],
+        env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    return dict(item.split("=", 1) for item in out.split("\0") if item)
+
+
+def read_state(state: Path) -> tuple[dict[str, int], dict[str, int]]:
+    ports = json.loads((state / "ports.json").read_text())
+    pids = {name: int((state / "pids" / f"{name}.pid").read_text()) for name in SERVICES}
+    return ports, pids
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def live_group_members(pgids: set[int]) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pgid=,stat=,args="], capture_output=True, text=True, check=True)
+    rows = (line.split(None, 2) for line in out.stdout.splitlines())
+    return [row[2] for row in rows if int(row[0]) in pgids and not row[1].startswith("Z")]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory):
+    state = tmp_path_factory.mktemp("local_stack")
+    result = run_stack(state, "up")
+    try:
+        assert result.returncode == 0, result.stdout + result.stderr
+        yield state
+    finally:
+        run_stack(state, "down", "--purge", timeout=60)
+
+
+def test_up_starts_every_service_and_writes_stack_env(stack: Path):
+    status = run_stack(stack, "status")
+    assert status.returncode == 0, status.stdout
+    env = sourced_env(stack)
+    assert REQUIRED_NAMES - env.keys() == set()
+    ports, _ = read_state(stack)
+    assert env["MONGO_URI"] == f"mongodb://127.0.0.1:{ports['mongo']}/"
+    assert env["SMTP_PORT"] == str(ports["smtp"])
+    assert json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])["extra"]["endpoint_url"] == env["AWS_ENDPOINT_URL_S3"]
+    assert json.loads(env["AIRFLOW_CONN_MONGO_DEFAULT"])["port"] == ports["mongo"]
+    with urllib.request.urlopen(f"{env['MLFLOW_TRACKING_URI']}/health", timeout=5) as response:
+        assert response.read() == b"OK"
+    with urllib.request.urlopen(f"{env['AWS_ENDPOINT_URL_S3']}/{env['S3_BUCKET']}", timeout=5) as response:
+        assert response.status == 200  # the bucket exists
+
+
+def test_second_up_is_harmless_and_keeps_ports(stack: Path):
+    before = read_state(stack)
+    result = run_stack(stack, "up")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count("already running") == len(SERVICES)
+    assert read_state(stack) == before
+
+
+def test_dead_service_is_reported_and_restarted_on_same_port(stack: Path):
+    ports, pids = read_state(stack)
+    os.kill(pids["smtp"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while (status := run_stack(stack, "status")).returncode == 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert status.returncode == 1
+    assert [line.split()[0] for line in status.stdout.splitlines() if "DEAD" in line] == ["smtp"]
+
+    result = run_stack(stack, "up")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "smtp: started" in result.stdout
+    new_ports, new_pids = read_state(stack)
+    assert new_ports == ports
+    assert new_pids["smtp"] != pids["smtp"]
+    assert {k: v for k, v in new_pids.items() if k != "smtp"} == {k: v for k, v in pids.items() if k != "smtp"}
+
+
+def test_mail_sent_with_smtplib_lands_in_mail_sink_dir(stack: Path):
+    env = sourced_env(stack)
+    subject = f"local stack probe {uuid.uuid4()}"
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = "bot@example.com", "team@example.com", subject
+    message.set_content("drift detected")
+    with smtplib.SMTP("127.0.0.1", int(env["SMTP_PORT"]), timeout=10) as smtp:
+        smtp.send_message(message)
+    files = list((Path(env["MAIL_SINK_DIR"]) / "new").iterdir())
+    assert any(subject in file.read_text() for file in files)
+
+
+def test_down_stops_everything(stack: Path):
+    ports, pids = read_state(stack)
+    result = run_stack(stack, "down", timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert live_group_members(set(pids.values())) == []
+    assert not any(listening(port) for port in ports.values())
+    assert not list((stack / "pids").glob("*.pid"))
+    assert run_stack(stack, "status").returncode == 1
