@@ -44,7 +44,8 @@ dags-test: up ## run `airflow dags test retrain_model` once on the local stack
 summary: ## print what the last retrain produced and where to look
 	$(WITH_STACK) $(BIN)/python -m include.retraining.summary
 
-demo: seed dags-test summary ## the main job: stack up, sample data, one retrain run, summary
+demo: seed ## the main job: stack up, sample data, two retrain runs (first champion, then drift), summary
+	$(WITH_STACK) $(BIN)/python scripts/demo.py
 
 lint: venv ## ruff
 	$(BIN)/ruff check .

@@ -535,11 +535,17 @@ def describe(change: Change, settings: Settings) -> str:
     return f"  {change.kind:<10} {change.name:<24} {change.action:<9}{detail}".rstrip()
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def apply(settings: Settings, path: Path, verbose: bool = False) -> int:
     from airflow.configuration import conf
 
-    # Reading short values back (e.g. retrain_config "{}") makes Airflow's masker warn; not useful here.
-    logging.getLogger("airflow._shared.secrets_masker.secrets_masker").setLevel(logging.ERROR)
+    # Noise for this command: reading short values back (retrain_config "{}") makes the masker warn, and
+    # writing a variable that AIRFLOW_VAR_* also defines warns of the conflict we are resolving on purpose.
+    for name in ("airflow._shared.secrets_masker.secrets_masker", "airflow.models.variable"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     database = mask_text(conf.get("database", "sql_alchemy_conn"))
     print(f"Applying {path} to {database}")
     changes = plan(settings, read_current(settings))
@@ -552,10 +558,12 @@ def apply(settings: Settings, path: Path, verbose: bool = False) -> int:
             print(f"ERROR: {change.kind} {change.name} does not match after applying: {change.action}")
         return 1
     counts = {action: sum(c.action == action for c in changes) for action in ("created", "updated", "unchanged")}
-    print(
-        f"Done: {len(settings.connections)} connections, {len(settings.variables)} variables, "
-        f"{len(settings.pools)} pools ({', '.join(f'{n} {a}' for a, n in counts.items())})."
+    sizes = (
+        _count(len(settings.connections), "connection"),
+        _count(len(settings.variables), "variable"),
+        _count(len(settings.pools), "pool"),
     )
+    print(f"Done: {', '.join(sizes)} ({', '.join(f'{n} {a}' for a, n in counts.items())}).")
     return 0
 
 

@@ -6,6 +6,7 @@ Only called inside tasks (never at DAG parse time): it reads Airflow Variables t
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ PARAM_TARGETS = {
     "max_depth": ("training", "hyperparameters", "max_depth"),
     "min_samples_leaf": ("training", "hyperparameters", "min_samples_leaf"),
 }
+INFRASTRUCTURE_VARIABLES = ("mlflow_tracking_uri", "artifacts_bucket", "alert_recipients")
 
 
 def param_overrides(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -42,6 +44,9 @@ def infrastructure_overrides(variables: Mapping[str, str | None]) -> dict[str, A
         overrides["mlflow"] = {"tracking_uri": variables["mlflow_tracking_uri"]}
     if variables.get("artifacts_bucket"):
         overrides["storage"] = {"bucket": variables["artifacts_bucket"]}
+    if variables.get("alert_recipients"):  # comma-separated; the failure emails read the same Variable
+        recipients = [r.strip() for r in variables["alert_recipients"].split(",") if r.strip()]
+        overrides["notify"] = {"recipients": recipients}
     return overrides
 
 
@@ -49,9 +54,16 @@ def task_config(params: Mapping[str, Any]) -> PipelineConfig:
     """Defaults <- ``retrain_config`` Variable <- infrastructure Variables <- this run's Params."""
     from airflow.sdk import Variable
 
-    variables = {name: Variable.get(name, default=None) for name in ("mlflow_tracking_uri", "artifacts_bucket")}
+    variables = {name: Variable.get(name, default=None) for name in INFRASTRUCTURE_VARIABLES}
     deployment = json.loads(Variable.get("retrain_config", default=None) or "{}")
     return load_config(deployment, infrastructure_overrides(variables), param_overrides(params))
+
+
+def env_config() -> PipelineConfig:
+    """The same layering for command-line tools, from ``AIRFLOW_VAR_*`` in the environment."""
+    variables = {name: os.environ.get(f"AIRFLOW_VAR_{name.upper()}") for name in INFRASTRUCTURE_VARIABLES}
+    deployment = json.loads(os.environ.get("AIRFLOW_VAR_RETRAIN_CONFIG") or "{}")
+    return load_config(deployment, infrastructure_overrides(variables))
 
 
 def run_info(context: Mapping[str, Any]) -> RunInfo:
