@@ -546,9 +546,16 @@ def apply(settings: Settings, path: Path, verbose: bool = False) -> int:
     # writing a variable that AIRFLOW_VAR_* also defines warns of the conflict we are resolving on purpose.
     for name in ("airflow._shared.secrets_masker.secrets_masker", "airflow.models.variable"):
         logging.getLogger(name).setLevel(logging.ERROR)
+    from sqlalchemy.exc import SQLAlchemyError
+
     database = mask_text(conf.get("database", "sql_alchemy_conn"))
     print(f"Applying {path} to {database}")
-    changes = plan(settings, read_current(settings))
+    try:
+        current = read_current(settings)
+    except SQLAlchemyError as exc:
+        first_line = str(exc).splitlines()[0]
+        raise RuntimeError(f"cannot read the metadata DB ({first_line}); has `airflow db migrate` run?") from None
+    changes = plan(settings, current)
     write_changes(settings, changes, verbose)
     for change in changes:
         print(describe(change, settings))

@@ -59,10 +59,10 @@ def task_config(params: Mapping[str, Any]) -> PipelineConfig:
     return load_config(deployment, infrastructure_overrides(variables), param_overrides(params))
 
 
-def env_config() -> PipelineConfig:
+def env_config(environ: Mapping[str, str] = os.environ) -> PipelineConfig:
     """The same layering for command-line tools, from ``AIRFLOW_VAR_*`` in the environment."""
-    variables = {name: os.environ.get(f"AIRFLOW_VAR_{name.upper()}") for name in INFRASTRUCTURE_VARIABLES}
-    deployment = json.loads(os.environ.get("AIRFLOW_VAR_RETRAIN_CONFIG") or "{}")
+    variables = {name: environ.get(f"AIRFLOW_VAR_{name.upper()}") for name in INFRASTRUCTURE_VARIABLES}
+    deployment = json.loads(environ.get("AIRFLOW_VAR_RETRAIN_CONFIG") or "{}")
     return load_config(deployment, infrastructure_overrides(variables))
 
 

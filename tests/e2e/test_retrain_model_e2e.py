@@ -1,0 +1,157 @@
+"""`airflow dags test retrain_model` as a subprocess, against the real local stack.
+
+One isolated model/collection per session; the runs build on each other in order:
+fresh registry -> drift -> no drift -> bad data. Every assertion reads a real system: MLflow's
+registry, MongoDB's monitoring collection, S3 and the SMTP sink.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from include.retraining import mongo, registry, storage
+from include.retraining.runtime import env_config
+from include.retraining.sample_data import generate_documents
+from scripts.demo import dags_test
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory):
+    missing = [n for n in ("MLFLOW_TRACKING_URI", "AIRFLOW_CONN_MONGO_DEFAULT", "MAIL_SINK_DIR") if n not in os.environ]
+    assert not missing, f"{missing} not set: run `make up` and source .local/stack.env (make test does both)"
+    name = f"e2e_{uuid.uuid4().hex[:8]}"
+    overrides = {
+        "model_name": name,
+        "source": {"collection": name},
+        "monitoring": {"collection": f"{name}_drift_checks"},
+        "mlflow": {"experiment": name},
+        "storage": {"prefix": f"e2e/{name}"},
+    }
+    env = {
+        **os.environ,
+        "AIRFLOW_VAR_RETRAIN_CONFIG": json.dumps(overrides),
+        "AIRFLOW_VAR_ALERT_RECIPIENTS": f"{name}@example.com",  # summary and failure mails
+        "RETRAIN_TASK_RETRIES": "0",  # a failing task should fail now, not sleep through retries
+    }
+    config = env_config(env)
+    logs = tmp_path_factory.mktemp("dag-logs")
+    return {"config": config, "env": env, "logs": logs, "name": name}
+
+
+def seed(config, rows: int, *, days: float, seed: int, **knobs) -> None:
+    end = datetime.now(UTC)
+    docs = generate_documents(rows, start=end - timedelta(days=days), end=end, seed=seed, **knobs)
+    source = config.source
+    mongo.insert_documents(docs, database=source.database, collection=source.collection, conn_id=source.conn_id)
+
+
+def run(e2e, label: str, conf: dict | None = None) -> str:
+    log = e2e["logs"] / f"{label}.log"
+    _, state = dags_test("retrain_model", log, conf, env=e2e["env"])
+    if state not in ("success", "failed"):
+        pytest.fail(f"{label}: no final state in {log}:\n" + "\n".join(log.read_text().splitlines()[-80:]))
+    return state
+
+
+def versions(config) -> list[str]:
+    found = registry.client(config.mlflow).search_model_versions(f"name = '{config.model_name}'")
+    return sorted((v.version for v in found), key=int)
+
+
+def latest_check(config) -> dict:
+    [check] = mongo.latest_documents(
+        config.source.conn_id, config.source.database, config.monitoring.collection, sort_field="checked_at"
+    )
+    return check
+
+
+def mails_to(recipient: str) -> list[email.message.EmailMessage]:
+    sink = Path(os.environ["MAIL_SINK_DIR"])
+    found = []
+    for path in sorted((p for p in sink.rglob("*") if p.is_file()), key=lambda p: p.stat().st_mtime):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if recipient in str(message["To"]):
+            found.append(message)
+    return found
+
+
+def test_1_fresh_registry_trains_registers_and_promotes_version_1(e2e):
+    config = e2e["config"]
+    seed(config, 6000, days=30, seed=1)
+
+    assert run(e2e, "run-1-fresh") == "success"
+
+    assert versions(config) == ["1"]
+    champion = registry.champion(config.mlflow, config.model_name)
+    assert champion.version == "1"
+    assert storage.exists(config.storage, champion.snapshot_uri)
+    tags = registry.version_tags(config.mlflow, config.model_name, "1")
+    assert tags["airflow_dag_id"] == "retrain_model"
+    assert tags["drift_status"] == "no_reference"
+    assert latest_check(config)["status"] == "no_reference"
+    [mail] = mails_to(f"{e2e['name']}@example.com")
+    assert "version 1 is the new champion" in mail["Subject"]
+
+
+def test_2_drift_is_detected_archived_and_gates_the_promotion(e2e):
+    config = e2e["config"]
+    seed(config, 4000, days=1, seed=2, covariate_drift=1.0, concept_drift=1.0)
+
+    assert run(e2e, "run-2-drift", {"lookback_hours": 24}) == "success"
+
+    check = latest_check(config)
+    assert check["status"] == "drift"
+    drifted = {c["column"] for c in check["columns"] if c["drifted"]}
+    assert {"Age", "Annual_Premium", "Vehicle_Age"} <= drifted
+    report = storage.get_bytes(config.storage, check["report_uri"]).decode()
+    assert "<html" in report.lower()
+    assert "Annual_Premium" in report
+    logged = registry.client(config.mlflow).list_artifacts(check["mlflow_run_id"], "drift")
+    assert {a.path for a in logged} >= {"drift/report.html", "drift/result.json"}
+
+    assert versions(config) == ["1", "2"]
+    tags = registry.version_tags(config.mlflow, config.model_name, "2")
+    assert tags["previous_champion"] == "1"
+    assert tags["drift_status"] == "drift"
+    challenger = registry.client(config.mlflow).get_model_version_by_alias(config.model_name, "challenger")
+    assert challenger.version == "2"
+    expected_champion = "2" if tags["gate_passed"] == "true" else "1"
+    assert registry.champion(config.mlflow, config.model_name).version == expected_champion
+    # the new concept makes the old champion much worse: the gate must have passed here
+    assert expected_champion == "2", tags["gate_reason"]
+
+
+def test_3_no_new_drift_takes_the_skip_path(e2e):
+    config = e2e["config"]
+
+    assert run(e2e, "run-3-no-drift", {"lookback_hours": 24}) == "success"
+
+    assert versions(config) == ["1", "2"]
+    assert latest_check(config)["status"] == "no_drift"
+    assert "no retrain needed" in mails_to(f"{e2e['name']}@example.com")[-1]["Subject"]
+
+
+def test_4_bad_data_fails_the_run_without_registering_or_moving_the_champion(e2e):
+    config = e2e["config"]
+    champion_before = registry.champion(config.mlflow, config.model_name).version
+    seed(config, 1000, days=0.02, seed=3, malformed_share=0.5)
+
+    assert run(e2e, "run-4-bad-data", {"lookback_hours": 1, "force_retrain": True}) == "failed"
+
+    assert versions(config) == ["1", "2"]
+    assert registry.champion(config.mlflow, config.model_name).version == champion_before
+    failure = mails_to(f"{e2e['name']}@example.com")[-1]
+    assert "validate failed" in failure["Subject"]
+    assert "contract" in failure.get_body(("html",)).get_content()
