@@ -20,7 +20,7 @@ SETTINGS = ROOT / "airflow_settings.yaml"
 SCRIPT = ROOT / "scripts" / "apply_settings.py"
 # What the library and DAGs use (include/retraining, dags/, plugins/).
 CONNECTIONS = {"mongo_default": "mongo", "aws_default": "aws", "smtp_default": "smtp"}
-VARIABLES = {"mlflow_tracking_uri", "artifacts_bucket", "retrain_config"}
+VARIABLES = {"mlflow_tracking_uri", "artifacts_bucket", "alert_recipients", "retrain_config"}
 # The Astro CLI's schema for airflow_settings.yaml (astro-cli settings/types.go).
 ASTRO_KEYS = {
     "connections": (
