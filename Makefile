@@ -12,7 +12,7 @@ STACK := $(BIN)/python scripts/local_stack.py
 WITH_STACK := set -a && source .local/stack.env && set +a &&
 SEED_ROWS ?= 20000
 
-.PHONY: help venv up down status seed demo dags-test summary test lint
+.PHONY: help venv up down status seed demo dags-test summary test lint bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -46,6 +46,9 @@ summary: ## print what the last retrain produced and where to look
 
 demo: seed ## the main job: stack up, sample data, two retrain runs (first champion, then drift), summary
 	$(WITH_STACK) $(BIN)/python scripts/demo.py
+
+bench: up ## benchmarks: ratios against a baseline measured in the same run
+	$(WITH_STACK) $(BIN)/python bench/dag_parse.py
 
 lint: venv ## ruff
 	$(BIN)/ruff check .
