@@ -7,34 +7,10 @@ inside the tasks, and nothing here reads a Variable, a connection or the network
 from __future__ import annotations
 
 import os
-from datetime import timedelta
 
-from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 from airflow.sdk import Param, dag, get_current_context, task
 
-RECIPIENTS = "{{ var.value.get('alert_recipients', 'ml-team@example.com') }}"
-
-failure_email = SmtpNotifier(
-    to=RECIPIENTS,
-    smtp_conn_id="smtp_default",
-    subject="[retrain] task {{ ti.task_id }} failed in {{ dag.dag_id }} / {{ run_id }}",
-    html_content=(
-        "<p>Task <b>{{ ti.task_id }}</b> of <code>{{ dag.dag_id }}</code> run <code>{{ run_id }}</code> failed "
-        "(try {{ ti.try_number }}).</p><p>{{ exception }}</p>"
-        "<p>No model was registered and the champion was not moved by this run.</p>"
-    ),
-)
-
-DEFAULT_ARGS = {
-    "owner": "ml-platform",
-    # the e2e tests set RETRAIN_TASK_RETRIES=0: under `dags test` a retry sleeps in-process
-    "retries": int(os.environ.get("RETRAIN_TASK_RETRIES", "2")),
-    "retry_delay": timedelta(minutes=1),
-    "retry_exponential_backoff": True,
-    "max_retry_delay": timedelta(minutes=15),
-    "execution_timeout": timedelta(minutes=30),
-    "on_failure_callback": failure_email,
-}
+from include.retraining.dag_defaults import default_args, task_setup
 
 PARAMS = {
     "force_retrain": Param(
@@ -93,20 +69,12 @@ PARAMS = {
 }
 
 
-def _setup():
-    """Config and run identity for the running task."""
-    from include.retraining.runtime import run_info, task_config
-
-    context = get_current_context()
-    return task_config(context["params"]), run_info(context)
-
-
 @dag(
     dag_id="retrain_model",
     schedule=os.environ.get("RETRAIN_SCHEDULE", "0 2 * * *"),
     catchup=False,
     max_active_runs=1,
-    default_args=DEFAULT_ARGS,
+    default_args=default_args(),
     params=PARAMS,
     tags=["mlops", "retraining", "mlflow", "evidently"],
     doc_md=__doc__,
@@ -116,35 +84,45 @@ def retrain_model():
     def extract() -> dict:
         from include.retraining.pipeline import extract_window
 
-        return extract_window(*_setup()).to_dict()
+        return extract_window(*task_setup()).to_dict()
 
     @task
     def validate(snapshot: dict) -> dict:
         from include.retraining.pipeline import Snapshot, validate_snapshot
 
-        return validate_snapshot(*_setup(), Snapshot.from_dict(snapshot)).to_dict()
+        return validate_snapshot(*task_setup(), Snapshot.from_dict(snapshot)).to_dict()
 
     @task
     def detect_drift(report: dict) -> dict:
         from include.retraining.pipeline import ValidationReport, detect_drift
 
         validated = ValidationReport.from_dict(report).snapshot
-        return detect_drift(*_setup(), validated).to_dict()
+        return detect_drift(*task_setup(), validated).to_dict()
 
     @task.branch
     def decide(drift: dict) -> str:
         from include.retraining.pipeline import DriftResult, decide
 
         context = get_current_context()
-        decision = decide(DriftResult.from_dict(drift), context["params"]["force_retrain"])
+        _, run = task_setup()
+        decision = decide(run, DriftResult.from_dict(drift), context["params"]["force_retrain"])
         context["ti"].xcom_push(key="decision", value=decision.to_dict())
         return "train" if decision.retrain else "skip"
+
+    @task
+    def alert_on_drift(snapshot: dict, drift: dict) -> dict:
+        from include.retraining.pipeline import MONITOR_REASON, DriftResult, send_drift_alert
+
+        config, run = task_setup()
+        if run.reason == MONITOR_REASON:  # the monitor already alerted on this window
+            return {"sent": False, "reason": "alert already sent by drift_monitor"}
+        return send_drift_alert(config, run, DriftResult.from_dict(drift), snapshot["window_start"])
 
     @task
     def skip(drift: dict) -> dict:
         from include.retraining.pipeline import Decision, DriftResult, record_skip
 
-        config, _ = _setup()
+        config, _ = task_setup()
         decision = get_current_context()["ti"].xcom_pull(task_ids="decide", key="decision")
         return record_skip(config, DriftResult.from_dict(drift), Decision.from_dict(decision)).to_dict()
 
@@ -153,13 +131,13 @@ def retrain_model():
         from include.retraining.pipeline import DriftResult, ValidationReport, train_challenger
 
         data = ValidationReport.from_dict(report).snapshot
-        return train_challenger(*_setup(), data, DriftResult.from_dict(drift)).to_dict()
+        return train_challenger(*task_setup(), data, DriftResult.from_dict(drift)).to_dict()
 
     @task
     def evaluate(training: dict) -> dict:
         from include.retraining.pipeline import TrainingResult, evaluate_challenger
 
-        config, _ = _setup()
+        config, _ = task_setup()
         return evaluate_challenger(config, TrainingResult.from_dict(training)).to_dict()
 
     @task
@@ -172,13 +150,13 @@ def retrain_model():
             p.TrainingResult.from_dict(training),
             p.Evaluation.from_dict(evaluation),
         )
-        return p.register_challenger(*_setup(), data, *records).to_dict()
+        return p.register_challenger(*task_setup(), data, *records).to_dict()
 
     @task
     def promote(registration: dict, evaluation: dict) -> dict:
         from include.retraining.pipeline import Evaluation, Registration, promote_if_better
 
-        config, _ = _setup()
+        config, _ = task_setup()
         return promote_if_better(
             config, Registration.from_dict(registration), Evaluation.from_dict(evaluation)
         ).to_dict()
@@ -196,10 +174,12 @@ def retrain_model():
         }
         stages = {"evaluation": "evaluate", "registration": "register", "promotion": "promote"}
         records |= {record: ti.xcom_pull(task_ids=task_id) for record, task_id in stages.items()}
-        return send_summary(*_setup(), records)
+        return send_summary(*task_setup(), records)
 
-    report = validate(extract())
+    snapshot = extract()
+    report = validate(snapshot)
     drift = detect_drift(report)
+    alert_on_drift(snapshot, drift)
     branch = decide(drift)
     skipped = skip(drift)
     training = train(report, drift)

@@ -82,7 +82,9 @@ class StorageConfig:
 
 @dataclass(frozen=True)
 class MonitoringConfig:
-    collection: str = "drift_checks"
+    collection: str = "drift_checks"  # one document per drift check
+    state_collection: str = "monitor_state"  # the drift monitor's watermark, one document per model
+    min_new_documents: int = 1000  # the monitor checks drift once this many new documents arrived
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ the whole extract failing on one bad document.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -94,3 +94,50 @@ def latest_documents(
 ) -> list[dict[str, Any]]:
     cursor = client(conn_id)[database][name].find({}, sort=[(sort_field, -1)], limit=limit)
     return list(cursor)
+
+
+def latest_timestamp(source: SourceConfig) -> datetime | None:
+    """The newest value of the timestamp field in the source collection."""
+    docs = collection(source.conn_id, source.database, source.collection)
+    newest = docs.find_one(
+        {source.timestamp_field: {"$ne": None}},
+        sort=[(source.timestamp_field, -1)],
+        projection={source.timestamp_field: 1},
+    )
+    return _utc(newest[source.timestamp_field]) if newest else None
+
+
+def read_watermark(source: SourceConfig, state_collection: str, key: str) -> datetime | None:
+    state = client(source.conn_id)[source.database][state_collection].find_one({"_id": key})
+    return _utc(state["watermark"]) if state and state.get("watermark") else None
+
+
+def advance_watermark(
+    source: SourceConfig, state_collection: str, key: str, expected: datetime | None, new: datetime, note: dict
+) -> None:
+    """Compare-and-set: move the watermark from ``expected`` to ``new`` or fail loudly.
+
+    A retry of a task that already advanced it is a no-op; any other concurrent change is an error,
+    because it would mean a window was handled twice or skipped.
+    """
+    from pymongo.errors import DuplicateKeyError
+
+    new = new.replace(microsecond=new.microsecond // 1000 * 1000)  # MongoDB keeps milliseconds
+    states = client(source.conn_id)[source.database][state_collection]
+    update = {"$set": {"watermark": new, **note}}
+    try:
+        result = states.update_one({"_id": key, "watermark": expected}, update, upsert=expected is None)
+    except DuplicateKeyError:  # upsert raced with an existing state document
+        result = None
+    if result is not None and (result.matched_count or result.upserted_id is not None):
+        return
+    current = read_watermark(source, state_collection, key)
+    if current != _utc(new):
+        raise RuntimeError(
+            f"watermark {key!r} is {current}, expected {expected}: another run moved it; not advancing to {new}"
+        )
+
+
+def _utc(value: datetime) -> datetime:
+    """MongoDB returns naive UTC datetimes unless the client is tz-aware."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

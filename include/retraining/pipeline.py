@@ -30,17 +30,22 @@ from include.retraining.training import features_and_label, fit, split_holdout
 from include.retraining.validation import validate_frame
 
 log = logging.getLogger(__name__)
+MONITOR_REASON = "drift_monitor"  # the conf reason drift_monitor sets when it triggers a retrain
 
 
 def _prefix(config: PipelineConfig, run: RunInfo) -> str:
     return storage.run_prefix(config.storage, config.source.collection, run.run_id)
 
 
-def extract_window(config: PipelineConfig, run: RunInfo) -> Snapshot:
-    """Read the window ending at the run's end and park it as a content-hashed Parquet snapshot."""
+def extract_window(config: PipelineConfig, run: RunInfo, start: datetime | None = None) -> Snapshot:
+    """Read ``(start, run end]`` and park it as a content-hashed Parquet snapshot.
+
+    Without ``start`` the window reaches back ``source.lookback_hours``, or to the beginning.
+    """
     end = datetime.fromisoformat(run.run_end)
     lookback = config.source.lookback_hours
-    start = end - timedelta(hours=lookback) if lookback else None
+    if start is None and lookback:
+        start = end - timedelta(hours=lookback)
     frame = mongo.read_window(config.source, config.contract, start, end)
     content_hash = storage.content_hash(frame)
     uri = storage.write_parquet(config.storage, f"{_prefix(config, run)}/extract/{content_hash[:16]}.parquet", frame)
@@ -143,9 +148,15 @@ def drift_check_document(config: PipelineConfig, run: RunInfo, result: DriftResu
     }
 
 
-def decide(result: DriftResult, force_retrain: bool) -> Decision:
+def decide(run: RunInfo, result: DriftResult, force_retrain: bool) -> Decision:
     if force_retrain:
         return Decision(retrain=True, reason="forced by the force_retrain Param")
+    if run.reason == MONITOR_REASON:
+        window = f"{run.trigger.get('window_start')} .. {run.trigger.get('window_end')}"
+        return Decision(
+            retrain=True,
+            reason=f"drift detected by drift_monitor run {run.trigger.get('monitor_run_id')} on window {window}",
+        )
     if result.champion_version is None:
         return Decision(retrain=True, reason="no champion yet: training the first model")
     if result.status == "no_reference":
@@ -287,13 +298,29 @@ def _label(version: str | None) -> str:
     return f"v{version}" if version else "(none)"
 
 
+def send_drift_alert(
+    config: PipelineConfig, run: RunInfo, result: DriftResult, window_start: str | None
+) -> dict[str, Any]:
+    """Email the drift alert with the Evidently report attached (the check is already recorded)."""
+    if not result.drifted:
+        return {"sent": False, "reason": f"no drift ({result.status})"}
+    report = storage.get_bytes(config.storage, result.report_uri) if result.report_uri else None
+    links = {"Report": result.report_uri or "-"}
+    if result.mlflow_run_id:
+        links = {"MLflow run": registry.run_url(config.mlflow, result.mlflow_run_id), **links}
+    window = {"start": window_start, "end": run.run_end, "dag_id": run.dag_id, "run_id": run.run_id}
+    alert = notify.render_drift_alert(config.model_name, result.to_dict(), window, links, report)
+    notify.send_drift_alert(config.notify.conn_id, config.notify.recipients, alert)
+    return {"sent": True, "subject": alert.subject, "recipients": list(config.notify.recipients)}
+
+
 def send_summary(config: PipelineConfig, run: RunInfo, records: dict[str, Any]) -> dict[str, Any]:
     """Email what happened and why; close the MLflow run. ``records`` maps stage names to dicts."""
     drift = records["drift"]
     summary = {"model_name": config.model_name, "run": run.to_dict(), **records}
     if drift.get("mlflow_run_id"):
         summary["mlflow_run_url"] = registry.run_url(config.mlflow, drift["mlflow_run_id"])
-        registry.client(config.mlflow).set_terminated(drift["mlflow_run_id"], "FINISHED")
+        registry.finish_run(config.mlflow, drift["mlflow_run_id"])
     message = notify.render_summary(summary)
     notify.send(config.notify.conn_id, config.notify.recipients, message)
     return {"subject": message.subject, "recipients": list(config.notify.recipients)}

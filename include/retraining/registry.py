@@ -191,6 +191,10 @@ def version_tags(mlflow_config: MlflowConfig, model_name: str, version: str) -> 
     return dict(client(mlflow_config).get_model_version(model_name, version).tags)
 
 
+def finish_run(mlflow_config: MlflowConfig, run_id: str) -> None:
+    client(mlflow_config).set_terminated(run_id, "FINISHED")
+
+
 def run_url(mlflow_config: MlflowConfig, run_id: str) -> str:
     experiment_id = client(mlflow_config).get_run(run_id).info.experiment_id
     return f"{mlflow_config.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"

@@ -22,6 +22,8 @@ PARAM_TARGETS = {
     "max_depth": ("training", "hyperparameters", "max_depth"),
     "min_samples_leaf": ("training", "hyperparameters", "min_samples_leaf"),
 }
+# conf keys a triggering DAG (drift_monitor) may pass; they end up in MLflow and model-version tags
+TRIGGER_KEYS = ("reason", "monitor_run_id", "window_start", "window_end", "drift_status", "drift_share", "check_id")
 INFRASTRUCTURE_VARIABLES = ("mlflow_tracking_uri", "artifacts_bucket", "alert_recipients")
 
 
@@ -72,7 +74,7 @@ def run_info(context: Mapping[str, Any]) -> RunInfo:
     conf = dict(dag_run.conf or {})
     run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
     reason = str(conf.get("reason") or run_type)
-    trigger = {key: conf[key] for key in ("reason", "monitor_run_id", "window_start", "window_end") if key in conf}
+    trigger = {key: conf[key] for key in TRIGGER_KEYS if key in conf}
     return RunInfo(
         dag_id=dag_run.dag_id, run_id=dag_run.run_id, run_end=end.isoformat(), reason=reason, trigger=trigger
     )

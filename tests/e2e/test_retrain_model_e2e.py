@@ -121,6 +121,13 @@ def test_2_drift_is_detected_archived_and_gates_the_promotion(e2e):
     logged = registry.client(config.mlflow).list_artifacts(check["mlflow_run_id"], "drift")
     assert {a.path for a in logged} >= {"drift/report.html", "drift/result.json"}
 
+    [alert] = [m for m in mails_to(f"{e2e['name']}@example.com") if m["Subject"].startswith("[drift]")]
+    assert config.model_name in alert["Subject"]
+    assert "Age" in alert.get_body(("plain",)).get_content()
+    assert "Wasserstein" in alert.get_body(("html",)).get_content()
+    [attachment] = list(alert.iter_attachments())
+    assert attachment.get_filename() == "drift-report.html"
+
     assert versions(config) == ["1", "2"]
     tags = registry.version_tags(config.mlflow, config.model_name, "2")
     assert tags["previous_champion"] == "1"
