@@ -77,7 +77,8 @@ def test_retrain_model_shape(dagbag):
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
 def test_dag_file_parses_without_heavy_imports_or_network(dag_file):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Airflow puts the plugins folder on sys.path; the repo root makes `include` importable
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}"}
     result = subprocess.run(
         [sys.executable, "-c", PROBE, str(dag_file)], capture_output=True, text=True, env=env, check=False
     )
@@ -87,3 +88,18 @@ def test_dag_file_parses_without_heavy_imports_or_network(dag_file):
         {name for name in loaded for prefix in HEAVY_MODULES if name == prefix or name.startswith(prefix + ".")}
     )
     assert heavy == [], f"{dag_file.name} imports {heavy} at parse time; import them inside the tasks"
+
+
+def test_drift_monitor_shape(dagbag):
+    dag = dagbag.dags["drift_monitor"]
+    assert dag.max_active_runs == 1
+    assert type(dag.timetable).__name__ == "ContinuousTimetable"
+    sensor = dag.task_dict["wait_for_new_data"]
+    assert sensor.deferrable
+    assert {"watermark", "min_documents", "timestamp_field"} <= set(sensor.template_fields)
+    assert dag.task_dict["route"].downstream_task_ids == {"send_drift_alert", "retrain_conf", "record_no_drift"}
+    # the watermark waits for the window to be handled, but not for the alert mail
+    advance = dag.task_dict["advance_watermark"]
+    assert {"trigger_retrain", "record_no_drift"} <= advance.upstream_task_ids
+    assert "send_drift_alert" not in advance.upstream_task_ids
+    assert dag.task_dict["trigger_retrain"].trigger_dag_id == "retrain_model"
