@@ -45,7 +45,8 @@ print(json.dumps(time.perf_counter() - started))
 
 
 def parse_seconds(path: Path, repeat: int) -> float:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Airflow puts the plugins folder on sys.path; the repo root makes `include` importable
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}"}
     samples = []
     for _ in range(repeat):
         out = subprocess.run(
