@@ -12,7 +12,7 @@ STACK := $(BIN)/python scripts/local_stack.py
 WITH_STACK := set -a && source .local/stack.env && set +a &&
 SEED_ROWS ?= 20000
 
-.PHONY: help venv up down status seed demo dags-test summary test lint bench
+.PHONY: help venv up down status seed demo dags-test summary test lint airflow bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -28,6 +28,9 @@ venv: $(BIN)/.installed ## create .venv with the pinned runtime and test require
 
 up: venv ## start the local stack (MongoDB, S3, MLflow, SMTP sink) and write .local/stack.env
 	$(STACK) up
+
+airflow: venv ## the stack plus a full Airflow (UI, scheduler, dag-processor, triggerer), both DAGs unpaused
+	$(STACK) up --airflow --unpause retrain_model,drift_monitor
 
 down: ## stop everything the local stack started
 	@test -x $(BIN)/python && $(STACK) down || echo "nothing to stop"

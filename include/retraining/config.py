@@ -167,6 +167,16 @@ def with_overrides(config: PipelineConfig, **sections: Mapping[str, Any]) -> Pip
     return replace(config, **changes)
 
 
+def unknown_hyperparameters(training: TrainingConfig) -> list[str]:
+    """Caught at load time, so a wrong key fails before any data is read, not at the train task."""
+    from include.retraining.training import ESTIMATOR_CLASSES
+
+    estimator_class = ESTIMATOR_CLASSES.get(training.estimator)
+    if estimator_class is None:
+        return []
+    return sorted(set(training.hyperparameters) - set(estimator_class().get_params()))
+
+
 def _check_ranges(config: PipelineConfig) -> None:
     problems = []
     if config.gate.primary_metric not in METRICS:
@@ -186,6 +196,11 @@ def _check_ranges(config: PipelineConfig) -> None:
         problems.append("contract.label.classes needs at least two classes")
     if not config.contract.features:
         problems.append("contract.features is empty")
+    if unknown := unknown_hyperparameters(config.training):
+        problems.append(
+            f"training.hyperparameters {unknown} are not parameters of {config.training.estimator}: "
+            "set training.hyperparameters together with training.estimator"
+        )
     if not config.notify.recipients:
         problems.append("notify.recipients is empty")
     if problems:

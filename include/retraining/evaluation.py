@@ -87,8 +87,8 @@ def decide_promotion(
     reason = (
         f"challenger {primary} {value:.4f} {'beats' if passed else 'does not beat'} champion "
         f"v{champion_version} {champion[primary]:.4f}: improvement {improvement:+.4f} "
-        f"(needs >= {gate.min_improvement:.4f}), wins {confidence:.0%} of the bootstrap resamples "
-        f"(needs >= {gate.confidence:.0%})"
+        f"(needs >= {gate.min_improvement:.4f}), wins {confidence:.1%} of the bootstrap resamples "
+        f"(needs >= {gate.confidence:.1%})"
     )
     return Evaluation(
         primary_metric=primary,

@@ -138,8 +138,20 @@ def log_training(
             signature=signature,
             input_example=features.head(5),
             skops_trusted_types=own_model_types(model),
+            pip_requirements=model_requirements(),
         )
     return info.model_uri
+
+
+def model_requirements() -> list[str]:
+    """What serving the model needs, pinned to what trained it.
+
+    Given explicitly because MLflow's inference re-imports the model in a subprocess (about 12 s per
+    training run) only to find these same packages.
+    """
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("scikit-learn", "skops", "pandas", "numpy", "scipy")]
 
 
 def own_model_types(model: Any) -> list[str]:

@@ -1,6 +1,6 @@
 """scripts/local_stack.py against real processes, in a private state dir (a second, independent stack).
 
-The tests share one stack and run in file order: up, up again, crash and restart, mail, down.
+The tests share one stack and run in file order: up, up again, crash and restart, mail, the Airflow group, down.
 """
 
 from __future__ import annotations
@@ -20,11 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from scripts.airflow_api import AirflowAPIError, AirflowClient, read_env_file
+
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "scripts" / "local_stack.py"
 SERVICES = ("s3", "mongo", "smtp", "mlflow")
+AIRFLOW = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 REQUIRED_NAMES = {
     "MONGO_URI", "MONGO_DB", "MONGO_COLLECTION", "MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL_S3", "S3_BUCKET",
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "MAIL_SINK_DIR", "SMTP_PORT",
@@ -136,11 +139,45 @@ def test_mail_sent_with_smtplib_lands_in_mail_sink_dir(stack: Path):
     assert any(subject in file.read_text() for file in files)
 
 
+def test_airflow_group_starts_on_its_own_db_with_login_and_healthy_components(stack: Path):
+    result = run_stack(stack, "up", "--airflow", timeout=420)
+    assert result.returncode == 0, result.stdout + result.stderr
+    status = run_stack(stack, "status")
+    assert status.returncode == 0, status.stdout
+    assert [line.split()[0] for line in status.stdout.splitlines() if " alive " in line][-4:] == list(AIRFLOW)
+
+    group = read_env_file(stack / "airflow.env")
+    assert group["AIRFLOW_HOME"] == str(stack / "airflow-server")  # not the `dags test` DB
+    assert group["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == f"sqlite:///{stack / 'airflow-server' / 'airflow.db'}"
+    assert group["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == f"{group['AIRFLOW_API_URL']}/execution/"
+    assert "AIRFLOW_VAR_RETRAIN_CONFIG" not in group  # tests set the DB Variable; env would shadow it
+    env = sourced_env(stack)
+    assert env["AIRFLOW_HOME"] == str(stack / "airflow")
+    assert env["AIRFLOW_API_URL"] == group["AIRFLOW_API_URL"]
+    assert f"Airflow UI: {group['AIRFLOW_API_URL']}  user admin  password " in result.stdout
+
+    with AirflowClient.from_env(env) as client:
+        health = client.health()
+        assert {part: health[part]["status"] for part in health} == dict.fromkeys(health, "healthy")
+        assert set(health) == {"metadatabase", "scheduler", "triggerer", "dag_processor"}
+        assert client.request("GET", "/api/v2/pools/training")["slots"] == 1
+    wrong = AirflowClient(group["AIRFLOW_API_URL"], "admin", "not-the-password")
+    with pytest.raises(AirflowAPIError) as refused:
+        wrong.login()
+    assert refused.value.status == 401
+
+    again = run_stack(stack, "up", "--airflow", timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count("already running") == len(SERVICES) + len(AIRFLOW)
+
+
 def test_down_stops_everything(stack: Path):
     ports, pids = read_state(stack)
-    result = run_stack(stack, "down", timeout=60)
+    airflow = {name: int((stack / "pids" / f"{name}.pid").read_text().split()[0]) for name in AIRFLOW}
+    result = run_stack(stack, "down", timeout=90)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert live_group_members(set(pids.values())) == []
+    assert all(f"{name}: stopped" in result.stdout for name in AIRFLOW), result.stdout
+    assert live_group_members(set(pids.values()) | set(airflow.values())) == []
     assert not any(listening(port) for port in ports.values())
     assert not list((stack / "pids").glob("*.pid"))
     assert run_stack(stack, "status").returncode == 1

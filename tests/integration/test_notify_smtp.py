@@ -1,0 +1,162 @@
+"""notify.send through the SMTP provider to the stack's aiosmtpd sink, read back from its Maildir."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import time
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from include.retraining import notify, registry, storage
+from include.retraining.pipeline import send_drift_alert, send_summary
+from include.retraining.records import ColumnDrift, Decision, DriftResult, RunInfo, Snapshot, ValidationReport
+
+pytestmark = pytest.mark.integration
+
+
+def delivered_to(stack_env, recipient: str, timeout: float = 15.0) -> EmailMessage:
+    """The one message in the sink addressed to ``recipient`` (each test uses a unique address)."""
+    new = Path(stack_env["MAIL_SINK_DIR"]) / "new"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = []
+        for path in new.iterdir():
+            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+            if recipient in str(message["To"]):
+                found.append(message)
+        if found:
+            assert len(found) == 1, f"{len(found)} messages to {recipient}"
+            return found[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no message to {recipient} in {new} after {timeout} s")
+
+
+def html_of(message: EmailMessage) -> str:
+    return message.get_body(preferencelist=("html",)).get_content()
+
+
+def test_send_delivers_subject_recipients_and_html(stack_env, pipeline_config):
+    [recipient] = pipeline_config.notify.recipients
+    copy = f"copy-{recipient}"
+    message = notify.Message(subject=f"[retrain] test {recipient}", html="<h2>champion: v7 ✓</h2>")
+
+    notify.send(pipeline_config.notify.conn_id, [recipient, copy], message)
+
+    received = delivered_to(stack_env, recipient)
+    assert received["Subject"] == f"[retrain] test {recipient}"
+    assert recipient in received["To"]
+    assert copy in received["To"]
+    assert received["From"] == "retrain-bot@example.com"  # from the smtp_default connection's extras
+    assert "<h2>champion: v7 ✓</h2>" in html_of(received)
+
+
+def test_send_attaches_files(stack_env, pipeline_config, tmp_path):
+    [recipient] = pipeline_config.notify.recipients
+    report = tmp_path / "drift_report.html"
+    report.write_text("<html><body>Age drifted</body></html>")
+
+    notify.send(
+        pipeline_config.notify.conn_id, (recipient,), notify.Message("drift", "<p>see report</p>"), [str(report)]
+    )
+
+    received = delivered_to(stack_env, recipient)
+    [attachment] = list(received.iter_attachments())
+    assert attachment.get_filename() == "drift_report.html"
+    assert b"Age drifted" in attachment.get_payload(decode=True)
+
+
+def test_send_summary_mails_the_run_and_closes_its_mlflow_run(stack_env, pipeline_config):
+    run = RunInfo(dag_id="test", run_id=f"summary-{pipeline_config.model_name}", run_end=datetime.now(UTC).isoformat())
+    mlflow_run_id = registry.pipeline_run(pipeline_config.mlflow, run)
+    snapshot = Snapshot(
+        uri="s3://bucket/validated.parquet",
+        rows=2_000,
+        content_hash="ab" * 32,
+        window_start=None,
+        window_end=run.run_end,
+        columns=("_id",),
+    )
+    drift = DriftResult(
+        status="no_drift",
+        drift_share=0.0,
+        drifted_columns=0,
+        columns=(),
+        threshold=0.3,
+        rows_current=2_000,
+        rows_reference=2_000,
+        current_uri=snapshot.uri,
+        reference_uri="s3://bucket/reference.parquet",
+        champion_version="4",
+        report_uri=None,
+        mlflow_run_id=mlflow_run_id,
+    )
+    records = {
+        "validation": ValidationReport(snapshot, 2_000, 0, None, ()).to_dict(),
+        "drift": drift.to_dict(),
+        "decision": Decision(retrain=False, reason="no data drift and champion v4 is in place").to_dict(),
+    }
+
+    sent = send_summary(pipeline_config, run, records)
+
+    [recipient] = pipeline_config.notify.recipients
+    assert sent == {
+        "subject": f"[retrain] {pipeline_config.model_name}: no retrain needed",
+        "recipients": [recipient],
+    }
+    received = delivered_to(stack_env, recipient)
+    assert received["Subject"] == sent["subject"]
+    body = html_of(received)
+    assert "no data drift and champion v4 is in place" in body
+    assert registry.run_url(pipeline_config.mlflow, mlflow_run_id) in body
+    assert registry.client(pipeline_config.mlflow).get_run(mlflow_run_id).info.status == "FINISHED"
+
+
+def test_drift_alert_arrives_with_text_html_and_the_report(stack_env, pipeline_config):
+    run = RunInfo(
+        dag_id="drift_monitor", run_id=f"alert-{pipeline_config.model_name}", run_end="2024-06-01T12:00:00+00:00"
+    )
+    report_html = b"<html><body>Evidently says Age drifted</body></html>"
+    report_uri = storage.put_bytes(
+        pipeline_config.storage, f"{pipeline_config.storage.prefix}/drift/report.html", report_html
+    )
+    mlflow_run_id = registry.pipeline_run(pipeline_config.mlflow, run)
+    drift = DriftResult(
+        status="drift",
+        drift_share=0.5,
+        drifted_columns=1,
+        columns=(
+            ColumnDrift("Age", "Wasserstein distance (normed)", 0.8123, 0.1, True),
+            ColumnDrift("Gender", "Jensen-Shannon distance", 0.01, 0.1, False),
+        ),
+        threshold=0.3,
+        rows_current=1_000,
+        rows_reference=2_000,
+        current_uri="s3://bucket/current.parquet",
+        reference_uri="s3://bucket/reference.parquet",
+        champion_version="2",
+        report_uri=report_uri,
+        mlflow_run_id=mlflow_run_id,
+    )
+
+    sent = send_drift_alert(pipeline_config, run, drift, "2024-06-01T10:00:00+00:00")
+
+    [recipient] = pipeline_config.notify.recipients
+    assert sent == {
+        "sent": True,
+        "subject": f"[drift] {pipeline_config.model_name}: 50% of columns drifted (1 of 2)",
+        "recipients": [recipient],
+    }
+    received = delivered_to(stack_env, recipient)
+    assert received["Subject"] == sent["subject"]
+    assert received["From"] == "retrain-bot@example.com"
+    text = received.get_body(preferencelist=("plain",)).get_content()
+    assert "Age: Wasserstein distance (normed), 0.8123, 0.1" in text
+    assert "2024-06-01T10:00:00+00:00 -> 2024-06-01T12:00:00+00:00" in text
+    assert registry.run_url(pipeline_config.mlflow, mlflow_run_id) in html_of(received)
+    [attachment] = list(received.iter_attachments())
+    assert attachment.get_filename() == "drift-report.html"
+    assert attachment.get_payload(decode=True) == report_html

@@ -1,0 +1,428 @@
+"""The lifecycle stages, called like the DAG calls them, against MongoDB, S3, MLflow and Evidently.
+
+One story on one collection, in three runs:
+1. 3,000 documents (3% malformed): no champion yet, so the first model is trained and promoted (v1).
+2. 2,000 drifted documents arrive (covariate and concept drift); a 24 h lookback reads only them: drift
+   is detected against v1's training snapshot, and the retrained v2 beats v1 on the new holdout.
+3. Same data, forced retrain behind an impossible gate: v3 is registered, the champion stays v2.
+And a window with too many broken documents stops at validation with nothing registered.
+Each run is a module-scoped fixture; the tests assert on what the stages returned and left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from bson import ObjectId
+
+from include.retraining import mongo, registry, storage
+from include.retraining.config import PipelineConfig, with_overrides
+from include.retraining.pipeline import (
+    decide,
+    detect_drift,
+    evaluate_challenger,
+    extract_window,
+    promote_if_better,
+    record_skip,
+    register_challenger,
+    train_challenger,
+    validate_snapshot,
+)
+from include.retraining.records import (
+    Decision,
+    DriftResult,
+    Evaluation,
+    Promotion,
+    Registration,
+    RunInfo,
+    Snapshot,
+    TrainingResult,
+    ValidationReport,
+)
+from include.retraining.sample_data import generate_documents
+from include.retraining.validation import QUARANTINE_REASON, DataContractError
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.filterwarnings("ignore:invalid escape sequence:SyntaxWarning"),
+    pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning"),
+    pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer:UserWarning"),
+]
+
+NOW = datetime.now(UTC)
+FIRST_ROWS, MALFORMED_SHARE = 3_000, 0.03
+DRIFTED_ROWS = 2_000
+CATEGORIES = {
+    "Gender": {"Male", "Female"},
+    "Vehicle_Age": {"< 1 Year", "1-2 Year", "> 2 Years"},
+    "Vehicle_Damage": {"Yes", "No"},
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    """Everything one retrain run returned, stage by stage (None where it stopped or skipped)."""
+
+    run: RunInfo
+    snapshot: Snapshot
+    report: ValidationReport
+    drift: DriftResult
+    decision: Decision
+    training: TrainingResult | None = None
+    evaluation: Evaluation | None = None
+    registration: Registration | None = None
+    promotion: Promotion | None = None
+    champion: registry.Champion | None = None  # behind the alias once the run is done
+
+
+def new_run() -> RunInfo:
+    return RunInfo(dag_id="test", run_id=f"test__{uuid.uuid4().hex}", run_end=datetime.now(UTC).isoformat())
+
+
+def retrain(config: PipelineConfig, run: RunInfo, *, force: bool = False) -> Run:
+    """The retrain_model DAG without the scheduler: the same stages, in the same order, on records."""
+    snapshot = extract_window(config, run)
+    report = validate_snapshot(config, run, snapshot)
+    drift = detect_drift(config, run, report.snapshot)
+    decision = decide(run, drift, force)
+    done = Run(run, snapshot, report, drift, decision)
+    if not decision.retrain:
+        return replace(done, champion=registry.champion(config.mlflow, config.model_name))
+    training = train_challenger(config, run, report.snapshot, drift)
+    evaluation = evaluate_challenger(config, training)
+    registration = register_challenger(config, run, report.snapshot, drift, training, evaluation)
+    promotion = promote_if_better(config, registration, evaluation)
+    champion = registry.champion(config.mlflow, config.model_name)
+    return replace(
+        done,
+        training=training,
+        evaluation=evaluation,
+        registration=registration,
+        promotion=promotion,
+        champion=champion,
+    )
+
+
+def breaks_contract(doc: dict[str, Any]) -> bool:
+    """The contract, restated independently of validation.py, for the generator's defects."""
+    for name in ("Age", "Response"):
+        if not isinstance(doc.get(name), int | float):
+            return True
+    if any(doc.get(name) not in allowed for name, allowed in CATEGORIES.items()):
+        return True
+    return not 18 <= doc["Age"] <= 100 or doc["Annual_Premium"] < 0 or doc["Response"] not in (0, 1)
+
+
+def insert(config: PipelineConfig, docs: list[dict]) -> None:
+    assert mongo.insert_documents(docs, database=config.source.database, collection=config.source.collection) == len(
+        docs
+    )
+
+
+def drift_check(config: PipelineConfig, check_id: str) -> dict[str, Any]:
+    monitoring = mongo.collection(config.source.conn_id, config.source.database, config.monitoring.collection)
+    return monitoring.find_one({"_id": ObjectId(check_id)})
+
+
+def version_count(config: PipelineConfig) -> int:
+    return len(registry.client(config.mlflow).search_model_versions(f"name='{config.model_name}'"))
+
+
+# --- the story ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def config(config_factory: Callable[..., PipelineConfig]) -> PipelineConfig:
+    return config_factory()
+
+
+@pytest.fixture(scope="module")
+def first_docs(config) -> list[dict]:
+    docs = generate_documents(
+        FIRST_ROWS,
+        start=NOW - timedelta(days=30),
+        end=NOW - timedelta(days=2),
+        seed=101,
+        malformed_share=MALFORMED_SHARE,
+    )
+    insert(config, docs)  # insert_many sets each document's _id
+    return docs
+
+
+@pytest.fixture(scope="module")
+def first(config, first_docs) -> Run:
+    return retrain(config, new_run())
+
+
+@pytest.fixture(scope="module")
+def recent(config) -> PipelineConfig:
+    return with_overrides(config, source={"lookback_hours": 24})
+
+
+@pytest.fixture(scope="module")
+def second(recent, first) -> Run:
+    docs = generate_documents(
+        DRIFTED_ROWS,
+        start=datetime.now(UTC) - timedelta(hours=12),
+        end=datetime.now(UTC) - timedelta(minutes=1),
+        seed=202,
+        covariate_drift=1.0,
+        concept_drift=1.0,
+    )
+    insert(recent, docs)
+    return retrain(recent, new_run())
+
+
+@pytest.fixture(scope="module")
+def third(recent, second) -> Run:
+    impossible = with_overrides(recent, gate={"min_improvement": 1.0})
+    return retrain(impossible, new_run(), force=True)
+
+
+# --- run 1: the first model -------------------------------------------------------------------------
+
+
+def test_extract_writes_the_whole_window_as_a_snapshot(config, first, first_docs):
+    snapshot = first.snapshot
+
+    assert snapshot.rows == FIRST_ROWS
+    assert snapshot.window_start is None  # no lookback: everything up to the run's end
+    assert snapshot.window_end == first.run.run_end
+    contract = config.contract
+    assert snapshot.columns == ("_id", *contract.feature_names, contract.label.name, "ingested_at")
+    frame = storage.read_parquet(config.storage, snapshot.uri)
+    assert storage.content_hash(frame) == snapshot.content_hash
+    assert snapshot.uri.startswith(f"s3://{config.storage.bucket}/{config.storage.prefix}/")
+    assert snapshot.content_hash[:16] in snapshot.uri
+    assert set(frame["_id"]) == {str(doc["_id"]) for doc in first_docs}
+    assert frame["ingested_at"].is_monotonic_increasing
+
+
+def test_validate_quarantines_the_broken_documents(config, first, first_docs):
+    report = first.report
+    broken = {str(doc["_id"]) for doc in first_docs if breaks_contract(doc)}
+
+    assert len(broken) == round(MALFORMED_SHARE * FIRST_ROWS)  # the generator breaks one field per document
+    assert report.rows_in == FIRST_ROWS
+    assert report.rows_quarantined == len(broken)
+    assert report.snapshot.rows + report.rows_quarantined == report.rows_in
+    assert report.problems
+    assert all(" of 3,000 rows (" in problem for problem in report.problems)
+    quarantined = storage.read_parquet(config.storage, report.quarantine_uri)
+    assert set(quarantined["_id"]) == broken
+    assert quarantined[QUARANTINE_REASON].str.len().gt(0).all()
+    valid = storage.read_parquet(config.storage, report.snapshot.uri)
+    assert len(valid) == report.snapshot.rows
+    assert set(valid["_id"]).isdisjoint(broken)
+    assert valid["Response"].dtype == "int64"
+    assert valid[config.contract.feature_names].notna().all().all()
+    assert storage.content_hash(valid) == report.snapshot.content_hash
+    assert report.snapshot.uri != first.snapshot.uri
+
+
+def test_first_drift_check_has_no_reference(config, first):
+    drift = first.drift
+
+    assert drift.status == "no_reference"
+    assert drift.champion_version is None
+    assert drift.reference_uri is None
+    assert drift.report_uri is None
+    assert drift.columns == ()
+    assert drift.rows_current == first.report.snapshot.rows
+    assert drift.current_uri == first.report.snapshot.uri
+    assert drift.mlflow_run_id
+    check = drift_check(config, drift.check_id)
+    assert check["status"] == "no_reference"
+    assert check["run_id"] == first.run.run_id
+    assert check["model_name"] == config.model_name
+    assert first.decision == Decision(retrain=True, reason="no champion yet: training the first model")
+
+
+def test_first_challenger_is_trained_on_the_validated_rows(config, first):
+    training = first.training
+
+    assert training.mlflow_run_id == first.drift.mlflow_run_id  # one MLflow run per Airflow run
+    assert training.rows_train + training.rows_holdout == first.report.snapshot.rows
+    assert training.rows_holdout == pytest.approx(0.2 * first.report.snapshot.rows, abs=1)
+    holdout = storage.read_parquet(config.storage, training.holdout_uri)
+    assert len(holdout) == training.rows_holdout
+    assert list(holdout.columns) == [*config.contract.feature_names, "Response"]
+    assert training.params["n_estimators"] == 30
+    assert training.params["snapshot_hash"] == first.report.snapshot.content_hash
+    assert training.metrics["positive_share"] == pytest.approx(0.12, abs=0.04)
+
+
+def test_first_challenger_becomes_champion(config, first):
+    evaluation, registration, promotion = first.evaluation, first.registration, first.promotion
+
+    assert evaluation.passed
+    assert evaluation.champion is None
+    assert evaluation.challenger["roc_auc"] > 0.75
+    assert evaluation.reason.startswith("no champion yet")
+    assert registration.version == "1"
+    assert registration.tags["snapshot_uri"] == first.report.snapshot.uri
+    assert registration.tags["drift_status"] == "no_reference"
+    assert "previous_champion" not in registration.tags
+    assert promotion == Promotion(promoted=True, champion_version="1", previous_champion=None, reason=promotion.reason)
+    assert first.champion == registry.Champion(
+        version="1", model_uri=f"models:/{config.model_name}/1", snapshot_uri=first.report.snapshot.uri
+    )
+    tags = registry.version_tags(config.mlflow, config.model_name, "1")
+    assert tags["snapshot_uri"] == first.report.snapshot.uri
+    assert tags["promotion_reason"] == promotion.reason
+
+
+# --- run 2: drift, and a better model -----------------------------------------------------------------
+
+
+def test_lookback_reads_only_the_new_documents(second):
+    end = datetime.fromisoformat(second.run.run_end)
+
+    assert second.snapshot.rows == DRIFTED_ROWS
+    assert second.snapshot.window_start == (end - timedelta(hours=24)).isoformat()
+    assert second.report.rows_quarantined == 0
+    assert second.report.quarantine_uri is None
+    assert second.report.problems == ()
+
+
+def test_drift_is_detected_against_the_champions_snapshot(recent, first, second):
+    drift = second.drift
+
+    assert drift.status == "drift"
+    assert drift.champion_version == "1"
+    assert drift.reference_uri == first.report.snapshot.uri
+    assert drift.rows_reference == first.report.snapshot.rows
+    assert drift.rows_current == DRIFTED_ROWS
+    assert {"Age", "Annual_Premium"} <= set(drift.drifted_column_names)
+    assert drift.drift_share >= recent.drift.drift_share_threshold
+    assert drift.drifted_columns == len(drift.drifted_column_names)
+    assert [c.column for c in drift.columns] == recent.contract.feature_names
+    html = storage.get_bytes(recent.storage, drift.report_uri).decode()
+    assert "Annual_Premium" in html
+    check = drift_check(recent, drift.check_id)
+    assert check["status"] == "drift"
+    assert check["run_id"] == second.run.run_id
+    assert {c["column"] for c in check["columns"] if c["drifted"]} == set(drift.drifted_column_names)
+    assert second.decision.retrain
+    assert second.decision.reason.startswith("data drift: ")
+    assert "Age" in second.decision.reason
+
+
+def test_retrained_model_beats_the_stale_champion(recent, second):
+    evaluation, promotion = second.evaluation, second.promotion
+
+    assert evaluation.champion_version == "1"
+    assert evaluation.champion is not None
+    assert evaluation.improvement > 0.05  # v1 learned a relation that no longer holds
+    assert evaluation.confidence >= recent.gate.confidence
+    assert evaluation.passed
+    assert second.registration.version == "2"
+    tags = second.registration.tags
+    assert tags["previous_champion"] == "1"
+    assert tags["drift_status"] == "drift"
+    assert "Age" in json.loads(tags["drifted_columns"])
+    assert tags["drift_report_uri"] == second.drift.report_uri
+    assert tags["gate_passed"] == "true"
+    assert promotion.promoted
+    assert (promotion.champion_version, promotion.previous_champion) == ("2", "1")
+    assert second.champion.version == "2"
+    assert second.champion.snapshot_uri == second.report.snapshot.uri  # the next drift check's reference
+
+
+# --- run 3: the gate refuses ------------------------------------------------------------------------
+
+
+def test_same_data_shows_no_drift(third, second):
+    assert third.drift.status == "no_drift"
+    assert third.drift.reference_uri == second.report.snapshot.uri
+    assert third.drift.drifted_columns == 0
+    assert third.decision.reason == "forced by the force_retrain Param"
+
+
+def test_impossible_gate_leaves_the_champion_untouched(recent, second, third):
+    evaluation, promotion = third.evaluation, third.promotion
+
+    assert evaluation.champion_version == "2"
+    assert evaluation.passed is False
+    assert "needs >= 1.0000" in evaluation.reason
+    assert third.registration.version == "3"
+    assert third.registration.tags["gate_passed"] == "false"
+    assert promotion.promoted is False
+    assert promotion.champion_version == "2"
+    assert promotion.reason.startswith("champion v2 unchanged: ")
+    assert third.champion == second.champion
+    client = registry.client(recent.mlflow)
+    assert client.get_model_version_by_alias(recent.model_name, registry.CHALLENGER).version == "3"
+
+
+def test_stale_evaluation_is_not_promoted(recent, third):
+    """A gate passed against v1 must not promote while v2 is the champion."""
+    stale = replace(third.evaluation, passed=True, champion_version="1")
+
+    promotion = promote_if_better(recent, third.registration, stale)
+
+    assert promotion.promoted is False
+    assert "champion moved to v2 during this run (evaluated against v1)" in promotion.reason
+    assert registry.champion(recent.mlflow, recent.model_name).version == "2"
+
+
+def test_a_skipped_run_says_why_on_its_mlflow_run(config):
+    run = new_run()
+    mlflow_run_id = registry.pipeline_run(config.mlflow, run)
+    drift = DriftResult(
+        status="no_drift",
+        drift_share=0.0,
+        drifted_columns=0,
+        columns=(),
+        threshold=0.3,
+        rows_current=1,
+        rows_reference=1,
+        current_uri="s3://b/c",
+        reference_uri="s3://b/r",
+        champion_version="1",
+        report_uri=None,
+        mlflow_run_id=mlflow_run_id,
+    )
+    decision = decide(run, drift, force_retrain=False)
+
+    assert record_skip(config, drift, decision) == decision
+    tags = registry.client(config.mlflow).get_run(mlflow_run_id).data.tags
+    assert tags["outcome"] == f"skipped: {decision.reason}"
+    assert decision.retrain is False
+
+
+# --- a broken window ----------------------------------------------------------------------------------
+
+
+def test_too_many_broken_documents_stop_before_anything_is_registered(config, first):
+    broken_config = with_overrides(config, source={"collection": f"broken_{uuid.uuid4().hex[:8]}"})
+    insert(
+        broken_config,
+        generate_documents(
+            1_000, start=NOW - timedelta(days=3), end=NOW - timedelta(days=1), seed=303, malformed_share=0.2
+        ),
+    )
+    versions = version_count(config)
+    champion = registry.champion(config.mlflow, config.model_name)
+    run = new_run()
+
+    with pytest.raises(DataContractError) as raised:
+        retrain(broken_config, run, force=True)
+
+    message = str(raised.value)
+    assert "200 of 1,000 rows (20.0%) break the data contract" in message
+    assert "e.g. _id " in message
+    assert "raise contract.max_quarantine_share" in message
+    assert version_count(config) == versions > 0
+    assert registry.champion(config.mlflow, config.model_name) == champion
+    experiment = registry.client(config.mlflow).get_experiment_by_name(config.mlflow.experiment)
+    runs = registry.client(config.mlflow).search_runs(
+        [experiment.experiment_id], filter_string=f"tags.airflow_run_id = '{run.run_id}'"
+    )
+    assert runs == []  # stopped before drift detection opened an MLflow run

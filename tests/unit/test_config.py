@@ -1,0 +1,198 @@
+"""The typed configuration: defaults, deep-merged overrides, and errors that name the offending key."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import FrozenInstanceError
+
+import pytest
+
+from include.retraining.config import (
+    DEFAULT_CONFIG,
+    ConfigError,
+    PipelineConfig,
+    deep_merge,
+    load_config,
+    with_overrides,
+)
+
+
+def test_defaults_load_the_vehicle_insurance_example():
+    config = load_config()
+
+    raw = json.loads(DEFAULT_CONFIG.read_text())
+    assert isinstance(config, PipelineConfig)
+    assert config.model_name == raw["model_name"]
+    assert config.source.collection == raw["source"]["collection"]
+    assert config.source.id_type == "objectid"  # a dataclass default, absent from the file
+    assert config.contract.label.name == "Response"
+    assert config.contract.label.classes == (0, 1)
+    assert config.contract.feature_names == [f["name"] for f in raw["contract"]["features"]]
+    assert config.contract.categorical_features == ["Gender", "Vehicle_Age", "Vehicle_Damage"]
+    assert "Age" in config.contract.numeric_features
+    assert len(config.contract.numeric_features) + len(config.contract.categorical_features) == 10
+    assert config.contract.features[1].min == 18
+    assert config.training.hyperparameters == raw["training"]["hyperparameters"]
+    assert config.notify.recipients == tuple(raw["notify"]["recipients"])
+
+
+def test_config_is_frozen():
+    config = load_config()
+    with pytest.raises(FrozenInstanceError):
+        config.model_name = "other"  # type: ignore[misc]
+
+
+def test_overrides_are_deep_merged_in_order_later_wins():
+    config = load_config(
+        {"source": {"collection": "first", "lookback_hours": 24}, "training": {"hyperparameters": {"max_depth": 3}}},
+        None,  # an empty layer (e.g. an unset Variable) changes nothing
+        {"source": {"collection": "second"}},
+    )
+
+    assert config.source.collection == "second"
+    assert config.source.lookback_hours == 24
+    assert config.source.database == "insurance"  # untouched sibling keys survive the merge
+    assert config.training.hyperparameters["max_depth"] == 3
+    assert config.training.hyperparameters["n_estimators"] == 200
+
+
+def test_deep_merge_leaves_its_inputs_alone():
+    base = {"a": {"b": 1, "c": 2}, "d": 3}
+    override = {"a": {"b": 10}, "e": {"f": 4}}
+
+    merged = deep_merge(base, override)
+
+    assert merged == {"a": {"b": 10, "c": 2}, "d": 3, "e": {"f": 4}}
+    assert base == {"a": {"b": 1, "c": 2}, "d": 3}
+    assert override == {"a": {"b": 10}, "e": {"f": 4}}
+
+
+def test_deep_merge_replaces_a_mapping_with_a_scalar():
+    assert deep_merge({"a": {"b": 1}}, {"a": None}) == {"a": None}
+
+
+def test_unknown_key_names_its_path():
+    with pytest.raises(ConfigError) as raised:
+        load_config({"source": {"colection": "typo"}})
+
+    message = str(raised.value)
+    assert "config.source" in message
+    assert "colection" in message
+    assert "collection" in message  # the allowed keys are listed
+
+
+def test_unknown_top_level_key():
+    with pytest.raises(ConfigError, match=r"config: unknown key\(s\) \['schedule'\]"):
+        load_config({"schedule": "daily"})
+
+
+def test_unknown_key_inside_a_list_of_records():
+    features = json.loads(DEFAULT_CONFIG.read_text())["contract"]["features"]
+    features[2] = {**features[2], "maximum": 5}
+    with pytest.raises(ConfigError, match=r"config\.contract\.features\[2\].*'maximum'"):
+        load_config({"contract": {"features": features}})
+
+
+@pytest.mark.parametrize(
+    ("override", "path", "value"),
+    [
+        ({"source": {"id_type": "uuid"}}, "config.source.id_type", "'uuid'"),
+        (
+            {"contract": {"features": [{"name": "Age", "kind": "text"}]}},
+            r"config.contract.features[0].kind",
+            "'text'",
+        ),
+    ],
+)
+def test_value_outside_a_literal_is_refused(override, path, value):
+    with pytest.raises(ConfigError) as raised:
+        load_config(override)
+
+    assert path in str(raised.value)
+    assert value in str(raised.value)
+
+
+def test_missing_required_key_is_a_config_error(tmp_path):
+    raw = json.loads(DEFAULT_CONFIG.read_text())
+    del raw["mlflow"]["experiment"]
+    base = tmp_path / "partial.json"
+    base.write_text(json.dumps(raw))
+
+    with pytest.raises(ConfigError, match=r"config\.mlflow.*experiment"):
+        load_config(base=base)
+
+
+def test_a_section_that_is_not_an_object():
+    with pytest.raises(ConfigError, match=r"config\.gate: expected an object, got str"):
+        load_config({"gate": "strict"})
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ({"gate": {"primary_metric": "auc"}}, "gate.primary_metric 'auc' is not one of"),
+        ({"training": {"estimator": "xgboost"}}, "training.estimator 'xgboost' is not one of"),
+        ({"contract": {"max_quarantine_share": 1.5}}, "contract.max_quarantine_share must be within [0, 1], got 1.5"),
+        ({"drift": {"drift_share_threshold": -0.1}}, "drift.drift_share_threshold must be within [0, 1], got -0.1"),
+        ({"gate": {"confidence": 2}}, "gate.confidence must be within [0, 1], got 2"),
+        ({"training": {"holdout_share": 0}}, "training.holdout_share must be within (0, 1), got 0"),
+        ({"training": {"holdout_share": 1}}, "training.holdout_share must be within (0, 1), got 1"),
+        ({"contract": {"label": {"classes": [1]}}}, "contract.label.classes needs at least two classes"),
+        ({"contract": {"features": []}}, "contract.features is empty"),
+        ({"notify": {"recipients": []}}, "notify.recipients is empty"),
+    ],
+)
+def test_range_checks(override, expected):
+    with pytest.raises(ConfigError) as raised:
+        load_config(override)
+
+    assert expected in str(raised.value)
+
+
+@pytest.mark.parametrize("share", [0.0, 1.0])
+def test_range_bounds_are_inclusive(share):
+    config = load_config({"contract": {"max_quarantine_share": share}, "drift": {"drift_share_threshold": share}})
+    assert config.contract.max_quarantine_share == share
+
+
+def test_every_problem_is_reported_at_once():
+    with pytest.raises(ConfigError) as raised:
+        load_config({"gate": {"primary_metric": "auc", "confidence": 5}, "training": {"estimator": "svm"}})
+
+    message = str(raised.value)
+    assert message.startswith("invalid configuration: ")
+    assert message.count(";") == 2
+    for part in ("gate.primary_metric", "gate.confidence", "training.estimator"):
+        assert part in message
+
+
+def test_with_overrides_replaces_fields_of_sections():
+    config = load_config()
+
+    changed = with_overrides(config, gate={"floor": 0.7, "min_improvement": 0.01}, source={"collection": "other"})
+
+    assert changed.gate.floor == 0.7
+    assert changed.gate.min_improvement == 0.01
+    assert changed.gate.primary_metric == config.gate.primary_metric
+    assert changed.source.collection == "other"
+    assert changed.source.database == config.source.database
+    assert config.gate.floor == 0.6  # the original is untouched
+    assert config.source.collection == "vehicle_insurance"
+
+
+def test_with_overrides_replaces_a_whole_field_not_a_merge():
+    config = load_config()
+
+    changed = with_overrides(config, training={"hyperparameters": {"n_estimators": 5}})
+
+    assert changed.training.hyperparameters == {"n_estimators": 5}
+
+
+def test_with_overrides_checks_ranges_again():
+    with pytest.raises(ConfigError, match=r"gate\.primary_metric 'log_loss'"):
+        with_overrides(load_config(), gate={"primary_metric": "log_loss"})
+
+
+def test_with_overrides_refuses_unknown_fields():
+    with pytest.raises(TypeError, match="flor"):
+        with_overrides(load_config(), gate={"flor": 0.7})

@@ -1,0 +1,288 @@
+"""The run summary email, rendered without a server."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import jinja2
+import pytest
+
+from include.retraining.notify import drift_alert_message, headline, render_drift_alert, render_summary
+from include.retraining.records import (
+    ColumnDrift,
+    Decision,
+    DriftResult,
+    Evaluation,
+    Promotion,
+    Registration,
+    RunInfo,
+    Snapshot,
+    ValidationReport,
+)
+
+MODEL = "vehicle_insurance_cross_sell"
+RUN = RunInfo(
+    dag_id="retrain_model",
+    run_id="scheduled__2024-02-01T02:00:00+00:00",
+    run_end="2024-02-01T02:00:00+00:00",
+    reason="drift_monitor",
+)
+VALIDATION = ValidationReport(
+    snapshot=Snapshot(
+        uri="s3://mlops-artifacts/retraining/vehicle_insurance/runs/r/validated/0f1e2d3c.parquet",
+        rows=2_910,
+        content_hash="0f1e2d3c" * 8,
+        window_start=None,
+        window_end=RUN.run_end,
+        columns=("_id", "Age"),
+    ),
+    rows_in=3_000,
+    rows_quarantined=90,
+    quarantine_uri="s3://mlops-artifacts/retraining/vehicle_insurance/runs/r/quarantine/rows.parquet",
+    problems=("Age: 90 of 3,000 rows (3.0%) missing or not a number, e.g. _id a",),
+)
+DRIFTED = DriftResult(
+    status="drift",
+    drift_share=0.6,
+    drifted_columns=2,
+    columns=(
+        ColumnDrift("Age", "Wasserstein distance (normed)", 1.1, 0.1, True),
+        ColumnDrift("Annual_Premium", "Wasserstein distance (normed)", 0.7, 0.1, True),
+        ColumnDrift("Gender", "Jensen-Shannon distance", 0.01, 0.1, False),
+    ),
+    threshold=0.3,
+    rows_current=2_910,
+    rows_reference=2_800,
+    current_uri=VALIDATION.snapshot.uri,
+    reference_uri="s3://mlops-artifacts/reference.parquet",
+    champion_version="3",
+    report_uri="s3://mlops-artifacts/retraining/vehicle_insurance/runs/r/drift/report.html",
+    mlflow_run_id="abc123",
+)
+EVALUATION = Evaluation(
+    primary_metric="roc_auc",
+    challenger={"accuracy": 0.81, "precision": 0.4, "recall": 0.7, "f1": 0.51, "roc_auc": 0.8612},
+    champion={"accuracy": 0.7, "precision": 0.3, "recall": 0.5, "f1": 0.37, "roc_auc": 0.6134},
+    champion_version="3",
+    improvement=0.2478,
+    confidence=1.0,
+    passed=True,
+    reason="challenger roc_auc 0.8612 beats champion v3 0.6134",
+)
+REGISTRATION = Registration(model_name=MODEL, version="4", model_uri="models:/m-1", tags={})
+URL = "http://mlflow.example/#/experiments/1/runs/abc123"
+
+
+def summary(**records: Any) -> dict[str, Any]:
+    """What ``pipeline.send_summary`` hands to ``render_summary``."""
+    return {"model_name": MODEL, "run": RUN.to_dict(), "validation": VALIDATION.to_dict()} | records
+
+
+def test_retrain_with_promotion():
+    promotion = Promotion(promoted=True, champion_version="4", previous_champion="3", reason="version 4 promoted")
+    message = render_summary(
+        summary(
+            drift=DRIFTED.to_dict(),
+            decision=Decision(retrain=True, reason="data drift: 2 of 3 columns drifted").to_dict(),
+            evaluation=EVALUATION.to_dict(),
+            registration=REGISTRATION.to_dict(),
+            promotion=promotion.to_dict(),
+            mlflow_run_url=URL,
+        )
+    )
+
+    assert message.subject == f"[retrain] {MODEL}: version 4 is the new champion"
+    text = " ".join(html.unescape(message.html).split())
+    for fact in (
+        f"{MODEL}: version 4 is the new champion",
+        "retrain_model / scheduled__2024-02-01T02:00:00+00:00",
+        "(drift_monitor)",
+        ">3000<",
+        "90",
+        VALIDATION.quarantine_uri,
+        VALIDATION.snapshot.uri,
+        "drift: 2 of 3",
+        "share 0.60, threshold 0.3",
+        DRIFTED.report_uri,
+        "data drift: 2 of 3 columns drifted",
+        EVALUATION.reason,
+        "version 4 (alias challenger)",
+        "version 4 promoted",
+        f'<a href="{URL}">',
+        "<td>roc_auc</td><td>0.8612</td>",
+        "<td>0.6134</td>",
+    ):
+        assert fact in text, fact
+
+
+def test_gate_failed():
+    evaluation = Evaluation(
+        primary_metric="roc_auc",
+        challenger={"roc_auc": 0.70},
+        champion={"roc_auc": 0.71},
+        champion_version="3",
+        improvement=-0.01,
+        confidence=0.2,
+        passed=False,
+        reason="challenger roc_auc 0.7000 does not beat champion v3 0.7100",
+    )
+    promotion = Promotion(promoted=False, champion_version="3", previous_champion="3", reason="champion v3 unchanged")
+    message = render_summary(
+        summary(
+            drift=DRIFTED.to_dict(),
+            decision=Decision(retrain=True, reason="forced by the force_retrain Param").to_dict(),
+            evaluation=evaluation.to_dict(),
+            registration=REGISTRATION.to_dict(),
+            promotion=promotion.to_dict(),
+        )
+    )
+
+    assert message.subject == f"[retrain] {MODEL}: challenger registered, champion unchanged"
+    assert "does not beat champion v3 0.7100" in message.html
+    assert "champion v3 unchanged" in message.html
+    assert "forced by the force_retrain Param" in message.html
+    assert "MLflow run" not in message.html  # no url given
+
+
+def test_skip():
+    no_drift = DriftResult.from_dict(
+        {**DRIFTED.to_dict(), "status": "no_drift", "drift_share": 0.0, "drifted_columns": 0, "report_uri": None}
+    )
+    message = render_summary(
+        summary(
+            drift=no_drift.to_dict(),
+            decision=Decision(retrain=False, reason="no data drift (share 0.00 < 0.3)").to_dict(),
+            evaluation=None,
+            registration=None,
+            promotion=None,
+        )
+    )
+
+    assert message.subject == f"[retrain] {MODEL}: no retrain needed"
+    assert "no_drift: 0 of 3" in message.html
+    assert "no data drift (share 0.00 &lt; 0.3)" in message.html
+    for absent in ("Gate", "Registered", "Holdout metrics", "Drift report"):
+        assert absent not in message.html
+
+
+def test_skip_without_stage_records_at_all():
+    """The skip path may leave out evaluation/registration/promotion entirely."""
+    message = render_summary(
+        summary(drift=DRIFTED.to_dict(), decision=Decision(retrain=False, reason="healthy").to_dict())
+    )
+    assert message.subject.endswith("no retrain needed")
+
+
+def test_values_are_html_escaped():
+    evil = '<script>alert("x")</script><img src=x onerror=alert(1)>'
+    message = render_summary(
+        summary(
+            drift=DRIFTED.to_dict(),
+            decision=Decision(retrain=False, reason=evil).to_dict(),
+            run=RunInfo(dag_id="d", run_id="<b>run</b>", run_end="now").to_dict(),
+        )
+    )
+
+    assert "<script>" not in message.html
+    assert "<img" not in message.html
+    assert "<b>run</b>" not in message.html
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in message.html
+    assert "&lt;b&gt;run&lt;/b&gt;" in message.html
+
+
+def test_a_missing_record_is_an_error_not_a_blank():
+    with pytest.raises(jinja2.UndefinedError, match="validation"):
+        render_summary(
+            {
+                "model_name": MODEL,
+                "run": RUN.to_dict(),
+                "drift": DRIFTED.to_dict(),
+                "decision": Decision(retrain=False, reason="x").to_dict(),
+            }
+        )
+
+
+@pytest.mark.parametrize(
+    ("decision", "promotion", "expected"),
+    [
+        ({"retrain": False}, None, "no retrain needed"),
+        ({"retrain": True}, None, "challenger registered, champion unchanged"),
+        ({"retrain": True}, {"promoted": False, "champion_version": "2"}, "challenger registered, champion unchanged"),
+        ({"retrain": True}, {"promoted": True, "champion_version": "5"}, "version 5 is the new champion"),
+    ],
+)
+def test_headline(decision, promotion, expected):
+    assert headline({"decision": decision, "promotion": promotion}) == expected
+
+
+# --- the drift alert ----------------------------------------------------------------------------------
+
+WINDOW = {"start": "2024-01-31T02:00:00+00:00", "end": RUN.run_end, "dag_id": "drift_monitor", "run_id": "m__1"}
+LINKS = {"MLflow run": URL, "Report": DRIFTED.report_uri}
+
+
+def test_drift_alert_names_the_drifted_columns_only():
+    alert = render_drift_alert(MODEL, DRIFTED.to_dict(), WINDOW, LINKS, b"<html>report</html>")
+
+    assert alert.subject == f"[drift] {MODEL}: 60% of columns drifted (2 of 3)"
+    page = " ".join(html.unescape(alert.html).split())
+    assert "2 of 3 columns drifted" in page
+    assert "<td>Age</td><td>Wasserstein distance (normed)</td><td>1.1000</td>" in page
+    assert "<td>Annual_Premium</td>" in page
+    assert "<td>Gender</td>" not in page  # not drifted
+    assert f"{WINDOW['start']} → {WINDOW['end']}" in page
+    assert "champion (v3)" in page
+    assert f'<a href="{URL}">' in page
+    assert "drift_monitor / m__1" in page
+    assert "  - Age: Wasserstein distance (normed), 1.1000, 0.1" in alert.text
+    assert "Gender" not in alert.text
+    assert f"MLflow run: {URL}" in alert.text
+    assert alert.report_html == b"<html>report</html>"
+
+
+def test_drift_alert_from_the_beginning():
+    alert = render_drift_alert(MODEL, DRIFTED.to_dict(), WINDOW | {"start": None}, {}, None)
+    assert "beginning -> " in alert.text
+
+
+def test_drift_alert_html_is_escaped_and_text_is_not():
+    drift = DRIFTED.to_dict()
+    drift["columns"][0]["column"] = "<b>Age</b>"
+
+    alert = render_drift_alert(MODEL, drift, WINDOW, {}, None)
+
+    assert "<b>Age</b>" not in alert.html
+    assert "&lt;b&gt;Age&lt;/b&gt;" in alert.html
+    assert "<b>Age</b>" in alert.text
+
+
+def test_drift_alert_message_has_text_html_and_the_report():
+    alert = render_drift_alert(MODEL, DRIFTED.to_dict(), WINDOW, LINKS, b"<html>report</html>")
+
+    message = drift_alert_message(alert, "bot@example.com", ["a@example.com", "b@example.com"])
+
+    assert message["Subject"] == alert.subject
+    assert message["From"] == "bot@example.com"
+    assert message["To"] == "a@example.com, b@example.com"
+    assert message.get_body(preferencelist=("plain",)).get_content().strip() == alert.text.strip()
+    assert message.get_body(preferencelist=("html",)).get_content().strip() == alert.html.strip()
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_filename() == "drift-report.html"
+    assert attachment.get_content_type() == "text/html"
+    assert attachment.get_payload(decode=True) == b"<html>report</html>"
+
+
+def test_drift_alert_message_without_a_report():
+    alert = render_drift_alert(MODEL, DRIFTED.to_dict(), WINDOW, {}, None)
+    assert list(drift_alert_message(alert, "bot@example.com", ["a@example.com"]).iter_attachments()) == []
+
+
+@pytest.mark.parametrize("status", ["no_drift", "no_reference"])
+def test_no_alert_without_drift(status, default_config):
+    from include.retraining.pipeline import send_drift_alert
+
+    result = DriftResult.from_dict({**DRIFTED.to_dict(), "status": status})
+
+    # returns before touching S3, MLflow or SMTP: nothing here is reachable
+    assert send_drift_alert(default_config, RUN, result, None) == {"sent": False, "reason": f"no drift ({status})"}

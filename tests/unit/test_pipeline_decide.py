@@ -1,0 +1,117 @@
+"""The branch after drift detection: retrain, or skip with a reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from include.retraining.pipeline import MONITOR_REASON, decide
+from include.retraining.records import ColumnDrift, DriftResult, RunInfo
+
+SCHEDULED = RunInfo(dag_id="retrain_model", run_id="scheduled__1", run_end="2024-05-01T02:00:00+00:00")
+FROM_MONITOR = RunInfo(
+    dag_id="retrain_model",
+    run_id="manual__2",
+    run_end="2024-05-01T10:00:00+00:00",
+    reason=MONITOR_REASON,
+    trigger={
+        "reason": MONITOR_REASON,
+        "monitor_run_id": "drift_monitor__7",
+        "window_start": "2024-05-01T08:00:00+00:00",
+        "window_end": "2024-05-01T10:00:00+00:00",
+    },
+)
+
+
+def drift_result(**changes: Any) -> DriftResult:
+    base = DriftResult(
+        status="no_drift",
+        drift_share=0.1,
+        drifted_columns=1,
+        columns=(
+            ColumnDrift("Age", "Wasserstein distance (normed)", 0.02, 0.1, False),
+            ColumnDrift("Vintage", "Wasserstein distance (normed)", 0.2, 0.1, True),
+            ColumnDrift("Annual_Premium", "Wasserstein distance (normed)", 0.05, 0.1, False),
+        ),
+        threshold=0.3,
+        rows_current=1_000,
+        rows_reference=1_000,
+        current_uri="s3://b/current.parquet",
+        reference_uri="s3://b/reference.parquet",
+        champion_version="3",
+        report_uri="s3://b/report.html",
+        mlflow_run_id="run",
+    )
+    return DriftResult.from_dict(base.to_dict() | changes)
+
+
+def test_no_drift_and_a_champion_skips():
+    decision = decide(SCHEDULED, drift_result(), force_retrain=False)
+
+    assert decision.retrain is False
+    assert decision.reason == "no data drift (share 0.10 < 0.3) and champion v3 is in place"
+
+
+def test_force_retrain_wins_over_no_drift():
+    decision = decide(SCHEDULED, drift_result(), force_retrain=True)
+
+    assert decision.retrain is True
+    assert decision.reason == "forced by the force_retrain Param"
+
+
+def test_no_champion_trains_the_first_model():
+    result = drift_result(status="no_reference", champion_version=None, reference_uri=None, columns=[], drift_share=0.0)
+
+    decision = decide(SCHEDULED, result, force_retrain=False)
+
+    assert decision.retrain is True
+    assert decision.reason == "no champion yet: training the first model"
+
+
+def test_champion_without_reference_snapshot_retrains():
+    result = drift_result(status="no_reference", reference_uri=None, columns=[], drift_share=0.0, drifted_columns=0)
+
+    decision = decide(SCHEDULED, result, force_retrain=False)
+
+    assert decision.retrain is True
+    assert decision.reason == "champion v3 has no recorded training snapshot"
+
+
+def test_drift_retrains_and_names_the_columns():
+    columns = [
+        {"column": "Age", "method": "Wasserstein distance (normed)", "score": 1.1, "threshold": 0.1, "drifted": True},
+        {"column": "Gender", "method": "Jensen-Shannon distance", "score": 0.01, "threshold": 0.1, "drifted": False},
+        {"column": "Annual_Premium", "method": "K-S p_value", "score": 0.001, "threshold": 0.05, "drifted": True},
+    ]
+    result = drift_result(status="drift", drift_share=2 / 3, drifted_columns=2, columns=columns)
+
+    decision = decide(SCHEDULED, result, force_retrain=False)
+
+    assert decision.retrain is True
+    assert decision.reason == "data drift: 2 of 3 columns drifted (share 0.67 >= 0.3): Age, Annual_Premium"
+
+
+def test_a_run_triggered_by_the_drift_monitor_retrains_even_if_this_check_sees_no_drift():
+    decision = decide(FROM_MONITOR, drift_result(), force_retrain=False)
+
+    assert decision.retrain is True
+    assert decision.reason == (
+        "drift detected by drift_monitor run drift_monitor__7 on window "
+        "2024-05-01T08:00:00+00:00 .. 2024-05-01T10:00:00+00:00"
+    )
+
+
+@pytest.mark.parametrize("reason", ["manual", "backfill"])
+def test_another_trigger_is_not_mistaken_for_the_monitor(reason):
+    conf = {"reason": reason} if reason != "manual" else {}
+    run = RunInfo(dag_id="retrain_model", run_id="manual__3", run_end=SCHEDULED.run_end, reason=reason, trigger=conf)
+
+    assert decide(run, drift_result(), force_retrain=False).retrain is False
+
+
+@pytest.mark.parametrize("status", ["drift", "no_drift", "no_reference"])
+@pytest.mark.parametrize("run", [SCHEDULED, FROM_MONITOR], ids=["scheduled", "monitor"])
+def test_force_retrain_always_retrains(run, status):
+    decision = decide(run, drift_result(status=status), force_retrain=True)
+    assert decision == decision.__class__(retrain=True, reason="forced by the force_retrain Param")

@@ -1,0 +1,158 @@
+"""Glue between a running task and the library: Params and Variables become config, the context a RunInfo."""
+
+from __future__ import annotations
+
+import enum
+import json
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+import pytest
+
+from include.retraining.config import ConfigError, load_config
+from include.retraining.records import RunInfo
+from include.retraining.runtime import env_config, infrastructure_overrides, param_overrides, run_info
+
+
+class RunType(enum.Enum):  # shaped like airflow's DagRunType
+    MANUAL = "manual"
+    SCHEDULED = "scheduled"
+
+
+def test_empty_params_change_nothing():
+    params = dict.fromkeys(("lookback_hours", "drift_share_threshold", "n_estimators", "max_depth"))
+    assert param_overrides({"force_retrain": True, **params}) == {}
+    assert param_overrides({}) == {}
+
+
+def test_params_land_in_their_sections():
+    overrides = param_overrides(
+        {
+            "force_retrain": False,  # not a config value
+            "lookback_hours": 48,
+            "drift_share_threshold": 0.5,
+            "min_improvement": 0.02,
+            "n_estimators": 50,
+            "max_depth": None,
+            "min_samples_leaf": 3,
+        }
+    )
+
+    assert overrides == {
+        "source": {"lookback_hours": 48},
+        "drift": {"drift_share_threshold": 0.5},
+        "gate": {"min_improvement": 0.02},
+        "training": {"hyperparameters": {"n_estimators": 50, "min_samples_leaf": 3}},
+    }
+
+
+def test_zero_is_a_value_not_an_empty_param():
+    assert param_overrides({"min_improvement": 0.0}) == {"gate": {"min_improvement": 0.0}}
+
+
+def test_hyperparameter_params_merge_into_the_configured_ones():
+    config = load_config(param_overrides({"n_estimators": 50, "lookback_hours": 6}))
+
+    assert config.training.hyperparameters == {
+        "n_estimators": 50,
+        "max_depth": 12,
+        "min_samples_leaf": 5,
+        "class_weight": "balanced",
+    }
+    assert config.source.lookback_hours == 6
+
+
+def test_out_of_range_param_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"drift\.drift_share_threshold"):
+        load_config(param_overrides({"drift_share_threshold": 1.5}))
+
+
+def test_infrastructure_overrides():
+    assert infrastructure_overrides({}) == {}
+    assert (
+        infrastructure_overrides({"mlflow_tracking_uri": None, "artifacts_bucket": "", "alert_recipients": None}) == {}
+    )
+    assert infrastructure_overrides(
+        {
+            "mlflow_tracking_uri": "http://mlflow:5000",
+            "artifacts_bucket": "models",
+            "alert_recipients": " a@x.io, ,b@x.io ",
+        }
+    ) == {
+        "mlflow": {"tracking_uri": "http://mlflow:5000"},
+        "storage": {"bucket": "models"},
+        "notify": {"recipients": ["a@x.io", "b@x.io"]},
+    }
+
+
+def test_env_config_layers_variables_from_the_environment():
+    environ = {
+        "AIRFLOW_VAR_RETRAIN_CONFIG": json.dumps(
+            {"source": {"collection": "policies"}, "storage": {"bucket": "from-json"}}
+        ),
+        "AIRFLOW_VAR_ARTIFACTS_BUCKET": "from-variable",
+        "AIRFLOW_VAR_MLFLOW_TRACKING_URI": "http://127.0.0.1:5555",
+        "AIRFLOW_VAR_ALERT_RECIPIENTS": "ops@example.com",
+    }
+
+    config = env_config(environ)
+
+    assert config.source.collection == "policies"
+    assert config.storage.bucket == "from-variable"  # the infrastructure Variable wins over retrain_config
+    assert config.mlflow.tracking_uri == "http://127.0.0.1:5555"
+    assert config.notify.recipients == ("ops@example.com",)
+
+
+def test_env_config_without_variables_is_the_default():
+    assert env_config({}) == load_config()
+
+
+def context(conf=None, run_type=RunType.MANUAL, interval_end=None) -> dict:
+    dag_run = SimpleNamespace(
+        dag_id="retrain_model",
+        run_id="manual__2024-05-01T10:00:00+00:00",
+        conf=conf,
+        run_type=run_type,
+        run_after=datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
+    )
+    return {"dag_run": dag_run, "data_interval_end": interval_end}
+
+
+def test_run_info_of_a_manual_run_without_data_interval():
+    run = run_info(context())
+
+    assert run == RunInfo(
+        dag_id="retrain_model",
+        run_id="manual__2024-05-01T10:00:00+00:00",
+        run_end="2024-05-01T10:00:00+00:00",
+        reason="manual",
+        trigger={},
+    )
+
+
+def test_run_info_prefers_the_data_interval_end():
+    run = run_info(context(run_type=RunType.SCHEDULED, interval_end=datetime(2024, 5, 1, 2, 0, tzinfo=UTC)))
+
+    assert run.run_end == "2024-05-01T02:00:00+00:00"
+    assert run.reason == "scheduled"
+    assert datetime.fromisoformat(run.run_end).tzinfo is not None
+
+
+def test_run_info_takes_reason_and_trigger_from_conf():
+    conf = {
+        "reason": "drift_monitor",
+        "monitor_run_id": "drift_monitor__1",
+        "window_start": "2024-04-30T10:00:00+00:00",
+        "window_end": "2024-05-01T10:00:00+00:00",
+        "unrelated": "ignored",
+    }
+
+    run = run_info(context(conf=conf))
+
+    assert run.reason == "drift_monitor"
+    assert run.trigger == {key: conf[key] for key in ("reason", "monitor_run_id", "window_start", "window_end")}
+    assert RunInfo.from_dict(json.loads(json.dumps(run.to_dict()))) == run
+
+
+def test_run_info_accepts_a_plain_string_run_type():
+    assert run_info(context(run_type="asset_triggered")).reason == "asset_triggered"

@@ -1,0 +1,151 @@
+"""The estimator pipeline: built from the contract, seeded, and strict about its hyperparameters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from include.retraining.config import ESTIMATORS, ConfigError, load_config, with_overrides
+from include.retraining.training import build_pipeline, features_and_label, fit, split_holdout
+
+SMALL = {
+    "random_forest": (RandomForestClassifier, {"n_estimators": 20, "max_depth": 6, "class_weight": "balanced"}),
+    "gradient_boosting": (HistGradientBoostingClassifier, {"max_iter": 20, "max_depth": 3}),
+    "logistic_regression": (LogisticRegression, {"C": 0.5, "max_iter": 500}),
+}
+
+
+@pytest.fixture(scope="module")
+def data(make_frame, default_config) -> pd.DataFrame:
+    frame = make_frame(1_200, seed=31)
+    columns = [*default_config.contract.feature_names, default_config.contract.label.name]
+    return frame[columns].assign(Response=frame["Response"].astype("int64"))
+
+
+def config_for(estimator: str, seed: int = 42):
+    return with_overrides(
+        load_config(), training={"estimator": estimator, "hyperparameters": SMALL[estimator][1], "seed": seed}
+    )
+
+
+def test_every_configured_estimator_has_a_small_test_setup():
+    assert set(SMALL) == set(ESTIMATORS)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_build_fit_and_predict_each_estimator(estimator, data):
+    config = config_for(estimator)
+    train, holdout = split_holdout(data, config.contract, config.training)
+
+    pipeline = build_pipeline(config.contract, config.training)
+    model = fit(train, config.contract, config.training)
+
+    assert isinstance(pipeline, Pipeline)
+    expected_class, hyperparameters = SMALL[estimator]
+    step = model.named_steps["estimator"]
+    assert isinstance(step, expected_class)
+    assert step.random_state == 42
+    for name, value in hyperparameters.items():
+        assert getattr(step, name) == value
+    features, label = features_and_label(holdout, config.contract)
+    probabilities = model.predict_proba(features)
+    assert probabilities.shape == (len(holdout), 2)
+    assert np.allclose(probabilities.sum(axis=1), 1.0)
+    assert list(model.classes_) == [0, 1]
+    # the data has signal: any of the estimators ranks buyers above non-buyers
+    from sklearn.metrics import roc_auc_score
+
+    assert roc_auc_score(label, probabilities[:, 1]) > 0.7
+
+
+def test_preprocessing_follows_the_contract(default_config):
+    pipeline = build_pipeline(default_config.contract, config_for("random_forest").training)
+
+    transformers = {name: columns for name, _, columns in pipeline.named_steps["preprocess"].transformers}
+    assert transformers["numeric"] == default_config.contract.numeric_features
+    assert transformers["categorical"] == default_config.contract.categorical_features
+
+
+def test_unseen_categories_and_missing_values_still_predict(data):
+    config = config_for("random_forest")
+    model = fit(data, config.contract, config.training)
+    odd = data[config.contract.feature_names].head(3).copy()
+    odd.loc[odd.index[0], "Gender"] = "Unknown"
+    odd.loc[odd.index[1], "Age"] = np.nan
+    odd.loc[odd.index[2], "Vehicle_Age"] = None
+
+    assert model.predict_proba(odd).shape == (3, 2)
+
+
+def test_unknown_hyperparameter_is_named():
+    with pytest.raises(
+        ConfigError, match=r"training.hyperparameters \['n_trees'\] are not parameters of random_forest"
+    ):
+        with_overrides(load_config(), training={"hyperparameters": {"n_trees": 10, "max_depth": 3}})
+
+
+def test_hyperparameters_of_another_estimator_are_named_when_the_config_loads():
+    """The default hyperparameters are RandomForest's; switching the estimator alone does not fit them."""
+    with pytest.raises(ConfigError, match=r"\['max_depth', 'min_samples_leaf', 'n_estimators'\]"):
+        load_config({"training": {"estimator": "logistic_regression"}})
+
+
+def test_a_bad_hyperparameter_value_fails_at_fit(data):
+    config = with_overrides(load_config(), training={"hyperparameters": {"n_estimators": -3}})
+
+    with pytest.raises(ValueError, match="n_estimators"):
+        fit(data, config.contract, config.training)
+
+
+def test_split_holdout_is_stratified_disjoint_and_seeded(data, default_config):
+    training = default_config.training  # holdout_share 0.2, seed 42
+
+    train, holdout = split_holdout(data, default_config.contract, training)
+    again_train, again_holdout = split_holdout(data, default_config.contract, training)
+
+    assert len(holdout) == 240
+    assert len(train) == 960
+    assert set(train.index).isdisjoint(holdout.index)
+    assert set(train.index) | set(holdout.index) == set(data.index)
+    overall = data["Response"].mean()
+    assert holdout["Response"].mean() == pytest.approx(overall, abs=0.005)
+    assert train["Response"].mean() == pytest.approx(overall, abs=0.005)
+    assert holdout.index.tolist() == again_holdout.index.tolist()
+    assert train.index.tolist() == again_train.index.tolist()
+    other_seed = with_overrides(default_config, training={"seed": 7}).training
+    assert split_holdout(data, default_config.contract, other_seed)[1].index.tolist() != holdout.index.tolist()
+
+
+def test_stratification_keeps_a_rare_class_on_both_sides(data, default_config):
+    rare = data.copy()
+    rare["Response"] = 0
+    rare.loc[rare.index[:10], "Response"] = 1  # 10 positives in 1,200 rows
+
+    train, holdout = split_holdout(rare, default_config.contract, default_config.training)
+
+    assert holdout["Response"].sum() == 2
+    assert train["Response"].sum() == 8
+
+
+def test_features_and_label(data, default_config):
+    features, label = features_and_label(data, default_config.contract)
+
+    assert list(features.columns) == default_config.contract.feature_names
+    assert label.name == "Response"
+    assert len(features) == len(label) == len(data)
+
+
+def test_seeded_fit_is_reproducible(data):
+    config = config_for("random_forest", seed=3)
+    features, _ = features_and_label(data, config.contract)
+
+    first = fit(data, config.contract, config.training).predict_proba(features)
+    second = fit(data, config.contract, config.training).predict_proba(features)
+    other = fit(data, config.contract, config_for("random_forest", seed=4).training).predict_proba(features)
+
+    assert np.array_equal(first, second)
+    assert not np.array_equal(first, other)
