@@ -21,7 +21,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import dag, task
 from mongo_new_data import MongoNewDataSensor
 
-from include.retraining.dag_defaults import default_args, task_setup
+from include.retraining.dag_defaults import START_DATE, default_args, task_setup
 
 POKE_SECONDS = float(os.environ.get("DRIFT_MONITOR_POKE_SECONDS", "60"))
 WAIT_TIMEOUT = timedelta(minutes=float(os.environ.get("DRIFT_MONITOR_TIMEOUT_MINUTES", "360")))
@@ -30,6 +30,9 @@ WAIT_TIMEOUT = timedelta(minutes=float(os.environ.get("DRIFT_MONITOR_TIMEOUT_MIN
 @dag(
     dag_id="drift_monitor",
     schedule="@continuous",
+    # a fixed past start_date: without one, @continuous gives its first run a zero-length data interval
+    # and the scheduler then re-proposes that same logical date forever ("run already exists")
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

@@ -10,7 +10,7 @@ import os
 
 from airflow.sdk import Param, dag, get_current_context, task
 
-from include.retraining.dag_defaults import default_args, task_setup
+from include.retraining.dag_defaults import START_DATE, default_args, task_setup
 
 PARAMS = {
     "force_retrain": Param(
@@ -72,6 +72,7 @@ PARAMS = {
 @dag(
     dag_id="retrain_model",
     schedule=os.environ.get("RETRAIN_SCHEDULE", "0 2 * * *"),
+    start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
     default_args=default_args(),

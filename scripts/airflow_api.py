@@ -192,6 +192,10 @@ class AirflowClient:
         path = f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances"
         return self.request("GET", path, params={"limit": 1000})["task_instances"]
 
+    def set_task_state(self, dag_id: str, run_id: str, task_id: str, state: str, note: str | None = None) -> Any:
+        path = f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
+        return self.request("PATCH", path, json={"new_state": state} | ({"note": note} if note else {}))
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600, poll: float = 2.0) -> dict[str, Any]:
         """Poll until the run is success or failed; raise RunTimeout after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout

@@ -551,6 +551,8 @@ def airflow_env(state: Path, ports: dict[str, int]) -> dict[str, str]:
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        # The local stack is for watching the loop work: the monitor's sensor polls MongoDB every 5 s, not 60 s.
+        "DRIFT_MONITOR_POKE_SECONDS": "5",
         # Free ports instead of the fixed 8793/8794, so two stacks can run side by side.
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports["airflow-worker-logs"]),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports["airflow-trigger-logs"]),

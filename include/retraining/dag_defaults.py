@@ -6,10 +6,12 @@ Imported at DAG parse time, so it stays light: Airflow's SDK and the SMTP notifi
 from __future__ import annotations
 
 import os
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+START_DATE = datetime(2026, 1, 1, tzinfo=UTC)  # with catchup=False only the latest interval runs
 
 # The same Variable feeds the run summaries and drift alerts (runtime.infrastructure_overrides).
 RECIPIENTS = "{{ var.value.get('alert_recipients', 'ml-team@example.com') }}"

@@ -94,6 +94,8 @@ def test_drift_monitor_shape(dagbag):
     dag = dagbag.dags["drift_monitor"]
     assert dag.max_active_runs == 1
     assert type(dag.timetable).__name__ == "ContinuousTimetable"
+    # without a start_date the continuous timetable re-proposes its first logical date forever
+    assert dag.start_date is not None
     sensor = dag.task_dict["wait_for_new_data"]
     assert sensor.deferrable
     assert {"watermark", "min_documents", "timestamp_field"} <= set(sensor.template_fields)
