@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +24,22 @@ from scripts.airflow_api import AirflowClient, read_env_file
 ROOT = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("LOCAL_STACK_DIR") or ROOT / ".local").resolve()
 COMPONENTS = ("airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-api-server")
+
+
+def isolated_overrides(prefix: str, **extra: dict) -> tuple[str, dict]:
+    """A unique name and the ``retrain_config`` overrides that give a test its own collection, model,
+    experiment, S3 prefix and drift-check collection on the shared stack."""
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    overrides = {
+        "model_name": name,
+        "source": {"collection": name},
+        "monitoring": {"collection": f"{name}_drift_checks"},
+        "mlflow": {"experiment": name},
+        "storage": {"prefix": f"e2e/{name}"},
+    }
+    for section, values in extra.items():
+        overrides[section] = overrides.get(section, {}) | values
+    return name, overrides
 
 
 def stack_env() -> dict[str, str]:

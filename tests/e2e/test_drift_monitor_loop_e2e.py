@@ -14,7 +14,6 @@ import email.policy
 import json
 import os
 import time
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +24,7 @@ from include.retraining import mongo, monitor, registry
 from include.retraining.runtime import env_config
 from include.retraining.sample_data import generate_documents
 from scripts.airflow_api import AirflowClient
+from tests.e2e.conftest import isolated_overrides
 
 pytestmark = pytest.mark.e2e
 
@@ -43,15 +43,9 @@ def loop(airflow_group, stack_environ):
     airflow_group.quiet_dag(client, RETRAIN)
     end_monitor_runs(client)
 
-    name = f"e2e_loop_{uuid.uuid4().hex[:8]}"
-    overrides = {
-        "model_name": name,
-        "source": {"collection": name},
-        "monitoring": {"collection": f"{name}_drift_checks", "min_new_documents": 1000},
-        "mlflow": {"experiment": name},
-        "storage": {"prefix": f"e2e/{name}"},
-        "training": {"hyperparameters": {"n_estimators": 60}},
-    }
+    _, overrides = isolated_overrides(
+        "e2e_loop", monitoring={"min_new_documents": 1000}, training={"hyperparameters": {"n_estimators": 60}}
+    )
     previous = client.get_variable("retrain_config")
     client.set_variable("retrain_config", json.dumps(overrides), description=f"set by {__name__}")
     config = env_config(stack_environ | {"AIRFLOW_VAR_RETRAIN_CONFIG": json.dumps(overrides)})

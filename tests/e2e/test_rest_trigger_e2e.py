@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -20,6 +19,7 @@ from include.retraining import mongo, registry
 from include.retraining.runtime import env_config
 from include.retraining.sample_data import generate_documents
 from scripts.airflow_api import AirflowAPIError, AirflowClient, RunTimeout
+from tests.e2e.conftest import isolated_overrides
 
 pytestmark = pytest.mark.e2e
 
@@ -36,14 +36,7 @@ def airflow(airflow_group, stack_environ):
     for dag_id in paused_here:
         client.pause(dag_id)
 
-    name = f"e2e_rest_{uuid.uuid4().hex[:8]}"
-    overrides = {
-        "model_name": name,
-        "source": {"collection": name},
-        "monitoring": {"collection": f"{name}_drift_checks"},
-        "mlflow": {"experiment": name},
-        "storage": {"prefix": f"e2e/{name}"},
-    }
+    name, overrides = isolated_overrides("e2e_rest")
     stopped = airflow_group.quiet_dag(client, DAG_ID)  # before the Variable: they must not read it
     if stopped:
         print(f"failed the runs that would have delayed ours: {stopped}")

@@ -11,7 +11,6 @@ import email
 import email.policy
 import json
 import os
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from include.retraining import mongo, registry, storage
 from include.retraining.runtime import env_config
 from include.retraining.sample_data import generate_documents
 from scripts.demo import dags_test
+from tests.e2e.conftest import isolated_overrides
 
 pytestmark = pytest.mark.e2e
 
@@ -31,14 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def e2e(tmp_path_factory):
     missing = [n for n in ("MLFLOW_TRACKING_URI", "AIRFLOW_CONN_MONGO_DEFAULT", "MAIL_SINK_DIR") if n not in os.environ]
     assert not missing, f"{missing} not set: run `make up` and source .local/stack.env (make test does both)"
-    name = f"e2e_{uuid.uuid4().hex[:8]}"
-    overrides = {
-        "model_name": name,
-        "source": {"collection": name},
-        "monitoring": {"collection": f"{name}_drift_checks"},
-        "mlflow": {"experiment": name},
-        "storage": {"prefix": f"e2e/{name}"},
-    }
+    name, overrides = isolated_overrides("e2e")
     env = {
         **os.environ,
         "AIRFLOW_VAR_RETRAIN_CONFIG": json.dumps(overrides),
