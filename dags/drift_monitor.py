@@ -22,6 +22,7 @@ from airflow.sdk import dag, task
 from mongo_new_data import MongoNewDataSensor
 
 from include.retraining.dag_defaults import START_DATE, default_args, task_setup
+from include.retraining.records import DriftResult
 
 POKE_SECONDS = float(os.environ.get("DRIFT_MONITOR_POKE_SECONDS", "60"))
 WAIT_TIMEOUT = timedelta(minutes=float(os.environ.get("DRIFT_MONITOR_TIMEOUT_MINUTES", "360")))
@@ -77,7 +78,7 @@ def drift_monitor():
     @task
     def send_drift_alert(new_data: dict, drift: dict) -> dict:
         from include.retraining.monitor import window_run
-        from include.retraining.pipeline import DriftResult, send_drift_alert
+        from include.retraining.pipeline import send_drift_alert
 
         config, run = task_setup()
         window = window_run(run, new_data["watermark"], new_data["latest"])
@@ -86,7 +87,6 @@ def drift_monitor():
     @task
     def retrain_conf(new_data: dict, drift: dict) -> dict:
         from include.retraining.monitor import retrain_conf
-        from include.retraining.records import DriftResult
 
         _, run = task_setup()
         return retrain_conf(run, new_data["watermark"], new_data["latest"], DriftResult.from_dict(drift))

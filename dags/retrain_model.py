@@ -11,6 +11,15 @@ import os
 from airflow.sdk import Param, dag, get_current_context, task
 
 from include.retraining.dag_defaults import START_DATE, default_args, task_setup
+from include.retraining.records import (
+    Decision,
+    DriftResult,
+    Evaluation,
+    Registration,
+    Snapshot,
+    TrainingResult,
+    ValidationReport,
+)
 
 PARAMS = {
     "force_retrain": Param(
@@ -89,20 +98,20 @@ def retrain_model():
 
     @task
     def validate(snapshot: dict) -> dict:
-        from include.retraining.pipeline import Snapshot, validate_snapshot
+        from include.retraining.pipeline import validate_snapshot
 
         return validate_snapshot(*task_setup(), Snapshot.from_dict(snapshot)).to_dict()
 
     @task
     def detect_drift(report: dict) -> dict:
-        from include.retraining.pipeline import ValidationReport, detect_drift
+        from include.retraining.pipeline import detect_drift
 
         validated = ValidationReport.from_dict(report).snapshot
         return detect_drift(*task_setup(), validated).to_dict()
 
     @task.branch
     def decide(drift: dict) -> str:
-        from include.retraining.pipeline import DriftResult, decide
+        from include.retraining.pipeline import decide
 
         context = get_current_context()
         _, run = task_setup()
@@ -112,7 +121,7 @@ def retrain_model():
 
     @task
     def alert_on_drift(snapshot: dict, drift: dict) -> dict:
-        from include.retraining.pipeline import MONITOR_REASON, DriftResult, send_drift_alert
+        from include.retraining.pipeline import MONITOR_REASON, send_drift_alert
 
         config, run = task_setup()
         if run.reason == MONITOR_REASON:  # the monitor already alerted on this window
@@ -121,7 +130,7 @@ def retrain_model():
 
     @task
     def skip(drift: dict) -> dict:
-        from include.retraining.pipeline import Decision, DriftResult, record_skip
+        from include.retraining.pipeline import record_skip
 
         config, _ = task_setup()
         decision = get_current_context()["ti"].xcom_pull(task_ids="decide", key="decision")
@@ -129,33 +138,29 @@ def retrain_model():
 
     @task(pool="training")
     def train(report: dict, drift: dict) -> dict:
-        from include.retraining.pipeline import DriftResult, ValidationReport, train_challenger
+        from include.retraining.pipeline import train_challenger
 
         data = ValidationReport.from_dict(report).snapshot
         return train_challenger(*task_setup(), data, DriftResult.from_dict(drift)).to_dict()
 
     @task
     def evaluate(training: dict) -> dict:
-        from include.retraining.pipeline import TrainingResult, evaluate_challenger
+        from include.retraining.pipeline import evaluate_challenger
 
         config, _ = task_setup()
         return evaluate_challenger(config, TrainingResult.from_dict(training)).to_dict()
 
     @task
     def register(report: dict, drift: dict, training: dict, evaluation: dict) -> dict:
-        from include.retraining import pipeline as p
+        from include.retraining.pipeline import register_challenger
 
-        data = p.ValidationReport.from_dict(report).snapshot
-        records = (
-            p.DriftResult.from_dict(drift),
-            p.TrainingResult.from_dict(training),
-            p.Evaluation.from_dict(evaluation),
-        )
-        return p.register_challenger(*task_setup(), data, *records).to_dict()
+        data = ValidationReport.from_dict(report).snapshot
+        records = (DriftResult.from_dict(drift), TrainingResult.from_dict(training), Evaluation.from_dict(evaluation))
+        return register_challenger(*task_setup(), data, *records).to_dict()
 
     @task
     def promote(registration: dict, evaluation: dict) -> dict:
-        from include.retraining.pipeline import Evaluation, Registration, promote_if_better
+        from include.retraining.pipeline import promote_if_better
 
         config, _ = task_setup()
         return promote_if_better(

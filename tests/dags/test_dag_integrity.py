@@ -14,11 +14,12 @@ ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
 HEAVY_MODULES = ("pandas", "sklearn", "evidently", "mlflow", "pymongo", "pymongoarrow", "boto3", "pyarrow")
 
-# Imports one DAG file with sockets disabled and reports what it pulled in. Airflow's own SDK is
-# imported first: the dag-processor has it loaded before it parses any file.
+# Imports one DAG file with sockets disabled and reports what it pulled in. Airflow's SDK and file
+# processor are imported first: the dag-processor has them loaded before it parses any file.
 PROBE = """
 import json, socket, sys, importlib.util
 import airflow.sdk
+import airflow.dag_processing.processor
 def refuse(*args, **kwargs):
     raise RuntimeError("network access at DAG parse time")
 socket.socket.connect = refuse
