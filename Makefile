@@ -38,7 +38,7 @@ down: ## stop everything the local stack started
 status: ## show each local service, its port and whether it is alive
 	$(STACK) status
 
-seed: up ## load $(SEED_ROWS) sample vehicle-insurance documents into MongoDB (if the collection is empty)
+seed: up ## load SEED_ROWS (20000) sample vehicle-insurance documents into MongoDB, if the collection is empty
 	$(WITH_STACK) $(BIN)/python -m include.retraining.sample_data seed --rows $(SEED_ROWS) --days 30 --if-empty
 
 dags-test: up ## run `airflow dags test retrain_model` once on the local stack
