@@ -13,6 +13,7 @@ import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from include.retraining.config import MlflowConfig
@@ -35,10 +36,17 @@ class Champion:
 
 
 def client(mlflow_config: MlflowConfig) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=mlflow_config.tracking_uri)
+
+
+def fluent(mlflow_config: MlflowConfig) -> ModuleType:
+    """The ``mlflow`` module pointed at the configured server, for its fluent API (runs, models)."""
     import mlflow
 
     mlflow.set_tracking_uri(mlflow_config.tracking_uri)
-    return mlflow.MlflowClient(tracking_uri=mlflow_config.tracking_uri)
+    return mlflow
 
 
 def pipeline_run(mlflow_config: MlflowConfig, run: RunInfo) -> str:
@@ -119,11 +127,10 @@ def log_training(
     metrics: dict[str, float],
 ) -> str:
     """Log parameters, metrics, the snapshot's lineage and the model; return the model's uri."""
-    import mlflow
     from mlflow.models import infer_signature
 
+    mlflow = fluent(mlflow_config)
     features = train.drop(columns=[label])
-    client(mlflow_config)
     with mlflow.start_run(run_id=run_id):
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
@@ -166,10 +173,7 @@ def own_model_types(model: Any) -> list[str]:
 
 
 def load_model(mlflow_config: MlflowConfig, model_uri: str) -> Any:
-    import mlflow
-
-    client(mlflow_config)
-    return mlflow.sklearn.load_model(model_uri)
+    return fluent(mlflow_config).sklearn.load_model(model_uri)
 
 
 def log_evaluation(mlflow_config: MlflowConfig, run_id: str, evaluation: Evaluation) -> None:
@@ -184,12 +188,8 @@ def log_evaluation(mlflow_config: MlflowConfig, run_id: str, evaluation: Evaluat
 
 def register(mlflow_config: MlflowConfig, model_name: str, model_uri: str, tags: dict[str, str]) -> Registration:
     """A new model version carrying its lineage, aliased ``challenger``."""
-    import mlflow
-
-    client(mlflow_config)
-    version = mlflow.register_model(model_uri, model_name, tags=tags)
-    mlflow_client = client(mlflow_config)
-    mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version.version)
+    version = fluent(mlflow_config).register_model(model_uri, model_name, tags=tags)
+    client(mlflow_config).set_registered_model_alias(model_name, CHALLENGER, version.version)
     return Registration(model_name=model_name, version=str(version.version), model_uri=model_uri, tags=tags)
 
 
