@@ -39,16 +39,16 @@ status: ## show each local service, its port and whether it is alive
 	$(STACK) status
 
 seed: up ## load SEED_ROWS (20000) sample vehicle-insurance documents into MongoDB, if the collection is empty
-	$(WITH_STACK) $(BIN)/python -m include.retraining.sample_data seed --rows $(SEED_ROWS) --days 30 --if-empty
+	$(WITH_STACK) $(BIN)/python -m include.demo.seed --rows $(SEED_ROWS) --days 30 --if-empty
 
 dags-test: up ## run `airflow dags test retrain_model` once on the local stack
 	$(WITH_STACK) $(BIN)/airflow dags test retrain_model
 
 summary: ## print what the last retrain produced and where to look
-	$(WITH_STACK) $(BIN)/python -m include.retraining.summary
+	$(WITH_STACK) $(BIN)/python -m include.demo.summary
 
 demo: seed ## the main job: stack up, sample data, two retrain runs (first champion, then drift), summary
-	$(WITH_STACK) $(BIN)/python scripts/demo.py
+	$(WITH_STACK) $(BIN)/python -m include.demo.demo
 
 bench: up ## benchmarks: ratios against a baseline measured in the same run
 	$(WITH_STACK) $(BIN)/python bench/dag_parse.py

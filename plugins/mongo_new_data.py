@@ -4,10 +4,11 @@ Airflow appends the plugins folder to ``sys.path`` in every component (scheduler
 workers, triggerer) and loads this file as the module ``mongo_new_data``, so DAGs import
 ``from mongo_new_data import MongoNewDataSensor`` and the triggerer finds the trigger by that classpath.
 
-A document is *new* when ``timestamp_field`` holds a date strictly after the watermark. The sensor
-returns ``{"count", "watermark", "latest"}``: the window (watermark, latest] that woke it up, which the
-extract can read with the same half-open bounds. pymongo and the Mongo provider are imported lazily:
-this module is imported at DAG parse time.
+Only the Airflow classes live here. The query itself is ``include.retraining.adapters.mongo.new_documents``
+(the one home of MongoDB access): poke mode calls it directly, the trigger in a thread so the
+triggerer's event loop never blocks. The sensor returns ``{"count", "watermark", "latest"}``: the
+window (watermark, latest] that woke it up. The adapter is imported lazily: this module is imported
+at DAG parse time.
 """
 
 from __future__ import annotations
@@ -23,9 +24,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-    from pymongo import AsyncMongoClient
-    from pymongo.asynchronous.collection import AsyncCollection
-    from pymongo.asynchronous.database import AsyncDatabase
+
+    from include.retraining.adapters.mongo import NewDocuments
 
 TRIGGER_CLASSPATH = "mongo_new_data.MongoNewDataTrigger"
 # The trigger's own deadline ends the wait with a "timeout" event (a skip). Airflow's deferral timeout
@@ -33,52 +33,27 @@ TRIGGER_CLASSPATH = "mongo_new_data.MongoNewDataTrigger"
 DEFERRAL_GRACE = timedelta(minutes=5)
 
 
-# --- values shared by the trigger (async) and poke mode (sync) ---------------------------------------
+def probe(
+    conn_id: str, database: str, collection: str, timestamp_field: str, watermark: str | datetime, min_documents: int
+) -> NewDocuments:
+    from include.retraining.adapters import mongo
 
-
-def as_watermark(value: str | datetime) -> datetime:
-    """A tz-aware datetime from an ISO string or a datetime; naive values are refused, not guessed."""
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    if not isinstance(moment, datetime):
-        raise ValueError(f"watermark must be an ISO datetime string or a datetime, got {value!r}")
-    if moment.tzinfo is None:
-        raise ValueError(f"watermark {value!r} has no time zone: pass e.g. '2024-01-01T00:00:00+00:00'")
-    return moment.astimezone(UTC)
-
-
-def new_documents_filter(timestamp_field: str, watermark: datetime) -> dict[str, Any]:
-    # $gt, not $gte: a document stamped exactly at the watermark belongs to the previous window.
-    return {timestamp_field: {"$gt": watermark}}
-
-
-def as_utc_iso(moment: datetime) -> str:
-    # pymongo decodes BSON dates as naive UTC unless the client sets tz_aware.
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC).isoformat()
-
-
-def missing_collection_message(database: str, collection: str) -> str:
-    return (
-        f"collection {database}.{collection} does not exist: check the sensor's database/collection "
-        "(and the Mongo connection) or start the ingestion that writes there"
+    return mongo.new_documents(
+        conn_id, database, collection, timestamp_field, mongo.as_watermark(watermark), min_documents
     )
 
 
-def undated_documents_message(database: str, collection: str, timestamp_field: str) -> str:
-    return (
-        f"no document in {database}.{collection} has a date in field {timestamp_field!r} (missing, or "
-        "stored as a string?): set timestamp_field to the ingestion-time field, stored as a BSON date"
-    )
+def window(found: NewDocuments, watermark: str | datetime) -> dict[str, Any]:
+    from include.retraining.adapters.mongo import as_watermark
 
-
-# --- the trigger --------------------------------------------------------------------------------------
+    return {"count": found.count, "watermark": as_watermark(watermark).isoformat(), "latest": found.latest}
 
 
 class MongoNewDataTrigger(BaseTrigger):
-    """Poll ``count_documents({timestamp_field: {"$gt": watermark}})`` until ``min_documents`` arrive.
+    """Poll until ``min_documents`` documents have ``timestamp_field`` after ``watermark``.
 
     Yields exactly one event: ``new_data`` (count, watermark, latest), ``timeout`` once ``timeout_at``
-    has passed, or ``error`` when the collection is missing or none of its documents has a date in
-    ``timestamp_field`` (waiting could never succeed).
+    has passed, or ``error`` when waiting could never succeed (missing collection, undated documents).
     """
 
     def __init__(
@@ -97,7 +72,7 @@ class MongoNewDataTrigger(BaseTrigger):
         self.database = database
         self.collection = collection
         self.timestamp_field = timestamp_field
-        self.watermark = as_watermark(watermark).isoformat()
+        self.watermark = watermark
         self.min_documents = int(min_documents)
         self.poke_interval = float(poke_interval)
         self.timeout_at = timeout_at
@@ -115,52 +90,33 @@ class MongoNewDataTrigger(BaseTrigger):
         }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        client = await self._connect()
-        try:
-            event = await self._wait(client[self.database])
-        finally:
-            await client.close()
-        yield TriggerEvent(event)
+        yield TriggerEvent(await self._wait())
 
-    async def _connect(self) -> AsyncMongoClient:
-        return await async_mongo_client(self.conn_id)
-
-    async def _wait(self, db: AsyncDatabase) -> dict[str, Any]:
-        docs = db[self.collection]
-        query = new_documents_filter(self.timestamp_field, as_watermark(self.watermark))
-        source_checked, last_count = False, None
+    async def _wait(self) -> dict[str, Any]:
+        last_count = None
         while True:
-            count = await docs.count_documents(query)
-            self._log_poll(count, last_count)
-            last_count = count
-            if count >= self.min_documents:
-                return await self._new_data(docs, query, count)
-            if not source_checked:
-                problem, source_checked = await self._check_source(db, docs)
-                if problem:
-                    return {"status": "error", "message": problem}
+            found = await asyncio.to_thread(
+                probe,
+                self.conn_id,
+                self.database,
+                self.collection,
+                self.timestamp_field,
+                self.watermark,
+                self.min_documents,
+            )
+            self._log_poll(found.count, last_count)
+            last_count = found.count
+            if found.count >= self.min_documents:
+                self.log.info(
+                    "%d new documents in %s.%s, latest %s", found.count, self.database, self.collection, found.latest
+                )
+                return {"status": "new_data", **window(found, self.watermark)}
+            if found.problem:
+                return {"status": "error", "message": found.problem}
             remaining = self._seconds_left()
             if remaining is not None and remaining <= 0:
-                return self._timeout(count)
+                return self._timeout(found.count)
             await asyncio.sleep(self.poke_interval if remaining is None else min(self.poke_interval, remaining))
-
-    async def _new_data(self, docs: AsyncCollection, query: dict[str, Any], count: int) -> dict[str, Any]:
-        newest = await docs.find_one(query, {self.timestamp_field: 1, "_id": 0}, sort=[(self.timestamp_field, -1)])
-        latest = as_utc_iso(newest[self.timestamp_field])
-        self.log.info("%d new documents in %s.%s, latest %s", count, self.database, self.collection, latest)
-        return {"status": "new_data", "count": count, "watermark": self.watermark, "latest": latest}
-
-    async def _check_source(self, db: AsyncDatabase, docs: AsyncCollection) -> tuple[str | None, bool]:
-        """(problem, verified): verified once a dated document proves the field right; until then an
-        empty collection is no problem (it may fill up), but an undated or missing one is.
-        authorizedCollections lets a read-only user without the listCollections privilege ask."""
-        if not await db.list_collection_names(filter={"name": self.collection}, authorizedCollections=True):
-            return missing_collection_message(self.database, self.collection), False
-        if await docs.find_one({self.timestamp_field: {"$type": "date"}}, {"_id": 1}) is not None:
-            return None, True
-        if await docs.find_one({}, {"_id": 1}) is None:
-            return None, False
-        return undated_documents_message(self.database, self.collection, self.timestamp_field), False
 
     def _timeout(self, count: int) -> dict[str, Any]:
         return {
@@ -190,45 +146,14 @@ class MongoNewDataTrigger(BaseTrigger):
         )
 
 
-async def async_mongo_client(conn_id: str) -> AsyncMongoClient:
-    """An ``AsyncMongoClient`` for an Airflow connection, without blocking the triggerer's event loop.
-
-    The connection is fetched with the Task SDK's async lookup; MongoHook itself then builds the URI
-    and client options (srv, credentials, schema, extras, allow_insecure), so both paths agree.
-    """
-    from airflow.providers.mongo.hooks.mongo import MongoHook
-    from pymongo import AsyncMongoClient
-
-    connection = await MongoHook.aget_connection(conn_id)
-    hook = _hook_for(MongoHook, connection)
-    # The same options MongoHook.get_conn passes to the sync MongoClient.
-    options = dict(hook.extras)
-    if hook.allow_insecure:
-        options["tlsAllowInvalidCertificates"] = True
-    return AsyncMongoClient(hook.uri, **options)
-
-
-def _hook_for(hook_class: type, connection: Any) -> Any:
-    """A MongoHook over an already fetched connection: its __init__ otherwise does a sync lookup."""
-
-    class PrefetchedMongoHook(hook_class):
-        def get_connection(self, conn_id: str) -> Any:
-            return connection
-
-    return PrefetchedMongoHook(mongo_conn_id=connection.conn_id)
-
-
-# --- the sensor ---------------------------------------------------------------------------------------
-
-
 class MongoNewDataSensor(BaseSensorOperator):
     """Wait until at least ``min_documents`` documents have ``timestamp_field`` after ``watermark``.
 
     Returns (XCom) ``{"count": int, "watermark": iso, "latest": iso}``: the new documents are the window
     (watermark, latest]. Waiting past ``timeout`` ends the task **skipped** (never failed), so a
     monitoring loop simply goes on; a missing collection or undated documents fail it with a message.
-    Deferrable by default (the wait runs in the triggerer); ``deferrable=False`` pokes with the sync
-    MongoHook in a worker slot (``mode="reschedule"`` frees it between pokes).
+    Deferrable by default (the wait runs in the triggerer); ``deferrable=False`` pokes in a worker slot
+    (``mode="reschedule"`` frees it between pokes).
     """
 
     template_fields: Sequence[str] = ("watermark", "database", "collection", "timestamp_field", "min_documents")
@@ -269,6 +194,8 @@ class MongoNewDataSensor(BaseSensorOperator):
             raise AirflowSkipException(f"no new data in time: {timeout}") from timeout
 
     def new_data_trigger(self, now: datetime | None = None) -> MongoNewDataTrigger:
+        from include.retraining.adapters.mongo import as_watermark
+
         deadline = (now or datetime.now(UTC)) + timedelta(seconds=self.timeout)
         return MongoNewDataTrigger(
             conn_id=self.mongo_conn_id,
@@ -298,28 +225,20 @@ class MongoNewDataSensor(BaseSensorOperator):
             raise AirflowSkipException(f"no new data in time: {timeout}") from timeout
 
     def poke(self, context: Context) -> PokeReturnValue:
-        from airflow.providers.mongo.hooks.mongo import MongoHook
-
-        watermark = as_watermark(self.watermark)
-        query = new_documents_filter(self.timestamp_field, watermark)
-        with MongoHook(mongo_conn_id=self.mongo_conn_id) as hook:
-            db = hook.get_conn()[self.database]
-            docs = db[self.collection]
-            count = docs.count_documents(query)
-            self.log.info("%s.%s: %d new documents after %s", self.database, self.collection, count, watermark)
-            if count < self._min_documents():
-                self._raise_on_source_problem(db, docs)
-                return PokeReturnValue(is_done=False)
-            newest = docs.find_one(query, {self.timestamp_field: 1, "_id": 0}, sort=[(self.timestamp_field, -1)])
-        latest = as_utc_iso(newest[self.timestamp_field])
-        return PokeReturnValue(True, {"count": count, "watermark": watermark.isoformat(), "latest": latest})
-
-    def _raise_on_source_problem(self, db: Any, docs: Any) -> None:
-        if not db.list_collection_names(filter={"name": self.collection}, authorizedCollections=True):
-            raise AirflowException(missing_collection_message(self.database, self.collection))
-        dated = docs.find_one({self.timestamp_field: {"$type": "date"}}, {"_id": 1})
-        if dated is None and docs.find_one({}, {"_id": 1}) is not None:
-            raise AirflowException(undated_documents_message(self.database, self.collection, self.timestamp_field))
+        found = probe(
+            self.mongo_conn_id,
+            self.database,
+            self.collection,
+            self.timestamp_field,
+            self.watermark,
+            self._min_documents(),
+        )
+        self.log.info("%s.%s: %d new documents after %s", self.database, self.collection, found.count, self.watermark)
+        if found.count >= self._min_documents():
+            return PokeReturnValue(True, window(found, self.watermark))
+        if found.problem:
+            raise AirflowException(found.problem)
+        return PokeReturnValue(is_done=False)
 
     def _min_documents(self) -> int:
         # Templated, so it may arrive as a string.

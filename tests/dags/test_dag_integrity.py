@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -61,6 +62,7 @@ def test_retrain_model_shape(dagbag):
         "detect_drift",
         "alert_on_drift",
         "decide",
+        "retrain_or_skip",
         "skip",
         "train",
         "evaluate",
@@ -71,7 +73,7 @@ def test_retrain_model_shape(dagbag):
     assert set(dag.task_ids) == expected
     assert dag.max_active_runs == 1
     assert dag.catchup is False
-    assert dag.task_dict["decide"].downstream_task_ids == {"train", "skip"}
+    assert dag.task_dict["retrain_or_skip"].downstream_task_ids == {"train", "skip"}
     assert dag.task_dict["train"].pool == "training"
     assert set(dag.params) >= {"force_retrain", "lookback_hours", "drift_share_threshold", "min_improvement"}
 
@@ -106,3 +108,24 @@ def test_drift_monitor_shape(dagbag):
     assert {"trigger_retrain", "record_no_drift"} <= advance.upstream_task_ids
     assert "send_drift_alert" not in advance.upstream_task_ids
     assert dag.task_dict["trigger_retrain"].trigger_dag_id == "retrain_model"
+
+
+@pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
+def test_every_task_body_is_one_stage_call(dag_file):
+    """The DAG declares, the library decides: a TaskFlow task is one ``return run_stage(...)`` (a branch
+    may instead return a routing expression); the logic lives in include/retraining/stages."""
+    offenders = []
+    for node in ast.walk(ast.parse(dag_file.read_text())):
+        if not isinstance(node, ast.FunctionDef) or not any(_is_task_decorator(d) for d in node.decorator_list):
+            continue
+        body = [stmt for stmt in node.body if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))]
+        branch = any("branch" in ast.unparse(d) for d in node.decorator_list)
+        one_call = len(body) == 1 and isinstance(body[0], ast.Return)
+        calls_stage = one_call and "run_stage(" in ast.unparse(body[0])
+        if not (calls_stage or (branch and one_call)):
+            offenders.append(node.name)
+    assert offenders == [], f"{dag_file.name}: tasks with more than one stage call: {offenders}"
+
+
+def _is_task_decorator(decorator: ast.expr) -> bool:
+    return ast.unparse(decorator).startswith("task")

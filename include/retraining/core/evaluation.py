@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
 
-from include.retraining.config import GateConfig
-from include.retraining.records import Evaluation
+from include.retraining.core.config import GateConfig
+from include.retraining.core.records import Evaluation
 
 
 def _label_metric(function: Callable) -> Callable[[np.ndarray, np.ndarray], float]:

@@ -1,4 +1,4 @@
-"""``python -m include.retraining.summary``: what the last retrain produced and where to look.
+"""``python -m include.demo.summary``: what the last retrain produced and where to look.
 
 Reads the real systems (MLflow registry, the MongoDB monitoring collection, the mail sink), not the
 Airflow logs, so it shows what a user of the model would see.
@@ -12,9 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from include.retraining import mongo, registry
-from include.retraining.config import PipelineConfig
-from include.retraining.runtime import env_config
+from include.retraining.adapters import mongo, registry
+from include.retraining.airflow.runtime import env_config
+from include.retraining.core.config import PipelineConfig
 
 
 def latest_mail(sink_dir: str | None) -> tuple[Path, str] | None:
@@ -32,7 +32,7 @@ def champion_lines(config: PipelineConfig) -> list[str]:
     if champion is None:
         return [f"model:          {config.model_name} has no champion yet"]
     tags = registry.version_tags(config.mlflow, config.model_name, champion.version)
-    metrics = registry.client(config.mlflow).get_run(tags["mlflow_run_id"]).data.metrics
+    metrics = registry.run_metrics(config.mlflow, tags["mlflow_run_id"])
     holdout = ", ".join(
         f"{k.removeprefix('holdout_')} {v:.3f}" for k, v in sorted(metrics.items()) if k.startswith("holdout_")
     )
@@ -62,10 +62,7 @@ def drift_lines(config: PipelineConfig) -> list[str]:
         + (f" ({', '.join(drifted)})" if drifted else ""),
         f"drift report:   {check['report_uri'] or 'none (no reference yet: the first model defines it)'}",
         *(
-            [
-                f"                also in MLflow: {registry.run_url(config.mlflow, check['mlflow_run_id'])} "
-                "(Artifacts, drift/report.html)"
-            ]
+            [f"                in the MLflow run {registry.run_url(config.mlflow, check['mlflow_run_id'])} (Artifacts)"]
             if check["report_uri"]
             else []
         ),

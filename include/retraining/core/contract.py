@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from include.retraining.config import ContractConfig, FeatureSpec
+from include.retraining.core.config import ContractConfig, FeatureSpec
 
 EXAMPLE_IDS = 3
 QUARANTINE_REASON = "quarantine_reason"

@@ -1,4 +1,4 @@
-"""Glue between a running Airflow task and the library: config and run identity.
+"""A running task's configuration and run identity.
 
 Only called inside tasks (never at DAG parse time): it reads Airflow Variables through the Task SDK.
 """
@@ -10,34 +10,14 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from include.retraining.config import PipelineConfig, load_config
-from include.retraining.records import RunInfo
+from include.retraining.airflow.params import param_overrides
+from include.retraining.core.config import ConfigError, PipelineConfig, load_config
+from include.retraining.core.records import DriftResult, RecordError, RunInfo
 
-# Param name -> (config section, key); hyperparameters go one level deeper.
-PARAM_TARGETS = {
-    "lookback_hours": ("source", "lookback_hours"),
-    "drift_share_threshold": ("drift", "drift_share_threshold"),
-    "min_improvement": ("gate", "min_improvement"),
-    "n_estimators": ("training", "hyperparameters", "n_estimators"),
-    "max_depth": ("training", "hyperparameters", "max_depth"),
-    "min_samples_leaf": ("training", "hyperparameters", "min_samples_leaf"),
-}
 # conf keys a triggering DAG (drift_monitor) may pass; they end up in MLflow and model-version tags
 TRIGGER_KEYS = ("reason", "monitor_run_id", "window_start", "window_end", "drift_status", "drift_share", "check_id")
+MONITOR_CHECK_KEY = "drift"  # conf key of the drift_monitor's DriftResult for the window it hands over
 INFRASTRUCTURE_VARIABLES = ("mlflow_tracking_uri", "artifacts_bucket", "alert_recipients")
-
-
-def param_overrides(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Params left empty (None) keep the configured value."""
-    overrides: dict[str, Any] = {}
-    for name, path in PARAM_TARGETS.items():
-        if params.get(name) is None:
-            continue
-        node = overrides
-        for key in path[:-1]:
-            node = node.setdefault(key, {})
-        node[path[-1]] = params[name]
-    return overrides
 
 
 def infrastructure_overrides(variables: Mapping[str, str | None]) -> dict[str, Any]:
@@ -46,7 +26,7 @@ def infrastructure_overrides(variables: Mapping[str, str | None]) -> dict[str, A
         overrides["mlflow"] = {"tracking_uri": variables["mlflow_tracking_uri"]}
     if variables.get("artifacts_bucket"):
         overrides["storage"] = {"bucket": variables["artifacts_bucket"]}
-    if variables.get("alert_recipients"):  # comma-separated; the failure emails read the same Variable
+    if variables.get("alert_recipients"):  # comma-separated
         recipients = [r.strip() for r in variables["alert_recipients"].split(",") if r.strip()]
         overrides["notify"] = {"recipients": recipients}
     return overrides
@@ -61,6 +41,14 @@ def task_config(params: Mapping[str, Any]) -> PipelineConfig:
     return load_config(deployment, infrastructure_overrides(variables), param_overrides(params))
 
 
+def failure_config(params: Mapping[str, Any]) -> PipelineConfig:
+    """The run's config for its failure mail; the defaults when the failure is a broken config."""
+    try:
+        return task_config(params)
+    except (ConfigError, ValueError):
+        return load_config()
+
+
 def env_config(environ: Mapping[str, str] = os.environ) -> PipelineConfig:
     """The same layering for command-line tools, from ``AIRFLOW_VAR_*`` in the environment."""
     variables = {name: environ.get(f"AIRFLOW_VAR_{name.upper()}") for name in INFRASTRUCTURE_VARIABLES}
@@ -69,12 +57,29 @@ def env_config(environ: Mapping[str, str] = os.environ) -> PipelineConfig:
 
 
 def run_info(context: Mapping[str, Any]) -> RunInfo:
+    """Who runs and for which data: a run drift_monitor triggered ends where the monitor's window ended."""
     dag_run = context["dag_run"]
-    end = context.get("data_interval_end") or dag_run.run_after
     conf = dict(dag_run.conf or {})
+    end = conf.get("window_end") or (context.get("data_interval_end") or dag_run.run_after).isoformat()
     run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
-    reason = str(conf.get("reason") or run_type)
-    trigger = {key: conf[key] for key in TRIGGER_KEYS if key in conf}
     return RunInfo(
-        dag_id=dag_run.dag_id, run_id=dag_run.run_id, run_end=end.isoformat(), reason=reason, trigger=trigger
+        dag_id=dag_run.dag_id,
+        run_id=dag_run.run_id,
+        run_end=end,
+        reason=str(conf.get("reason") or run_type),
+        trigger={key: conf[key] for key in TRIGGER_KEYS if key in conf},
+        force_retrain=bool((context.get("params") or {}).get("force_retrain")),
+        monitor_check=monitor_check(conf),
     )
+
+
+def monitor_check(conf: Mapping[str, Any]) -> DriftResult | None:
+    if conf.get(MONITOR_CHECK_KEY) is None:
+        return None
+    try:
+        return DriftResult.from_dict(conf[MONITOR_CHECK_KEY])
+    except RecordError as error:
+        raise ValueError(
+            f"conf[{MONITOR_CHECK_KEY!r}] is not a drift check result ({error}): "
+            "trigger with drift_monitor's conf, or leave the key out to check drift in this run"
+        ) from error

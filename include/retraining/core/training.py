@@ -6,20 +6,12 @@ from typing import Any
 
 import pandas as pd
 from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from include.retraining.config import ContractConfig, TrainingConfig
-
-ESTIMATOR_CLASSES: dict[str, type] = {
-    "random_forest": RandomForestClassifier,
-    "gradient_boosting": HistGradientBoostingClassifier,
-    "logistic_regression": LogisticRegression,
-}
+from include.retraining.core.config import ContractConfig, TrainingConfig, estimator_class
 
 
 def build_pipeline(contract: ContractConfig, training: TrainingConfig) -> Pipeline:
@@ -44,12 +36,12 @@ def build_pipeline(contract: ContractConfig, training: TrainingConfig) -> Pipeli
 
 
 def build_estimator(training: TrainingConfig) -> Any:
-    estimator_class = ESTIMATOR_CLASSES[training.estimator]
+    cls = estimator_class(training.estimator)
     try:
-        return estimator_class(random_state=training.seed, **training.hyperparameters)
+        return cls(random_state=training.seed, **training.hyperparameters)
     except TypeError as error:
         given = sorted(training.hyperparameters)
-        raise ValueError(f"training.hyperparameters {given} do not fit {estimator_class.__name__}: {error}") from error
+        raise ValueError(f"training.hyperparameters {given} do not fit {cls.__name__}: {error}") from error
 
 
 def split_holdout(

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from include.retraining.config import ContractConfig, DriftConfig
-from include.retraining.records import ColumnDrift
+from include.retraining.core.config import ContractConfig, DriftConfig
+from include.retraining.core.records import ColumnDrift
 
 
 @dataclass(frozen=True)

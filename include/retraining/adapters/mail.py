@@ -1,4 +1,5 @@
-"""Everything that sends mail, through the SMTP provider's hook (``smtp_default``).
+"""Everything that sends mail, through the SMTP provider's hook and the configured ``notify.conn_id``:
+run summaries, drift alerts and task-failure mails.
 
 Rendering is separate from sending so the messages can be tested without a server.
 """
@@ -52,6 +53,13 @@ def send(
 
     with SmtpHook(smtp_conn_id=conn_id) as hook:
         hook.send_email_smtp(to=list(recipients), subject=message.subject, html_content=message.html, files=files)
+
+
+def render_failure(dag_id: str, run_id: str, task_id: str, try_number: int, error: object) -> Message:
+    html = _TEMPLATES.get_template("failure.html").render(
+        dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=try_number, error=error
+    )
+    return Message(subject=f"[retrain] task {task_id} failed in {dag_id} / {run_id}", html=html)
 
 
 @dataclass(frozen=True)

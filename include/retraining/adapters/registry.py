@@ -16,8 +16,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from include.retraining.config import MlflowConfig
-from include.retraining.records import DriftResult, Evaluation, Registration, RunInfo, Snapshot
+from include.retraining.core.config import MlflowConfig
+from include.retraining.core.records import DriftResult, Evaluation, Registration, RunInfo, Snapshot
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
+DRIFT_REPORT = "drift/report.html"
 
 
 @dataclass(frozen=True)
@@ -107,13 +108,39 @@ def champion(mlflow_config: MlflowConfig, model_name: str) -> Champion | None:
     )
 
 
-def log_drift(mlflow_config: MlflowConfig, run_id: str, result: DriftResult, html: str) -> None:
+def log_drift_report(mlflow_config: MlflowConfig, run_id: str, html: str) -> str:
+    """Store the Evidently report once, as an artifact of the run (on S3 behind the MLflow server)."""
+    client(mlflow_config).log_text(run_id, html, DRIFT_REPORT)
+    return f"runs:/{run_id}/{DRIFT_REPORT}"
+
+
+def log_drift(mlflow_config: MlflowConfig, run_id: str, result: DriftResult) -> None:
     mlflow_client = client(mlflow_config)
-    mlflow_client.log_text(run_id, html, "drift/report.html")
     mlflow_client.log_dict(run_id, result.to_dict(), "drift/result.json")
     mlflow_client.log_metric(run_id, "drift_share", result.drift_share)
     mlflow_client.log_metric(run_id, "drifted_columns", result.drifted_columns)
     mlflow_client.set_tag(run_id, "drift_status", result.status)
+    if result.report_uri:
+        mlflow_client.set_tag(run_id, "drift_report_uri", result.report_uri)
+
+
+def read_artifact(mlflow_config: MlflowConfig, artifact_uri: str) -> bytes:
+    """An artifact's bytes, e.g. ``runs:/<run>/drift/report.html``."""
+    import tempfile
+
+    from mlflow.artifacts import download_artifacts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = download_artifacts(artifact_uri=artifact_uri, dst_path=tmp, tracking_uri=mlflow_config.tracking_uri)
+        return Path(path).read_bytes()
+
+
+def set_run_tag(mlflow_config: MlflowConfig, run_id: str, key: str, value: str) -> None:
+    client(mlflow_config).set_tag(run_id, key, value)
+
+
+def run_metrics(mlflow_config: MlflowConfig, run_id: str) -> dict[str, float]:
+    return dict(client(mlflow_config).get_run(run_id).data.metrics)
 
 
 def log_training(

@@ -1,4 +1,5 @@
-"""Everything that touches MongoDB, through the provider's MongoHook.
+"""Everything that touches MongoDB, through the provider's MongoHook: the training windows, the
+monitoring history, the drift monitor's watermark and the new-data probe its sensor and trigger poll.
 
 Reads go through pymongoarrow with a schema built from the data contract: it is much faster than
 ``pd.DataFrame(list(find()))`` and only the contracted fields cross the wire. Values of the wrong
@@ -8,14 +9,16 @@ the whole extract failing on one bad document.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from bson import ObjectId
 
-from include.retraining.config import ContractConfig, SourceConfig
+from include.retraining.core.config import ContractConfig, SourceConfig
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,6 +28,16 @@ if TYPE_CHECKING:
 ID_TYPES = {"objectid": ObjectId, "string": pa.string(), "int": pa.int64()}
 
 
+@dataclass(frozen=True)
+class NewDocuments:
+    """One poll of the new-data probe: documents stamped after the watermark."""
+
+    count: int
+    latest: str | None  # ISO UTC timestamp of the newest one, once ``count`` reached the minimum
+    problem: str | None  # why waiting can never succeed (missing collection, undated documents)
+
+
+@functools.cache  # one pooled, thread-safe client per connection and process (the trigger polls for hours)
 def client(conn_id: str) -> MongoClient:
     from airflow.providers.mongo.hooks.mongo import MongoHook
 
@@ -87,6 +100,49 @@ def record_documents(conn_id: str, database: str, name: str, docs: Iterable[dict
     """Append monitoring documents (drift checks, ...) and return their ids."""
     result = client(conn_id)[database][name].insert_many(list(docs))
     return [str(i) for i in result.inserted_ids]
+
+
+def as_watermark(value: str | datetime) -> datetime:
+    """A tz-aware UTC datetime from an ISO string or a datetime; naive values are refused, not guessed."""
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(moment, datetime):
+        raise ValueError(f"watermark must be an ISO datetime string or a datetime, got {value!r}")
+    if moment.tzinfo is None:
+        raise ValueError(f"watermark {value!r} has no time zone: pass e.g. '2024-01-01T00:00:00+00:00'")
+    return moment.astimezone(UTC)
+
+
+def new_documents(
+    conn_id: str, database: str, name: str, timestamp_field: str, watermark: datetime, min_documents: int
+) -> NewDocuments:
+    """Count documents with ``timestamp_field`` strictly after ``watermark`` (a document stamped exactly at
+    the watermark belongs to the previous window). Synchronous: the trigger runs it in a thread."""
+    query = {timestamp_field: {"$gt": watermark}}
+    db = client(conn_id)[database]
+    docs = db[name]
+    count = docs.count_documents(query)
+    if count < min_documents:
+        return NewDocuments(count, None, _source_problem(db, name, timestamp_field))
+    newest = docs.find_one(query, {timestamp_field: 1, "_id": 0}, sort=[(timestamp_field, -1)])
+    return NewDocuments(count, _utc(newest[timestamp_field]).isoformat(), None)
+
+
+def _source_problem(db: Any, name: str, timestamp_field: str) -> str | None:
+    """An empty collection may fill up; a missing or undated one never will. ``authorizedCollections``
+    lets a read-only user without the listCollections privilege ask."""
+    where = f"{db.name}.{name}"
+    if not db.list_collection_names(filter={"name": name}, authorizedCollections=True):
+        return (
+            f"collection {where} does not exist: check the sensor's database/collection "
+            "(and the Mongo connection) or start the ingestion that writes there"
+        )
+    docs = db[name]
+    if docs.find_one({timestamp_field: {"$type": "date"}}, {"_id": 1}) or not docs.find_one({}, {"_id": 1}):
+        return None
+    return (
+        f"no document in {where} has a date in field {timestamp_field!r} (missing, or stored as a string?): "
+        "set timestamp_field to the ingestion-time field, stored as a BSON date"
+    )
 
 
 def latest_documents(

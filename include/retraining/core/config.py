@@ -7,18 +7,25 @@ with its Params. Another collection and schema therefore need configuration only
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from include.retraining.records import RecordError, parse
+from include.retraining.core.records import RecordError, parse
 
-CONFIG_DIR = Path(__file__).parent / "configs"
+CONFIG_DIR = Path(__file__).parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "vehicle_insurance.json"
 METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
-ESTIMATORS = ("random_forest", "gradient_boosting", "logistic_regression")
+# name -> scikit-learn class, imported only when needed (config loading stays light)
+ESTIMATOR_CLASSES = {
+    "random_forest": ("sklearn.ensemble", "RandomForestClassifier"),
+    "gradient_boosting": ("sklearn.ensemble", "HistGradientBoostingClassifier"),
+    "logistic_regression": ("sklearn.linear_model", "LogisticRegression"),
+}
+ESTIMATORS = tuple(ESTIMATOR_CLASSES)
 
 
 class ConfigError(ValueError):
@@ -167,14 +174,16 @@ def with_overrides(config: PipelineConfig, **sections: Mapping[str, Any]) -> Pip
     return replace(config, **changes)
 
 
+def estimator_class(name: str) -> type:
+    module, class_name = ESTIMATOR_CLASSES[name]
+    return getattr(importlib.import_module(module), class_name)
+
+
 def unknown_hyperparameters(training: TrainingConfig) -> list[str]:
     """Caught at load time, so a wrong key fails before any data is read, not at the train task."""
-    from include.retraining.training import ESTIMATOR_CLASSES
-
-    estimator_class = ESTIMATOR_CLASSES.get(training.estimator)
-    if estimator_class is None:
+    if training.estimator not in ESTIMATOR_CLASSES:
         return []
-    return sorted(set(training.hyperparameters) - set(estimator_class().get_params()))
+    return sorted(set(training.hyperparameters) - set(estimator_class(training.estimator)().get_params()))
 
 
 def _check_ranges(config: PipelineConfig) -> None:

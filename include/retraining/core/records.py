@@ -26,21 +26,22 @@ def parse[T](cls: type[T], data: Any, path: str = "record") -> T:
     unknown = sorted(set(data) - known)
     if unknown:
         raise RecordError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(known)}")
-    kwargs = {name: _coerce(hints[name], data[name], f"{path}.{name}") for name in known if name in data}
+    kwargs = {name: coerce(hints[name], data[name], f"{path}.{name}") for name in known if name in data}
     try:
         return cls(**kwargs)
     except TypeError as error:  # a required key is missing
         raise RecordError(f"{path}: {error}") from error
 
 
-def _coerce(hint: Any, value: Any, path: str) -> Any:
+def coerce(hint: Any, value: Any, path: str) -> Any:
+    """``value`` as the type ``hint`` names: records are rebuilt, tuples and literals checked, the rest kept."""
     origin = get_origin(hint)
     if origin in (Union, UnionType):
         options = [arg for arg in get_args(hint) if arg is not type(None)]
         if value is None:
             return None
         if len(options) == 1:
-            return _coerce(options[0], value, path)
+            return coerce(options[0], value, path)
         return value
     if is_dataclass(hint):
         return parse(hint, value, path)
@@ -48,7 +49,7 @@ def _coerce(hint: Any, value: Any, path: str) -> Any:
         if not isinstance(value, list | tuple):
             raise RecordError(f"{path}: expected a list, got {value!r}")
         item_hint = get_args(hint)[0]
-        return tuple(_coerce(item_hint, item, f"{path}[{i}]") for i, item in enumerate(value))
+        return tuple(coerce(item_hint, item, f"{path}[{i}]") for i, item in enumerate(value))
     if origin is Literal and value not in get_args(hint):
         raise RecordError(f"{path}: {value!r} is not one of {list(get_args(hint))}")
     return value
@@ -74,6 +75,17 @@ class RunInfo(Record):
     run_end: str  # ISO timestamp: the extract window ends here
     reason: str = "scheduled"  # why this run exists: scheduled, manual, drift_monitor, ...
     trigger: dict[str, Any] = field(default_factory=dict)  # conf from whoever triggered the run
+    force_retrain: bool = False  # the force_retrain Param
+    monitor_check: DriftResult | None = None  # the drift check drift_monitor ran on this run's window
+
+
+@dataclass(frozen=True)
+class NewData(Record):
+    """What woke the drift monitor: ``count`` documents in the window (watermark, latest]."""
+
+    count: int
+    watermark: str
+    latest: str
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,47 @@
+"""What every DAG of the project shares: owner, retries, timeouts and the task-failure email.
+
+Imported at DAG parse time, so it stays light: the standard library only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+START_DATE = datetime(2026, 1, 1, tzinfo=UTC)  # with catchup=False only the latest interval runs
+log = logging.getLogger(__name__)
+
+
+def mail_task_failure(context: Mapping[str, Any]) -> None:
+    """Task-level failure callback: mails the run's configured recipients through its configured SMTP
+    connection (a DAG-level callback breaks `dags test`, apache/airflow#64649). Never raises: the task
+    already failed, a broken mail must not hide why."""
+    from include.retraining.adapters import mail
+    from include.retraining.airflow.runtime import failure_config
+
+    ti, dag_run = context["ti"], context["dag_run"]
+    try:
+        notify = failure_config(context.get("params") or {}).notify
+        message = mail.render_failure(
+            dag_run.dag_id, dag_run.run_id, ti.task_id, ti.try_number, context.get("exception")
+        )
+        mail.send(notify.conn_id, notify.recipients, message)
+    except Exception:
+        log.exception("could not mail the failure of %s", ti.task_id)
+
+
+def default_args(**overrides: Any) -> dict[str, Any]:
+    return {
+        "owner": "ml-platform",
+        # the e2e tests set RETRAIN_TASK_RETRIES=0: under `dags test` a retry sleeps in-process
+        "retries": int(os.environ.get("RETRAIN_TASK_RETRIES", "2")),
+        "retry_delay": timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=15),
+        "execution_timeout": timedelta(minutes=30),
+        "on_failure_callback": mail_task_failure,
+        **overrides,
+    }

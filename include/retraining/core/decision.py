@@ -1,0 +1,34 @@
+"""Retrain or not: the decision the retrain DAG branches on, from the drift verdict and who asked."""
+
+from __future__ import annotations
+
+from include.retraining.core.records import Decision, DriftResult, RunInfo
+
+MONITOR_REASON = "drift_monitor"  # the conf reason drift_monitor sets when it triggers a retrain
+
+
+def decide_retrain(run: RunInfo, drift: DriftResult) -> Decision:
+    if run.force_retrain:
+        return Decision(retrain=True, reason="forced by the force_retrain Param")
+    if run.reason == MONITOR_REASON:
+        window = f"{run.trigger.get('window_start')} .. {run.trigger.get('window_end')}"
+        return Decision(
+            retrain=True,
+            reason=f"drift detected by drift_monitor run {run.trigger.get('monitor_run_id')} on window {window}",
+        )
+    if drift.champion_version is None:
+        return Decision(retrain=True, reason="no champion yet: training the first model")
+    if drift.status == "no_reference":
+        return Decision(retrain=True, reason=f"champion v{drift.champion_version} has no recorded training snapshot")
+    if drift.drifted:
+        columns = ", ".join(drift.drifted_column_names)
+        return Decision(
+            retrain=True,
+            reason=f"data drift: {drift.drifted_columns} of {len(drift.columns)} columns drifted "
+            f"(share {drift.drift_share:.2f} >= {drift.threshold}): {columns}",
+        )
+    return Decision(
+        retrain=False,
+        reason=f"no data drift (share {drift.drift_share:.2f} < {drift.threshold}) and champion "
+        f"v{drift.champion_version} is in place",
+    )

@@ -1,0 +1,37 @@
+"""The stages: one function per Airflow task, composing the core and the adapters over typed records.
+
+Each function is named like its task, so ``run_stage("<task id>")`` finds it here. They run without a
+scheduler: a test or a notebook calls them with a config and a ``RunInfo``.
+"""
+
+from include.retraining.stages.data import detect_drift, extract, validate
+from include.retraining.stages.model import evaluate, promote, register, train
+from include.retraining.stages.monitor import (
+    advance_watermark,
+    check_drift,
+    open_window,
+    record_no_drift,
+    retrain_conf,
+    send_drift_alert,
+)
+from include.retraining.stages.outcome import alert_on_drift, decide, notify, skip
+
+__all__ = [
+    "advance_watermark",
+    "alert_on_drift",
+    "check_drift",
+    "decide",
+    "detect_drift",
+    "evaluate",
+    "extract",
+    "notify",
+    "open_window",
+    "promote",
+    "record_no_drift",
+    "register",
+    "retrain_conf",
+    "send_drift_alert",
+    "skip",
+    "train",
+    "validate",
+]

@@ -1,0 +1,142 @@
+"""The model stages: train a challenger, evaluate it against the champion, register it, promote it."""
+
+from __future__ import annotations
+
+import logging
+
+from include.retraining.adapters import registry, storage
+from include.retraining.core.config import PipelineConfig
+from include.retraining.core.evaluation import decide_promotion, positive_scores
+from include.retraining.core.records import (
+    DriftResult,
+    Evaluation,
+    Promotion,
+    Registration,
+    RunInfo,
+    TrainingResult,
+    ValidationReport,
+)
+from include.retraining.core.training import features_and_label, fit, split_holdout
+from include.retraining.stages.data import run_prefix
+
+log = logging.getLogger(__name__)
+
+
+def train(config: PipelineConfig, run: RunInfo, validation: ValidationReport, drift: DriftResult) -> TrainingResult:
+    """Fit on the validated snapshot minus a stratified holdout, which is kept for the evaluation stage."""
+    data = validation.snapshot
+    frame = storage.read_parquet(config.storage, data.uri)
+    label = config.contract.label.name
+    train_rows, holdout = split_holdout(
+        frame[[*config.contract.feature_names, label]], config.contract, config.training
+    )
+    holdout_uri = storage.write_parquet(config.storage, f"{run_prefix(config, run)}/holdout/rows.parquet", holdout)
+    model = fit(train_rows, config.contract, config.training)
+    params = {
+        "estimator": config.training.estimator,
+        **config.training.hyperparameters,
+        "holdout_share": config.training.holdout_share,
+        "seed": config.training.seed,
+        "snapshot_hash": data.content_hash,
+    }
+    metrics = {
+        "rows_train": float(len(train_rows)),
+        "rows_holdout": float(len(holdout)),
+        "positive_share": float((train_rows[label] == config.contract.label.positive_class).mean()),
+    }
+    run_id = drift.mlflow_run_id
+    model_uri = registry.log_training(config.mlflow, run_id, model, train_rows, data, label, params, metrics)
+    return TrainingResult(
+        mlflow_run_id=run_id,
+        model_uri=model_uri,
+        holdout_uri=holdout_uri,
+        rows_train=len(train_rows),
+        rows_holdout=len(holdout),
+        params=params,
+        metrics=metrics,
+    )
+
+
+def evaluate(config: PipelineConfig, training: TrainingResult) -> Evaluation:
+    """Score challenger and current champion on the same holdout and apply the gate."""
+    holdout = storage.read_parquet(config.storage, training.holdout_uri)
+    features, y = features_and_label(holdout, config.contract)
+    positive = config.contract.label.positive_class
+    challenger = registry.load_model(config.mlflow, training.model_uri)
+    champion = registry.champion(config.mlflow, config.model_name)
+    champion_scores = None
+    if champion:
+        champion_scores = positive_scores(registry.load_model(config.mlflow, champion.model_uri), features, positive)
+    evaluation = decide_promotion(
+        (y == positive).astype(int).to_numpy(),
+        positive_scores(challenger, features, positive),
+        champion_scores,
+        champion.version if champion else None,
+        config.gate,
+    )
+    registry.log_evaluation(config.mlflow, training.mlflow_run_id, evaluation)
+    log.info("gate %s: %s", "passed" if evaluation.passed else "failed", evaluation.reason)
+    return evaluation
+
+
+def register(
+    config: PipelineConfig,
+    run: RunInfo,
+    validation: ValidationReport,
+    drift: DriftResult,
+    training: TrainingResult,
+    evaluation: Evaluation,
+) -> Registration:
+    """A model version carrying its lineage: the rows, the holdout, the drift verdict, the run and the gate."""
+    data = validation.snapshot
+    tags = registry.tags_as_strings(
+        {
+            "snapshot_uri": data.uri,
+            "snapshot_hash": data.content_hash,
+            "snapshot_rows": str(data.rows),
+            "holdout_uri": training.holdout_uri,
+            "drift_status": drift.status,
+            "drift_share": f"{drift.drift_share:.4f}",
+            "drifted_columns": drift.drifted_column_names,
+            "drift_report_uri": drift.report_uri,
+            "airflow_dag_id": run.dag_id,
+            "airflow_run_id": run.run_id,
+            "trigger_reason": run.reason,
+            **{f"trigger.{key}": value for key, value in run.trigger.items()},
+            "mlflow_run_id": training.mlflow_run_id,
+            "previous_champion": evaluation.champion_version,
+            "gate_passed": str(evaluation.passed).lower(),
+            "gate_reason": evaluation.reason,
+        }
+    )
+    return registry.register(config.mlflow, config.model_name, training.model_uri, tags)
+
+
+def promote(config: PipelineConfig, registration: Registration, evaluation: Evaluation) -> Promotion:
+    """Move ``champion`` only when the gate passed against the champion that is still current."""
+    current = registry.champion(config.mlflow, config.model_name)
+    current_version = current.version if current else None
+    if not evaluation.passed:
+        return Promotion(
+            promoted=False,
+            champion_version=current_version,
+            previous_champion=current_version,
+            reason=f"champion {_label(current_version)} unchanged: {evaluation.reason}",
+        )
+    if current_version != evaluation.champion_version:
+        return Promotion(
+            promoted=False,
+            champion_version=current_version,
+            previous_champion=current_version,
+            reason=f"champion moved to {_label(current_version)} during this run (evaluated against "
+            f"{_label(evaluation.champion_version)}): not promoting on a stale comparison",
+        )
+    reason = f"version {registration.version} promoted: {evaluation.reason}"
+    registry.set_champion(config.mlflow, config.model_name, registration.version, reason)
+    return Promotion(
+        promoted=True, champion_version=registration.version, previous_champion=current_version, reason=reason
+    )
+
+
+def _label(version: str | None) -> str:
+    return f"v{version}" if version else "(none)"

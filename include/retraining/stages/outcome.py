@@ -1,0 +1,86 @@
+"""The outcome stages: decide, the skip path, and the mails that say what happened (drift alert, summary)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from include.retraining.adapters import mail, registry
+from include.retraining.core.config import PipelineConfig
+from include.retraining.core.decision import MONITOR_REASON, decide_retrain
+from include.retraining.core.records import (
+    Decision,
+    DriftResult,
+    Evaluation,
+    Promotion,
+    Registration,
+    RunInfo,
+    ValidationReport,
+)
+
+log = logging.getLogger(__name__)
+
+
+def decide(run: RunInfo, drift: DriftResult) -> Decision:
+    decision = decide_retrain(run, drift)
+    log.info("%s: %s", "retrain" if decision.retrain else "skip", decision.reason)
+    return decision
+
+
+def skip(config: PipelineConfig, drift: DriftResult, decision: Decision) -> Decision:
+    if drift.mlflow_run_id:
+        registry.set_run_tag(config.mlflow, drift.mlflow_run_id, "outcome", f"skipped: {decision.reason}")
+    log.info("skipping retrain: %s", decision.reason)
+    return decision
+
+
+def alert_on_drift(config: PipelineConfig, run: RunInfo, validation: ValidationReport, drift: DriftResult) -> dict:
+    if run.reason == MONITOR_REASON:
+        return {"sent": False, "reason": "alert already sent by drift_monitor"}
+    return mail_drift_alert(config, run, drift, validation.snapshot.window_start)
+
+
+def mail_drift_alert(config: PipelineConfig, run: RunInfo, drift: DriftResult, window_start: str | None) -> dict:
+    """Email the drift alert with the Evidently report attached (the check is already recorded)."""
+    if not drift.drifted:
+        return {"sent": False, "reason": f"no drift ({drift.status})"}
+    report = registry.read_artifact(config.mlflow, drift.report_uri) if drift.report_uri else None
+    links = {"Report": drift.report_uri or "-"}
+    if drift.mlflow_run_id:
+        links = {"MLflow run": registry.run_url(config.mlflow, drift.mlflow_run_id), **links}
+    window = {"start": window_start, "end": run.run_end, "dag_id": run.dag_id, "run_id": run.run_id}
+    alert = mail.render_drift_alert(config.model_name, drift.to_dict(), window, links, report)
+    mail.send_drift_alert(config.notify.conn_id, config.notify.recipients, alert)
+    return {"sent": True, "subject": alert.subject, "recipients": list(config.notify.recipients)}
+
+
+def notify(
+    config: PipelineConfig,
+    run: RunInfo,
+    validation: ValidationReport,
+    drift: DriftResult,
+    decision: Decision,
+    evaluation: Evaluation | None,
+    registration: Registration | None,
+    promotion: Promotion | None,
+) -> dict[str, Any]:
+    """Email what happened and why, and close the MLflow run. The model stages are None on the skip path."""
+    records = {
+        "validation": validation,
+        "drift": drift,
+        "decision": decision,
+        "evaluation": evaluation,
+        "registration": registration,
+        "promotion": promotion,
+    }
+    summary: dict[str, Any] = {
+        "model_name": config.model_name,
+        "run": run.to_dict(),
+        **{name: record.to_dict() if record else None for name, record in records.items()},
+    }
+    if drift.mlflow_run_id:
+        summary["mlflow_run_url"] = registry.run_url(config.mlflow, drift.mlflow_run_id)
+        registry.finish_run(config.mlflow, drift.mlflow_run_id)
+    message = mail.render_summary(summary)
+    mail.send(config.notify.conn_id, config.notify.recipients, message)
+    return {"subject": message.subject, "recipients": list(config.notify.recipients)}
