@@ -420,21 +420,22 @@ def test_seed_profile_runs_the_seeder_cli() -> None:
 @pytest.mark.parametrize("conn_id", ["mongo_default", "aws_default", "smtp_default"])
 def test_compose_connections_equal_airflow_settings(conn_id: str) -> None:
     """The env connections compose builds from .env.example are what airflow_settings.yaml declares."""
-    declared = {c.conn_id: c for c in apply_settings.load_settings(ROOT / "airflow_settings.yaml").connections}
-    name = apply_settings.connection_env_name(conn_id)
-    from_env = apply_settings.parse_env_connection(conn_id, environment("airflow-worker")[name], name)
-    assert from_env.values() == declared[conn_id].values()
+    declared = apply_settings.load_settings(ROOT / "airflow_settings.yaml")
+    env = {name: value for name, value in environment("airflow-worker").items() if name.startswith("AIRFLOW_CONN_")}
+    from_env, used = apply_settings.resolve(declared, env)
+    assert f"AIRFLOW_CONN_{conn_id.upper()}" in used
+    assert from_env["connections"][conn_id] == declared["connections"][conn_id]
 
 
 def test_compose_variables_equal_airflow_settings() -> None:
-    declared = {v.key: v.value for v in apply_settings.load_settings(ROOT / "airflow_settings.yaml").variables}
+    declared = apply_settings.load_settings(ROOT / "airflow_settings.yaml")["variables"]
     env = environment("airflow-worker")
     for key in ("mlflow_tracking_uri", "artifacts_bucket"):
-        assert env[apply_settings.variable_env_name(key)] == declared[key]
+        assert env[f"AIRFLOW_VAR_{key.upper()}"] == declared[key]
     assert env["MLFLOW_TRACKING_URI"] == declared["mlflow_tracking_uri"]
     assert env["S3_BUCKET"] == declared["artifacts_bucket"]
     # retrain_config stays a DB-only variable, editable in the UI.
-    assert apply_settings.variable_env_name("retrain_config") not in env
+    assert "AIRFLOW_VAR_RETRAIN_CONFIG" not in env
 
 
 def test_mongo_connection_works_for_the_bundled_server_and_an_srv_cluster(tmp_path: Path) -> None:
