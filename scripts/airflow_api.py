@@ -2,20 +2,12 @@
 
     python scripts/airflow_api.py trigger retrain_model --conf '{"force_retrain": true}' --wait
     python scripts/airflow_api.py runs retrain_model
-    python scripts/airflow_api.py pause drift_monitor        # or unpause
-    python scripts/airflow_api.py health
 
-Authentication: ``POST /auth/token`` with ``{"username": ..., "password": ...}`` answers
-``{"access_token": <JWT>}``; every ``/api/v2`` call sends it as ``Authorization: Bearer <JWT>``. A token
-lives ``[api_auth] jwt_expiration_time`` (24 h by default); on a 401 the client logs in again once.
-
-Where it connects: ``AIRFLOW_API_URL``, ``AIRFLOW_API_USER`` and ``AIRFLOW_API_PASSWORD`` (or
-``AIRFLOW_API_PASSWORD_FILE``, the simple auth manager's JSON file of generated passwords). Unset, they
-are read from the local stack's ``airflow.env`` (``make airflow`` writes it to ``.local/``).
-
-Triggering is what the UI's trigger form does: the Params go in ``conf`` and ``logical_date`` is null.
-Airflow validates ``conf`` against the DAG's Params when it creates the run; invalid values are
-refused with HTTP 400 and a message naming the Param, and no run is created.
+It logs in with ``POST /auth/token`` and sends the JWT as a bearer token (again once on a 401), to
+``AIRFLOW_API_URL`` as ``AIRFLOW_API_USER`` with ``AIRFLOW_API_PASSWORD`` or the simple auth manager's
+``AIRFLOW_API_PASSWORD_FILE``; unset, they come from the local stack's ``airflow.env`` (``make airflow``).
+A trigger is the UI's trigger form: Params in ``conf``, no logical date; Airflow refuses invalid
+Params with HTTP 400 naming the Param, before any run exists.
 """
 
 from __future__ import annotations
@@ -35,7 +27,7 @@ from urllib.parse import quote
 import httpx
 
 REPO = Path(__file__).resolve().parent.parent
-FINISHED = frozenset({"success", "failed"})
+RAISE = object()  # request(): a 404 is an error
 
 
 class AirflowAPIError(RuntimeError):
@@ -56,18 +48,13 @@ class RunTimeout(TimeoutError):
 
 
 def read_env_file(path: Path) -> dict[str, str]:
-    """The ``export NAME=value`` lines that scripts/local_stack.py writes (values shell-quoted)."""
+    """The ``export NAME=value`` lines that the local stack writes (values shell-quoted)."""
     env = {}
     for line in path.read_text().splitlines():
         if line.startswith("export ") and "=" in line:
             name, value = line.removeprefix("export ").split("=", 1)
             env[name] = shlex.split(value)[0] if value else ""
     return env
-
-
-def stack_airflow_env() -> dict[str, str]:
-    path = Path(os.environ.get("LOCAL_STACK_DIR") or REPO / ".local") / "airflow.env"
-    return read_env_file(path) if path.exists() else {}
 
 
 @dataclass
@@ -86,8 +73,9 @@ class AirflowClient:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> AirflowClient:
         env = dict(os.environ if environ is None else environ)
-        if "AIRFLOW_API_URL" not in env:
-            env |= stack_airflow_env()
+        stack = Path(os.environ.get("LOCAL_STACK_DIR") or REPO / ".local") / "airflow.env"
+        if "AIRFLOW_API_URL" not in env and stack.exists():
+            env |= read_env_file(stack)
         if "AIRFLOW_API_URL" not in env:
             raise SystemExit("AIRFLOW_API_URL is not set and .local/airflow.env is missing: run `make airflow`")
         user = env.get("AIRFLOW_API_USER", "admin")
@@ -105,17 +93,13 @@ class AirflowClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    # --- transport ----------------------------------------------------------------------------------
-
     def login(self) -> str:
         response = self._http.post("/auth/token", json={"username": self.username, "password": self.password})
-        if response.status_code != 201:
-            raise AirflowAPIError("POST", "/auth/token", response.status_code, _detail(response))
-        self._token = response.json()["access_token"]
+        self._token = _checked("POST", "/auth/token", response, (201,))["access_token"]
         return self._token
 
-    def request(self, method: str, path: str, *, expect: tuple[int, ...] = (200,), **kwargs) -> Any:
-        """One authenticated call; returns the decoded JSON body (None for an empty one)."""
+    def request(self, method: str, path: str, *, expect=(200,), if_missing: Any = RAISE, **kwargs) -> Any:
+        """One authenticated call; the decoded JSON body (None for an empty one), or ``if_missing`` on a 404."""
         for attempt in range(2):
             headers = {"Authorization": f"Bearer {self._token or self.login()}"}
             response = self._http.request(method, path, headers=headers, **kwargs)
@@ -123,43 +107,25 @@ class AirflowClient:
                 self._token = None  # expired or signed with another secret: log in again, once
                 continue
             break
-        if response.status_code not in expect:
-            raise AirflowAPIError(method, path, response.status_code, _detail(response))
-        return response.json() if response.content else None
+        if response.status_code == 404 and if_missing is not RAISE:
+            return if_missing
+        return _checked(method, path, response, expect)
 
     def health(self) -> dict[str, Any]:
         """``/api/v2/monitor/health`` needs no login: metadatabase, scheduler, triggerer, dag processor."""
-        response = self._http.get("/api/v2/monitor/health")
-        if response.status_code != 200:
-            raise AirflowAPIError("GET", "/api/v2/monitor/health", response.status_code, _detail(response))
-        return response.json()
-
-    # --- DAGs ---------------------------------------------------------------------------------------
+        return _checked("GET", "/api/v2/monitor/health", self._http.get("/api/v2/monitor/health"), (200,))
 
     def get_dag(self, dag_id: str) -> dict[str, Any] | None:
-        try:
-            return self.request("GET", f"/api/v2/dags/{_q(dag_id)}")
-        except AirflowAPIError as error:
-            if error.status == 404:
-                return None
-            raise
+        return self.request("GET", f"/api/v2/dags/{_q(dag_id)}", if_missing=None)
 
     def list_dags(self) -> list[dict[str, Any]]:
         return self.request("GET", "/api/v2/dags", params={"limit": 1000})["dags"]
 
-    def import_errors(self) -> list[dict[str, Any]]:
-        return self.request("GET", "/api/v2/importErrors", params={"limit": 1000})["import_errors"]
-
-    def set_paused(self, dag_id: str, paused: bool) -> dict[str, Any]:
+    def pause(self, dag_id: str, paused: bool = True) -> dict[str, Any]:
         return self.request("PATCH", f"/api/v2/dags/{_q(dag_id)}", json={"is_paused": paused})
 
-    def pause(self, dag_id: str) -> dict[str, Any]:
-        return self.set_paused(dag_id, True)
-
     def unpause(self, dag_id: str) -> dict[str, Any]:
-        return self.set_paused(dag_id, False)
-
-    # --- runs ---------------------------------------------------------------------------------------
+        return self.pause(dag_id, False)
 
     def trigger(
         self,
@@ -173,9 +139,6 @@ class AirflowClient:
         if note:
             body["note"] = note
         return self.request("POST", f"/api/v2/dags/{_q(dag_id)}/dagRuns", json=body)
-
-    def get_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
-        return self.request("GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}")
 
     def list_runs(self, dag_id: str, limit: int = 100, states: Iterable[str] = ()) -> list[dict[str, Any]]:
         """Newest first; only runs in one of ``states`` if given (queued, running, success, failed)."""
@@ -200,74 +163,45 @@ class AirflowClient:
         """Poll until the run is success or failed; raise RunTimeout after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while True:
-            run = self.get_run(dag_id, run_id)
-            if run["state"] in FINISHED:
+            run = self.request("GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}")
+            if run["state"] in ("success", "failed"):
                 return run
             if time.monotonic() > deadline:
                 raise RunTimeout(run, timeout)
             time.sleep(poll)
 
-    # --- variables and pools ------------------------------------------------------------------------
-
     def get_variable(self, key: str) -> str | None:
-        try:
-            return self.request("GET", f"/api/v2/variables/{_q(key)}")["value"]
-        except AirflowAPIError as error:
-            if error.status == 404:
-                return None
-            raise
+        return (self.request("GET", f"/api/v2/variables/{_q(key)}", if_missing=None) or {}).get("value")
 
     def set_variable(self, key: str, value: str, description: str | None = None) -> dict[str, Any]:
         body = {"key": key, "value": value, "description": description}
-        try:
-            return self.request("PATCH", f"/api/v2/variables/{_q(key)}", json=body)
-        except AirflowAPIError as error:
-            if error.status != 404:
-                raise
-        return self.request("POST", "/api/v2/variables", json=body, expect=(201,))
+        updated = self.request("PATCH", f"/api/v2/variables/{_q(key)}", json=body, if_missing=None)
+        return updated or self.request("POST", "/api/v2/variables", json=body, expect=(201,))
 
     def delete_variable(self, key: str) -> bool:
         """False if there was no such variable."""
-        try:
-            self.request("DELETE", f"/api/v2/variables/{_q(key)}", expect=(204,))
-        except AirflowAPIError as error:
-            if error.status == 404:
-                return False
-            raise
-        return True
-
-    def ensure_pool(self, name: str, slots: int, description: str = "") -> str:
-        """Create the pool or set its slots and description; returns "created", "updated" or "unchanged"."""
-        try:
-            pool = self.request("GET", f"/api/v2/pools/{_q(name)}")
-        except AirflowAPIError as error:
-            if error.status != 404:
-                raise
-            body = {"name": name, "slots": slots, "description": description}
-            self.request("POST", "/api/v2/pools", json=body, expect=(201,))
-            return "created"
-        if (pool["slots"], pool.get("description") or "") == (slots, description):
-            return "unchanged"
-        body = {"pool": name, "slots": slots, "description": description, "include_deferred": pool["include_deferred"]}
-        self.request("PATCH", f"/api/v2/pools/{_q(name)}", json=body)
-        return "updated"
+        path = f"/api/v2/variables/{_q(key)}"
+        return self.request("DELETE", path, expect=(204,), if_missing=False) is not False
 
 
 def _q(part: str) -> str:
     return quote(part, safe="")
 
 
-def _detail(response: httpx.Response) -> Any:
+def _checked(method: str, path: str, response: httpx.Response, expect: tuple[int, ...]) -> Any:
+    """The decoded JSON body (None for an empty one) if the status is expected, else AirflowAPIError."""
+    if response.status_code in expect:
+        return response.json() if response.content else None
     try:
-        return response.json().get("detail", response.json())
+        detail = response.json().get("detail", response.json())
     except (ValueError, AttributeError):
-        return response.text
+        detail = response.text
+    raise AirflowAPIError(method, path, response.status_code, detail)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("health", help="component health (no login needed)")
     trigger = commands.add_parser("trigger", help="trigger a run with Params, like the UI's trigger form")
     trigger.add_argument("dag_id")
     trigger.add_argument("--conf", default="{}", help="the Params as a JSON object")
@@ -277,28 +211,21 @@ def main(argv: list[str] | None = None) -> int:
     runs = commands.add_parser("runs", help="the latest runs of a DAG")
     runs.add_argument("dag_id")
     runs.add_argument("--limit", type=int, default=10)
-    for name in ("pause", "unpause"):
-        commands.add_parser(name, help=f"{name} a DAG").add_argument("dag_id")
     args = parser.parse_args(argv)
 
     with AirflowClient.from_env() as client:
         try:
-            if args.command == "health":
-                print(json.dumps(client.health(), indent=2))
-            elif args.command == "trigger":
+            if args.command == "trigger":
                 run = client.trigger(args.dag_id, json.loads(args.conf), args.logical_date)
                 print(f"{run['dag_run_id']}: {run['state']}", flush=True)
                 if args.wait:
                     run = client.wait_for_run(args.dag_id, run["dag_run_id"], args.timeout)
                     print(f"{run['dag_run_id']}: {run['state']}")
                     return 0 if run["state"] == "success" else 1
-            elif args.command == "runs":
+            else:
                 for run in client.list_runs(args.dag_id, args.limit):
                     ended = run.get("end_date") or ""
                     print(f"{run['dag_run_id']:<50} {run['run_type']:<10} {run['state']:<8} {ended}")
-            else:
-                dag = client.set_paused(args.dag_id, args.command == "pause")
-                print(f"{dag['dag_id']}: {'paused' if dag['is_paused'] else 'unpaused'}")
         except (AirflowAPIError, RunTimeout) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

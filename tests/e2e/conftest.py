@@ -1,4 +1,5 @@
-"""Shared by the e2e tests that drive the real Airflow group of the local stack (`local_stack.py up --airflow`).
+"""Shared by the e2e tests that drive the real Airflow group of the local stack
+(`python -m scripts.local_stack up --airflow`).
 
 The group (API server, scheduler, dag-processor, triggerer) runs on the main stack's state dir with its own
 metadata DB, is started once (idempotent, reused if already running) and left running: `make down` stops it.
@@ -64,8 +65,8 @@ class AirflowGroup:
         self.env: dict[str, str] = {}
 
     def start(self, unpause: Iterable[str] = ()) -> AirflowClient:
-        """`local_stack.py up --airflow` (reuses a running group), unpause ``unpause``; a logged-in client."""
-        command = [sys.executable, str(ROOT / "scripts" / "local_stack.py"), "up", "--airflow"]
+        """`local_stack up --airflow` (reuses a running group), unpause ``unpause``; a logged-in client."""
+        command = [sys.executable, "-m", "scripts.local_stack", "up", "--airflow"]
         if dag_ids := ",".join(unpause):
             command += ["--unpause", dag_ids]
         began = time.monotonic()

@@ -1,4 +1,4 @@
-"""scripts/local_stack.py against real processes, in a private state dir (a second, independent stack).
+"""`python -m scripts.local_stack` against real processes, in a private state dir (a second, independent stack).
 
 The tests share one stack and run in file order: up, up again, crash and restart, mail, the Airflow group, down.
 """
@@ -25,7 +25,6 @@ from scripts.airflow_api import AirflowAPIError, AirflowClient, read_env_file
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "scripts" / "local_stack.py"
 SERVICES = ("s3", "mongo", "smtp", "mlflow")
 AIRFLOW = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 REQUIRED_NAMES = {
@@ -41,8 +40,8 @@ REQUIRED_NAMES = {
 def run_stack(state: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
     env = os.environ | {"LOCAL_STACK_DIR": str(state)}
     return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        [sys.executable, "-m", "scripts.local_stack", *args],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout, check=False,
     )  # fmt: skip
 
 
@@ -58,7 +57,7 @@ def sourced_env(state: Path) -> dict[str, str]:
 
 def read_state(state: Path) -> tuple[dict[str, int], dict[str, int]]:
     ports = json.loads((state / "ports.json").read_text())
-    pids = {name: int((state / "pids" / f"{name}.pid").read_text()) for name in SERVICES}
+    pids = {name: int((state / "pids" / f"{name}.pid").read_text().split()[0]) for name in SERVICES}
     return ports, pids
 
 
