@@ -127,17 +127,9 @@ class AirflowClient:
     def unpause(self, dag_id: str) -> dict[str, Any]:
         return self.pause(dag_id, False)
 
-    def trigger(
-        self,
-        dag_id: str,
-        conf: Mapping[str, Any] | None = None,
-        logical_date: str | None = None,
-        note: str | None = None,
-    ) -> dict[str, Any]:
+    def trigger(self, dag_id: str, conf: Mapping[str, Any] | None = None, logical_date=None, note=None) -> dict:
         """Create a manual run like the UI's trigger form: Params in ``conf``; returns the dag run."""
-        body: dict[str, Any] = {"logical_date": logical_date, "conf": dict(conf or {})}
-        if note:
-            body["note"] = note
+        body = {"logical_date": logical_date, "conf": dict(conf or {})} | ({"note": note} if note else {})
         return self.request("POST", f"/api/v2/dags/{_q(dag_id)}/dagRuns", json=body)
 
     def list_runs(self, dag_id: str, limit: int = 100, states: Iterable[str] = ()) -> list[dict[str, Any]]:

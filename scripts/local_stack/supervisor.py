@@ -97,12 +97,12 @@ def pid_file(state: Path, name: str) -> Path:
 
 def _pid(state: Path, name: str, dead_leader_too: bool) -> int | None:
     try:
-        pid_text, started = pid_file(state, name).read_text().split()
+        pid_text, *started = pid_file(state, name).read_text().split()  # no start time: an older stack's file
         pid = int(pid_text)
     except (OSError, ValueError):
         return None
     stat = _stat(pid)
-    return pid if (stat[19] == started if _live(stat) else dead_leader_too) else None
+    return pid if (started in ([], [stat[19]]) if _live(stat) else dead_leader_too) else None
 
 
 def running(state: Path, name: str) -> int | None:
