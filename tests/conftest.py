@@ -15,7 +15,7 @@ import pytest
 if TYPE_CHECKING:
     import pandas as pd
 
-    from include.retraining.config import ContractConfig, PipelineConfig
+    from include.retraining.core.config import ContractConfig, PipelineConfig
 
 WINDOW_START = datetime(2024, 1, 1, tzinfo=UTC)
 WINDOW_END = datetime(2024, 2, 1, tzinfo=UTC)
@@ -38,7 +38,7 @@ def as_extracted(frame: pd.DataFrame, contract: ContractConfig, id_field: str = 
 
 @pytest.fixture(scope="session")
 def default_config() -> PipelineConfig:
-    from include.retraining.config import load_config
+    from include.retraining.core.config import load_config
 
     return load_config()
 
@@ -46,7 +46,7 @@ def default_config() -> PipelineConfig:
 @pytest.fixture(scope="session")
 def make_frame(default_config: PipelineConfig) -> Callable[..., pd.DataFrame]:
     """``make_frame(rows, seed=..., covariate_drift=..., concept_drift=..., malformed_share=...)``."""
-    from include.retraining.sample_data import generate_frame
+    from include.demo.sample_data import generate_frame
 
     def make(rows: int, **knobs: float) -> pd.DataFrame:
         frame = generate_frame(rows, start=WINDOW_START, end=WINDOW_END, **knobs)

@@ -1,4 +1,4 @@
-"""`make demo` (``python -m include.demo.demo``): two real retrain runs on the local stack, then a summary of what they produced.
+"""`make demo` (``python -m include.demo.demo``): two real retrain runs on the local stack, then a summary.
 
 Run 1 trains the first champion on the seeded history (no reference yet, so no drift report).
 Then a day of drifted documents arrives (older customers, pricier premiums, a changed buying

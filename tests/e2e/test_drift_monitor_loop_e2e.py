@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from include.retraining import mongo, monitor, registry
-from include.retraining.runtime import env_config
-from include.retraining.sample_data import generate_documents
+from include.demo.sample_data import generate_documents
+from include.retraining.adapters import mongo, registry
+from include.retraining.airflow.runtime import env_config
+from include.retraining.stages import monitor
 from scripts.airflow_api import AirflowClient
 from tests.e2e.conftest import isolated_overrides
 

@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
-from include.retraining import mongo, registry
-from include.retraining.runtime import env_config
-from include.retraining.sample_data import generate_documents
+from include.demo.sample_data import generate_documents
+from include.retraining.adapters import mongo, registry
+from include.retraining.airflow.runtime import env_config
 from scripts.airflow_api import AirflowAPIError, AirflowClient, RunTimeout
 from tests.e2e.conftest import isolated_overrides
 

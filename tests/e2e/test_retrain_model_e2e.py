@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from include.retraining import mongo, registry, storage
-from include.retraining.runtime import env_config
-from include.retraining.sample_data import generate_documents
-from scripts.demo import dags_test
+from include.demo.demo import dags_test
+from include.demo.sample_data import generate_documents
+from include.retraining.adapters import mongo, registry, storage
+from include.retraining.airflow.runtime import env_config
 from tests.e2e.conftest import isolated_overrides
 
 pytestmark = pytest.mark.e2e
@@ -108,7 +108,7 @@ def test_2_drift_is_detected_archived_and_gates_the_promotion(e2e):
     assert check["status"] == "drift"
     drifted = {c["column"] for c in check["columns"] if c["drifted"]}
     assert {"Age", "Annual_Premium", "Vehicle_Age"} <= drifted
-    report = storage.get_bytes(config.storage, check["report_uri"]).decode()
+    report = registry.read_artifact(config.mlflow, check["report_uri"]).decode()
     assert "<html" in report.lower()
     assert "Annual_Premium" in report
     logged = registry.client(config.mlflow).list_artifacts(check["mlflow_run_id"], "drift")

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from include.retraining.config import PipelineConfig, load_config
+from include.retraining.core.config import PipelineConfig, load_config
 
 STACK_VARIABLES = (
     "MONGO_URI",
@@ -95,7 +95,7 @@ def config_factory(stack_env: Mapping[str, str]) -> Iterator[Callable[..., Pipel
 
     yield make
 
-    from include.retraining import mongo
+    from include.retraining.adapters import mongo
 
     client = mongo.client("mongo_default")
     for database in databases:

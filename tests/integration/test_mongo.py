@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from bson import ObjectId
 
-from include.retraining import mongo
-from include.retraining.config import PipelineConfig
+from include.retraining.adapters import mongo
+from include.retraining.core.config import PipelineConfig
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from mongo_new_data import MongoNewDataTrigger, async_mongo_client
+from mongo_new_data import MongoNewDataTrigger
+
+from include.retraining.adapters import mongo
 
 pytestmark = pytest.mark.integration
 
@@ -35,11 +37,7 @@ def docs_at(*seconds: float) -> list[dict[str, Any]]:
 
 
 async def insert(collection: str, docs: list[dict[str, Any]]) -> None:
-    client = await async_mongo_client(CONN_ID)
-    try:
-        await client[DATABASE][collection].insert_many(docs)
-    finally:
-        await client.close()
+    await asyncio.to_thread(mongo.client(CONN_ID)[DATABASE][collection].insert_many, docs)
 
 
 def trigger_for(collection: str, *, timeout: float = 5, **overrides: Any) -> MongoNewDataTrigger:

@@ -6,12 +6,34 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from include.retraining import mongo, monitor
-from include.retraining.records import RunInfo
-from include.retraining.sample_data import generate_documents
+from include.demo.sample_data import generate_documents
+from include.retraining.adapters import mongo
+from include.retraining.core.records import DriftResult, NewData, RunInfo
+from include.retraining.stages import monitor
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def advance(config, start: str, end: str, check_id: str | None) -> None:
+    drift = DriftResult.from_dict({**CHECK, "check_id": check_id})
+    monitor.advance_watermark(config, run_info(), NewData(count=1, watermark=start, latest=end), drift)
+
+
+CHECK = {
+    "status": "no_drift",
+    "drift_share": 0.0,
+    "drifted_columns": 0,
+    "columns": [],
+    "threshold": 0.3,
+    "rows_current": 1,
+    "rows_reference": 1,
+    "current_uri": "s3://b/c",
+    "reference_uri": "s3://b/r",
+    "champion_version": "1",
+    "report_uri": None,
+    "mlflow_run_id": None,
+}
 
 
 def run_info(run_id: str = "monitor-run-1") -> RunInfo:
@@ -51,13 +73,13 @@ def test_advance_is_compare_and_set_and_idempotent_for_a_retry(pipeline_config):
     start = monitor.open_window(pipeline_config, run_info())["watermark"]
     latest = (datetime.fromisoformat(start) + timedelta(hours=5)).isoformat()
 
-    monitor.advance(pipeline_config, run_info(), start, latest, "check-1")
-    monitor.advance(pipeline_config, run_info(), start, latest, "check-1")  # a retried task: no-op
+    advance(pipeline_config, start, latest, "check-1")
+    advance(pipeline_config, start, latest, "check-1")  # a retried task: no-op
 
     assert stored_watermark(pipeline_config) == datetime.fromisoformat(latest)
     elsewhere = (datetime.fromisoformat(start) + timedelta(hours=9)).isoformat()
     with pytest.raises(RuntimeError, match="another run moved it"):
-        monitor.advance(pipeline_config, run_info(), start, elsewhere, "check-2")
+        advance(pipeline_config, start, elsewhere, "check-2")
     assert stored_watermark(pipeline_config) == datetime.fromisoformat(latest)
 
 
@@ -67,7 +89,7 @@ def test_consecutive_windows_neither_skip_nor_recount(pipeline_config):
     first = monitor.open_window(pipeline_config, run_info())["watermark"]
     seed(pipeline_config, 300, T0 + timedelta(hours=2), T0 + timedelta(hours=3))
     middle = mongo.latest_timestamp(pipeline_config.source).isoformat()
-    monitor.advance(pipeline_config, run_info(), first, middle, None)
+    advance(pipeline_config, first, middle, None)
     seed(pipeline_config, 200, T0 + timedelta(hours=4), T0 + timedelta(hours=5))
     last = mongo.latest_timestamp(pipeline_config.source).isoformat()
 
@@ -83,11 +105,13 @@ def test_consecutive_windows_neither_skip_nor_recount(pipeline_config):
 def test_check_window_compares_new_documents_with_the_champion(pipeline_config):
     """No champion yet: the check says so and records it; the retrain DAG will train the first one."""
     seed(pipeline_config, 800, T0, T0 + timedelta(hours=1))
-    result = monitor.check_window(pipeline_config, run_info(), T0.isoformat(), (T0 + timedelta(hours=1)).isoformat())
+    new_data = NewData(count=800, watermark=T0.isoformat(), latest=(T0 + timedelta(hours=1)).isoformat())
+    result = monitor.check_drift(pipeline_config, run_info(), new_data)
 
     assert result.status == "no_reference"
     assert result.rows_current == 800
-    assert monitor.needs_retrain(result)
-    conf = monitor.retrain_conf(run_info(), T0.isoformat(), "end", result)
+    conf = monitor.retrain_conf(run_info(), new_data, result)
     assert conf["reason"] == "drift_monitor"
+    assert conf["window_end"] == new_data.latest
+    assert DriftResult.from_dict(conf["drift"]) == result  # the retrain reuses this check
     assert conf["check_id"] == result.check_id

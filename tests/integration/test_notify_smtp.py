@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from include.retraining import notify, registry, storage
-from include.retraining.pipeline import send_drift_alert, send_summary
-from include.retraining.records import ColumnDrift, Decision, DriftResult, RunInfo, Snapshot, ValidationReport
+from include.retraining.adapters import mail as notify
+from include.retraining.adapters import registry
+from include.retraining.core.records import ColumnDrift, Decision, DriftResult, RunInfo, Snapshot, ValidationReport
+from include.retraining.stages.outcome import mail_drift_alert
+from include.retraining.stages.outcome import notify as send_summary
 
 pytestmark = pytest.mark.integration
 
@@ -94,13 +96,10 @@ def test_send_summary_mails_the_run_and_closes_its_mlflow_run(stack_env, pipelin
         report_uri=None,
         mlflow_run_id=mlflow_run_id,
     )
-    records = {
-        "validation": ValidationReport(snapshot, 2_000, 0, None, ()).to_dict(),
-        "drift": drift.to_dict(),
-        "decision": Decision(retrain=False, reason="no data drift and champion v4 is in place").to_dict(),
-    }
+    validation = ValidationReport(snapshot, 2_000, 0, None, ())
+    decision = Decision(retrain=False, reason="no data drift and champion v4 is in place")
 
-    sent = send_summary(pipeline_config, run, records)
+    sent = send_summary(pipeline_config, run, validation, drift, decision, None, None, None)
 
     [recipient] = pipeline_config.notify.recipients
     assert sent == {
@@ -120,10 +119,8 @@ def test_drift_alert_arrives_with_text_html_and_the_report(stack_env, pipeline_c
         dag_id="drift_monitor", run_id=f"alert-{pipeline_config.model_name}", run_end="2024-06-01T12:00:00+00:00"
     )
     report_html = b"<html><body>Evidently says Age drifted</body></html>"
-    report_uri = storage.put_bytes(
-        pipeline_config.storage, f"{pipeline_config.storage.prefix}/drift/report.html", report_html
-    )
     mlflow_run_id = registry.pipeline_run(pipeline_config.mlflow, run)
+    report_uri = registry.log_drift_report(pipeline_config.mlflow, mlflow_run_id, report_html.decode())
     drift = DriftResult(
         status="drift",
         drift_share=0.5,
@@ -142,7 +139,7 @@ def test_drift_alert_arrives_with_text_html_and_the_report(stack_env, pipeline_c
         mlflow_run_id=mlflow_run_id,
     )
 
-    sent = send_drift_alert(pipeline_config, run, drift, "2024-06-01T10:00:00+00:00")
+    sent = mail_drift_alert(pipeline_config, run, drift, "2024-06-01T10:00:00+00:00")
 
     [recipient] = pipeline_config.notify.recipients
     assert sent == {

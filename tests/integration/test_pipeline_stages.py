@@ -21,20 +21,11 @@ from typing import Any
 import pytest
 from bson import ObjectId
 
-from include.retraining import mongo, registry, storage
-from include.retraining.config import PipelineConfig, with_overrides
-from include.retraining.pipeline import (
-    decide,
-    detect_drift,
-    evaluate_challenger,
-    extract_window,
-    promote_if_better,
-    record_skip,
-    register_challenger,
-    train_challenger,
-    validate_snapshot,
-)
-from include.retraining.records import (
+from include.demo.sample_data import generate_documents
+from include.retraining.adapters import mongo, registry, storage
+from include.retraining.core.config import PipelineConfig, with_overrides
+from include.retraining.core.contract import QUARANTINE_REASON, DataContractError
+from include.retraining.core.records import (
     Decision,
     DriftResult,
     Evaluation,
@@ -45,8 +36,17 @@ from include.retraining.records import (
     TrainingResult,
     ValidationReport,
 )
-from include.retraining.sample_data import generate_documents
-from include.retraining.validation import QUARANTINE_REASON, DataContractError
+from include.retraining.stages import (
+    decide,
+    detect_drift,
+    evaluate,
+    extract,
+    promote,
+    register,
+    skip,
+    train,
+    validate,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -87,17 +87,18 @@ def new_run() -> RunInfo:
 
 def retrain(config: PipelineConfig, run: RunInfo, *, force: bool = False) -> Run:
     """The retrain_model DAG without the scheduler: the same stages, in the same order, on records."""
-    snapshot = extract_window(config, run)
-    report = validate_snapshot(config, run, snapshot)
-    drift = detect_drift(config, run, report.snapshot)
-    decision = decide(run, drift, force)
+    run = replace(run, force_retrain=force)
+    snapshot = extract(config, run)
+    report = validate(config, run, snapshot)
+    drift = detect_drift(config, run, report)
+    decision = decide(run, drift)
     done = Run(run, snapshot, report, drift, decision)
     if not decision.retrain:
         return replace(done, champion=registry.champion(config.mlflow, config.model_name))
-    training = train_challenger(config, run, report.snapshot, drift)
-    evaluation = evaluate_challenger(config, training)
-    registration = register_challenger(config, run, report.snapshot, drift, training, evaluation)
-    promotion = promote_if_better(config, registration, evaluation)
+    training = train(config, run, report, drift)
+    evaluation = evaluate(config, training)
+    registration = register(config, run, report, drift, training, evaluation)
+    promotion = promote(config, registration, evaluation)
     champion = registry.champion(config.mlflow, config.model_name)
     return replace(
         done,
@@ -303,7 +304,8 @@ def test_drift_is_detected_against_the_champions_snapshot(recent, first, second)
     assert drift.drift_share >= recent.drift.drift_share_threshold
     assert drift.drifted_columns == len(drift.drifted_column_names)
     assert [c.column for c in drift.columns] == recent.contract.feature_names
-    html = storage.get_bytes(recent.storage, drift.report_uri).decode()
+    assert drift.report_uri == f"runs:/{drift.mlflow_run_id}/drift/report.html"  # stored once, in the MLflow run
+    html = registry.read_artifact(recent.mlflow, drift.report_uri).decode()
     assert "Annual_Premium" in html
     check = drift_check(recent, drift.check_id)
     assert check["status"] == "drift"
@@ -365,7 +367,7 @@ def test_stale_evaluation_is_not_promoted(recent, third):
     """A gate passed against v1 must not promote while v2 is the champion."""
     stale = replace(third.evaluation, passed=True, champion_version="1")
 
-    promotion = promote_if_better(recent, third.registration, stale)
+    promotion = promote(recent, third.registration, stale)
 
     assert promotion.promoted is False
     assert "champion moved to v2 during this run (evaluated against v1)" in promotion.reason
@@ -389,12 +391,38 @@ def test_a_skipped_run_says_why_on_its_mlflow_run(config):
         report_uri=None,
         mlflow_run_id=mlflow_run_id,
     )
-    decision = decide(run, drift, force_retrain=False)
+    decision = decide(run, drift)
 
-    assert record_skip(config, drift, decision) == decision
+    assert skip(config, drift, decision) == decision
     tags = registry.client(config.mlflow).get_run(mlflow_run_id).data.tags
     assert tags["outcome"] == f"skipped: {decision.reason}"
     assert decision.retrain is False
+
+
+# --- a window drift_monitor handed over ---------------------------------------------------------------
+
+
+def test_a_monitor_check_against_the_current_champion_is_reused_not_recomputed(recent, third):
+    checks = mongo.collection(recent.source.conn_id, recent.source.database, recent.monitoring.collection)
+    before = checks.count_documents({})
+    run = replace(new_run(), reason="drift_monitor", monitor_check=third.drift)
+
+    drift = detect_drift(recent, run, third.report)
+
+    assert third.drift.champion_version == registry.champion(recent.mlflow, recent.model_name).version
+    assert drift == replace(third.drift, mlflow_run_id=drift.mlflow_run_id)
+    assert drift.mlflow_run_id == registry.pipeline_run(recent.mlflow, run) != third.drift.mlflow_run_id
+    assert checks.count_documents({}) == before  # the monitor already recorded this check
+
+
+def test_a_monitor_check_against_an_older_champion_is_checked_again(recent, second, third):
+    run = replace(new_run(), reason="drift_monitor", monitor_check=second.drift)  # checked against v1
+
+    drift = detect_drift(recent, run, third.report)
+
+    assert drift.champion_version == "2"
+    assert drift.check_id != second.drift.check_id
+    assert drift.status == "no_drift"
 
 
 # --- a broken window ----------------------------------------------------------------------------------

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestClassifier
 
-from include.retraining import registry
-from include.retraining.config import PipelineConfig
-from include.retraining.records import RunInfo, Snapshot
-from include.retraining.training import fit
+from include.retraining.adapters import registry
+from include.retraining.core.config import PipelineConfig
+from include.retraining.core.records import RunInfo, Snapshot
+from include.retraining.core.training import fit
 
 pytestmark = [
     pytest.mark.integration,
@@ -173,7 +173,7 @@ def test_champion_without_snapshot_tag(logged):
 
 
 def test_log_drift_and_evaluation_and_run_url(logged):
-    from include.retraining.records import DriftResult, Evaluation
+    from include.retraining.core.records import DriftResult, Evaluation
 
     config, run_id = logged.config, logged.run_id
     drift = DriftResult(
@@ -187,7 +187,7 @@ def test_log_drift_and_evaluation_and_run_url(logged):
         current_uri="s3://b/c",
         reference_uri="s3://b/r",
         champion_version="1",
-        report_uri="s3://b/report.html",
+        report_uri=f"runs:/{run_id}/drift/report.html",
         mlflow_run_id=run_id,
     )
     evaluation = Evaluation(
@@ -201,7 +201,8 @@ def test_log_drift_and_evaluation_and_run_url(logged):
         reason="better",
     )
 
-    registry.log_drift(config.mlflow, run_id, drift, "<html>report</html>")
+    assert registry.log_drift_report(config.mlflow, run_id, "<html>report</html>") == drift.report_uri
+    registry.log_drift(config.mlflow, run_id, drift)
     registry.log_evaluation(config.mlflow, run_id, evaluation)
 
     client = registry.client(config.mlflow)
@@ -212,6 +213,8 @@ def test_log_drift_and_evaluation_and_run_url(logged):
     assert run.data.metrics["champion_holdout_roc_auc"] == 0.7
     assert run.data.metrics["gate_passed"] == 1.0
     assert run.data.tags["drift_status"] == "drift"
+    assert run.data.tags["drift_report_uri"] == drift.report_uri
+    assert registry.read_artifact(config.mlflow, drift.report_uri) == b"<html>report</html>"
     artifacts = {a.path for a in client.list_artifacts(run_id)} | {
         a.path for a in client.list_artifacts(run_id, "drift")
     }

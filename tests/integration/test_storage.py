@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
-from include.retraining import storage
-from include.retraining.config import StorageConfig
+from include.retraining.adapters import storage
+from include.retraining.core.config import StorageConfig
 
 pytestmark = pytest.mark.integration
 

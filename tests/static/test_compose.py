@@ -412,7 +412,7 @@ def test_seed_profile_runs_the_seeder_cli() -> None:
     seed = services()["seed"]
     assert seed["profiles"] == ["seed"]
     command = seed["command"]
-    assert command[:5] == ["python", "-m", "include.retraining.sample_data", "seed", "--rows"]
+    assert command[:4] == ["python", "-m", "include.demo.seed", "--rows"]
     assert {"--days", "--if-empty"} <= set(command)
     assert "AIRFLOW_CONN_MONGO_DEFAULT" in environment("seed")
 

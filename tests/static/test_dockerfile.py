@@ -127,7 +127,7 @@ def test_project_root_is_on_pythonpath_and_the_image_ends_as_airflow() -> None:
 
 
 def test_git_sha_build_arg_reaches_the_runtime_environment() -> None:
-    """include.retraining.registry.code_version() reads GIT_SHA in images."""
+    """include.retraining.adapters.registry.code_version() reads GIT_SHA in images."""
     steps = instructions(ROOT / "Dockerfile")
     assert ("ARG", 'GIT_SHA=""') in steps
     assert ("ENV", "GIT_SHA=${GIT_SHA}") in steps

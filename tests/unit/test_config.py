@@ -7,7 +7,7 @@ from dataclasses import FrozenInstanceError
 
 import pytest
 
-from include.retraining.config import (
+from include.retraining.core.config import (
     DEFAULT_CONFIG,
     ConfigError,
     PipelineConfig,

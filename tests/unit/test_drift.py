@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from include.retraining.drift import (
+from include.retraining.core.drift import (
     DriftComputation,
     column_drift,
     compute_drift,
@@ -14,7 +14,7 @@ from include.retraining.drift import (
     parse_metrics,
     sample,
 )
-from include.retraining.records import ColumnDrift
+from include.retraining.core.records import ColumnDrift
 
 # Evidently's own noise: a regex literal in its source, and NaN-safe divisions in its p-value tests
 pytestmark = [

@@ -7,8 +7,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from include.retraining.config import METRICS, GateConfig
-from include.retraining.evaluation import METRIC_FUNCTIONS, decide_promotion, positive_scores, score, win_share
+from include.retraining.core.config import METRICS, GateConfig
+from include.retraining.core.evaluation import METRIC_FUNCTIONS, decide_promotion, positive_scores, score, win_share
 
 GATE = GateConfig(bootstrap_rounds=100)  # roc_auc, margin 0.005, floor 0.6, confidence 0.9; fewer rounds: ~2 ms each
 

@@ -1,5 +1,6 @@
-"""The new-data trigger's polling logic against a small in-memory async collection, and the sensor's
-defer/resume contract. No network: the integration test runs the same trigger against SecantusDB."""
+"""The new-data trigger's polling logic (the MongoDB adapter's probe over a small in-memory collection),
+and the sensor's defer/resume contract. No network: the integration test runs the same trigger against
+SecantusDB."""
 
 from __future__ import annotations
 
@@ -9,12 +10,9 @@ from typing import Any
 
 import pytest
 from airflow.sdk.exceptions import AirflowException, AirflowSkipException, TaskDeferred
-from mongo_new_data import (
-    TRIGGER_CLASSPATH,
-    MongoNewDataSensor,
-    MongoNewDataTrigger,
-    async_mongo_client,
-)
+from mongo_new_data import TRIGGER_CLASSPATH, MongoNewDataSensor, MongoNewDataTrigger
+
+from include.retraining.adapters import mongo
 
 WATERMARK = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -24,7 +22,7 @@ def at(minutes: float) -> datetime:
     return (WATERMARK + timedelta(minutes=minutes)).replace(tzinfo=None)
 
 
-# --- a narrow fake of the pymongo async API the trigger uses -----------------------------------------
+# --- a narrow fake of the pymongo API the adapter's probe uses -----------------------------------------
 
 
 def _matches(doc: dict[str, Any], query: dict[str, Any]) -> bool:
@@ -43,12 +41,12 @@ class FakeCollection:
         self.arrivals = arrivals or {}  # poll number -> documents inserted just before it
         self.polls = 0
 
-    async def count_documents(self, query: dict[str, Any]) -> int:
+    def count_documents(self, query: dict[str, Any]) -> int:
         self.polls += 1
         self.docs.extend(self.arrivals.pop(self.polls, []))
         return sum(_matches(doc, query) for doc in self.docs)
 
-    async def find_one(self, query: dict[str, Any], projection: Any = None, sort: Any = None) -> Any:
+    def find_one(self, query: dict[str, Any], projection: Any = None, sort: Any = None) -> Any:
         hits = [doc for doc in self.docs if _matches(doc, query)]
         if sort:
             (field, direction), *_ = sort
@@ -59,25 +57,22 @@ class FakeCollection:
 class FakeDatabase:
     def __init__(self, collections: dict[str, FakeCollection]):
         self.collections = collections
+        self.name = "insurance"
 
     def __getitem__(self, name: str) -> FakeCollection:
         # Like MongoDB, a missing collection reads as empty.
         return self.collections.get(name, FakeCollection([]))
 
-    async def list_collection_names(self, filter: dict[str, Any], **options: Any) -> list[str]:
+    def list_collection_names(self, filter: dict[str, Any], **options: Any) -> list[str]:
         return [name for name in self.collections if name == filter["name"]]
 
 
 class FakeClient:
     def __init__(self, collections: dict[str, FakeCollection]):
         self.database = FakeDatabase(collections)
-        self.closed = False
 
     def __getitem__(self, database: str) -> FakeDatabase:
         return self.database
-
-    async def close(self) -> None:
-        self.closed = True
 
 
 def trigger_for(**overrides: Any) -> MongoNewDataTrigger:
@@ -94,15 +89,16 @@ def trigger_for(**overrides: Any) -> MongoNewDataTrigger:
     return MongoNewDataTrigger(**{**kwargs, **overrides})
 
 
-def run_trigger(trigger: MongoNewDataTrigger, client: FakeClient) -> list[dict[str, Any]]:
-    async def connect() -> FakeClient:
-        return client
+@pytest.fixture
+def run_trigger(monkeypatch):
+    def run(trigger: MongoNewDataTrigger, client: FakeClient) -> list[dict[str, Any]]:
+        async def collect() -> list[dict[str, Any]]:
+            return [event.payload async for event in trigger.run()]
 
-    async def collect() -> list[dict[str, Any]]:
-        return [event.payload async for event in trigger.run()]
+        monkeypatch.setattr(mongo, "client", lambda conn_id: client)
+        return asyncio.run(collect())
 
-    trigger._connect = connect  # type: ignore[method-assign]
-    return asyncio.run(collect())
+    return run
 
 
 def docs_at(*minutes: float, field: str = "ingested_at") -> list[dict[str, Any]]:
@@ -112,7 +108,7 @@ def docs_at(*minutes: float, field: str = "ingested_at") -> list[dict[str, Any]]
 # --- trigger -----------------------------------------------------------------------------------------
 
 
-def test_trigger_fires_with_count_and_latest_of_new_documents():
+def test_trigger_fires_with_count_and_latest_of_new_documents(run_trigger):
     client = FakeClient({"events": FakeCollection(docs_at(-5, 0, 1, 7, 3))})
 
     events = run_trigger(trigger_for(min_documents=3), client)
@@ -125,10 +121,9 @@ def test_trigger_fires_with_count_and_latest_of_new_documents():
             "latest": (WATERMARK + timedelta(minutes=7)).isoformat(),
         }
     ]
-    assert client.closed
 
 
-def test_trigger_keeps_polling_until_enough_documents_arrive():
+def test_trigger_keeps_polling_until_enough_documents_arrive(run_trigger):
     events_collection = FakeCollection(docs_at(1), arrivals={3: docs_at(2), 4: docs_at(4)})
 
     events = run_trigger(trigger_for(min_documents=3), FakeClient({"events": events_collection}))
@@ -138,7 +133,7 @@ def test_trigger_keeps_polling_until_enough_documents_arrive():
     assert events[0]["latest"] == (WATERMARK + timedelta(minutes=4)).isoformat()
 
 
-def test_trigger_times_out_with_the_count_so_far():
+def test_trigger_times_out_with_the_count_so_far(run_trigger):
     events_collection = FakeCollection(docs_at(-1, 1))
     deadline = (datetime.now(UTC) + timedelta(seconds=0.1)).isoformat()
 
@@ -150,7 +145,7 @@ def test_trigger_times_out_with_the_count_so_far():
     assert events_collection.polls > 2  # it polled, then gave up
 
 
-def test_trigger_waits_on_an_empty_collection_instead_of_failing():
+def test_trigger_waits_on_an_empty_collection_instead_of_failing(run_trigger):
     deadline = (datetime.now(UTC) + timedelta(seconds=0.05)).isoformat()
 
     events = run_trigger(trigger_for(timeout_at=deadline), FakeClient({"events": FakeCollection([])}))
@@ -158,14 +153,13 @@ def test_trigger_waits_on_an_empty_collection_instead_of_failing():
     assert events[0]["status"] == "timeout"
 
 
-def test_trigger_reports_a_missing_collection():
+def test_trigger_reports_a_missing_collection(run_trigger):
     client = FakeClient({"other": FakeCollection(docs_at(1))})
 
     (event,) = run_trigger(trigger_for(), client)
 
     assert event["status"] == "error"
     assert "insurance.events does not exist" in event["message"]
-    assert client.closed
 
 
 @pytest.mark.parametrize(
@@ -175,7 +169,7 @@ def test_trigger_reports_a_missing_collection():
         pytest.param([{"ingested_at": "2024-03-01T13:00:00+00:00"}], id="field-is-a-string"),
     ],
 )
-def test_trigger_reports_documents_without_a_date_in_the_field(docs):
+def test_trigger_reports_documents_without_a_date_in_the_field(docs, run_trigger):
     (event,) = run_trigger(trigger_for(), FakeClient({"events": FakeCollection(docs)}))
 
     assert event["status"] == "error"
@@ -198,14 +192,10 @@ def test_client_is_built_by_the_mongo_hook_from_the_connection(monkeypatch):
     conn += ' "schema": "insurance", "extra": {"srv": false, "connectTimeoutMS": 1234}}'
     monkeypatch.setenv("AIRFLOW_CONN_MONGO_UNIT", conn)
 
-    async def build() -> tuple[set, float]:
-        client = await async_mongo_client("mongo_unit")  # connects lazily: no network here
-        try:
-            return set(client.topology_description.server_descriptions()), client.options.pool_options.connect_timeout
-        finally:
-            await client.close()
-
-    seeds, connect_timeout = asyncio.run(build())
+    client = mongo.client("mongo_unit")  # connects lazily: no network here
+    seeds = set(client.topology_description.server_descriptions())
+    connect_timeout = client.options.pool_options.connect_timeout
+    client.close()
 
     assert seeds == {("db.example", 27018)}
     assert connect_timeout == 1.234  # extras become client options, as in MongoHook.get_conn
@@ -287,3 +277,23 @@ def test_poke_mode_timeout_skips(monkeypatch):
 
     with pytest.raises(AirflowSkipException, match="no new data in time"):
         task.execute(context={})
+
+
+def test_poke_mode_returns_the_window_once_enough_documents_are_new(monkeypatch):
+    client = FakeClient({"events": FakeCollection(docs_at(-1, 2, 5))})
+    monkeypatch.setattr(mongo, "client", lambda conn_id: client)
+
+    waiting = sensor(deferrable=False, min_documents=3).poke(context={})
+    done = sensor(deferrable=False, min_documents=2).poke(context={})
+
+    assert waiting.is_done is False
+    assert done.is_done is True
+    latest = (WATERMARK + timedelta(minutes=5)).isoformat()
+    assert done.xcom_value == {"count": 2, "watermark": WATERMARK.isoformat(), "latest": latest}
+
+
+def test_poke_mode_fails_on_a_missing_collection(monkeypatch):
+    monkeypatch.setattr(mongo, "client", lambda conn_id: FakeClient({}))
+
+    with pytest.raises(AirflowException, match=r"insurance\.events does not exist"):
+        sensor(deferrable=False).poke(context={})

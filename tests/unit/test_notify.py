@@ -8,8 +8,8 @@ from typing import Any
 import jinja2
 import pytest
 
-from include.retraining.notify import drift_alert_message, headline, render_drift_alert, render_summary
-from include.retraining.records import (
+from include.retraining.adapters.mail import drift_alert_message, headline, render_drift_alert, render_summary
+from include.retraining.core.records import (
     ColumnDrift,
     Decision,
     DriftResult,
@@ -280,9 +280,9 @@ def test_drift_alert_message_without_a_report():
 
 @pytest.mark.parametrize("status", ["no_drift", "no_reference"])
 def test_no_alert_without_drift(status, default_config):
-    from include.retraining.pipeline import send_drift_alert
+    from include.retraining.stages.outcome import mail_drift_alert
 
     result = DriftResult.from_dict({**DRIFTED.to_dict(), "status": status})
 
     # returns before touching S3, MLflow or SMTP: nothing here is reachable
-    assert send_drift_alert(default_config, RUN, result, None) == {"sent": False, "reason": f"no drift ({status})"}
+    assert mail_drift_alert(default_config, RUN, result, None) == {"sent": False, "reason": f"no drift ({status})"}

@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-import include.retraining.records as records_module
-from include.retraining.records import (
+import include.retraining.core.records as records_module
+from include.retraining.core.records import (
     ColumnDrift,
     Decision,
     DriftResult,
     Evaluation,
+    NewData,
     Promotion,
     Record,
     RecordError,
@@ -57,6 +58,7 @@ RECORDS = [
         run_end="2024-02-01T00:00:00+00:00",
         reason="drift_monitor",
         trigger={"reason": "drift_monitor", "monitor_run_id": "m1"},
+        monitor_check=DRIFT,  # a nested optional record
     ),
     SNAPSHOT,
     ValidationReport(
@@ -100,6 +102,7 @@ RECORDS = [
     ),
     Registration(model_name="m", version="4", model_uri="models:/m-0123", tags={"snapshot_uri": "s3://x"}),
     Promotion(promoted=True, champion_version="4", previous_champion="3", reason="better"),
+    NewData(count=1_200, watermark="2024-05-01T00:00:00+00:00", latest="2024-05-01T06:00:00+00:00"),
 ]
 
 

@@ -9,9 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from include.retraining.config import ConfigError, load_config
-from include.retraining.records import RunInfo
-from include.retraining.runtime import env_config, infrastructure_overrides, param_overrides, run_info
+from include.retraining.airflow.params import param_overrides
+from include.retraining.airflow.runtime import env_config, infrastructure_overrides, run_info
+from include.retraining.core.config import ConfigError, load_config
+from include.retraining.core.records import RunInfo
 
 
 class RunType(enum.Enum):  # shaped like airflow's DagRunType
@@ -107,7 +108,7 @@ def test_env_config_without_variables_is_the_default():
     assert env_config({}) == load_config()
 
 
-def context(conf=None, run_type=RunType.MANUAL, interval_end=None) -> dict:
+def context(conf=None, run_type=RunType.MANUAL, interval_end=None, params=None) -> dict:
     dag_run = SimpleNamespace(
         dag_id="retrain_model",
         run_id="manual__2024-05-01T10:00:00+00:00",
@@ -115,7 +116,7 @@ def context(conf=None, run_type=RunType.MANUAL, interval_end=None) -> dict:
         run_type=run_type,
         run_after=datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
     )
-    return {"dag_run": dag_run, "data_interval_end": interval_end}
+    return {"dag_run": dag_run, "data_interval_end": interval_end, "params": params or {}}
 
 
 def test_run_info_of_a_manual_run_without_data_interval():
@@ -149,6 +150,7 @@ def test_run_info_takes_reason_and_trigger_from_conf():
 
     run = run_info(context(conf=conf))
 
+    assert run.run_end == conf["window_end"]  # the monitor's window, not the trigger time
     assert run.reason == "drift_monitor"
     assert run.trigger == {key: conf[key] for key in ("reason", "monitor_run_id", "window_start", "window_end")}
     assert RunInfo.from_dict(json.loads(json.dumps(run.to_dict()))) == run
@@ -156,3 +158,17 @@ def test_run_info_takes_reason_and_trigger_from_conf():
 
 def test_run_info_accepts_a_plain_string_run_type():
     assert run_info(context(run_type="asset_triggered")).reason == "asset_triggered"
+
+
+def test_run_info_carries_the_force_param_and_the_monitors_check():
+    from tests.unit.test_records import DRIFT
+
+    run = run_info(context(conf={"reason": "drift_monitor", "drift": DRIFT.to_dict()}, params={"force_retrain": True}))
+
+    assert run.force_retrain is True
+    assert run.monitor_check == DRIFT
+
+
+def test_a_malformed_monitor_check_in_conf_names_the_key_and_the_fix():
+    with pytest.raises(ValueError, match=r"conf\['drift'\] is not a drift check result .*leave the key out"):
+        run_info(context(conf={"drift": {"status": "drift"}}))

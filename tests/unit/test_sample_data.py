@@ -10,7 +10,8 @@ import pytest
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.metrics import roc_auc_score
 
-from include.retraining.sample_data import generate_documents, generate_frame, main
+from include.demo.sample_data import generate_documents, generate_frame
+from include.demo.seed import main
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 END = datetime(2024, 3, 1, tzinfo=UTC)
@@ -278,7 +279,7 @@ def test_invalid_arguments_are_rejected(overrides: dict, message: str) -> None:
 
 @pytest.fixture
 def fake_mongo(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
-    """Stands in for include.retraining.mongo and records what the CLI sends."""
+    """Stands in for include.retraining.adapters.mongo and records what the CLI sends."""
     state = types.SimpleNamespace(batches=[], targets=[], existing=0)
 
     def insert_documents(docs: list[dict], *, database: str, collection: str, conn_id: str) -> int:
@@ -289,15 +290,15 @@ def fake_mongo(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
     def count_documents(*, database: str, collection: str, conn_id: str) -> int:
         return state.existing
 
-    module = types.ModuleType("include.retraining.mongo")
+    module = types.ModuleType("include.retraining.adapters.mongo")
     module.insert_documents = insert_documents
     module.count_documents = count_documents
-    monkeypatch.setitem(sys.modules, "include.retraining.mongo", module)
+    monkeypatch.setitem(sys.modules, "include.retraining.adapters.mongo", module)
     return state
 
 
 def test_cli_seeds_in_batches(fake_mongo: types.SimpleNamespace, capsys: pytest.CaptureFixture) -> None:
-    argv = ["seed", "--rows", "120", "--days", "2", "--end", "2024-05-01T00:00:00Z", "--batch-size", "50"]
+    argv = ["--rows", "120", "--days", "2", "--end", "2024-05-01T00:00:00Z", "--batch-size", "50"]
     argv += ["--database", "db", "--collection", "docs", "--seed", "4"]
     assert main(argv) == 0
     assert [len(batch) for batch in fake_mongo.batches] == [50, 50, 20]
@@ -313,7 +314,7 @@ def test_cli_seeds_in_batches(fake_mongo: types.SimpleNamespace, capsys: pytest.
 def test_cli_defaults_to_environment_target(fake_mongo: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONGO_DB", "envdb")
     monkeypatch.setenv("MONGO_COLLECTION", "envcoll")
-    main(["seed", "--rows", "10", "--days", "1"])
+    main(["--rows", "10", "--days", "1"])
     assert fake_mongo.targets == [("envdb", "envcoll", "mongo_default")]
 
 
@@ -321,11 +322,11 @@ def test_cli_if_empty_skips_a_filled_collection(
     fake_mongo: types.SimpleNamespace, capsys: pytest.CaptureFixture
 ) -> None:
     fake_mongo.existing = 7
-    assert main(["seed", "--rows", "10", "--days", "1", "--if-empty"]) == 0
+    assert main(["--rows", "10", "--days", "1", "--if-empty"]) == 0
     assert fake_mongo.batches == []
     assert "skipped" in capsys.readouterr().out
     fake_mongo.existing = 0
-    main(["seed", "--rows", "10", "--days", "1", "--if-empty"])
+    main(["--rows", "10", "--days", "1", "--if-empty"])
     assert len(fake_mongo.batches) == 1
 
 
@@ -335,6 +336,6 @@ def test_cli_if_empty_skips_a_filled_collection(
 )
 def test_cli_rejects_bad_options(fake_mongo: types.SimpleNamespace, bad: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
-        main(["seed", "--rows", "10", "--days", "1", *bad])
+        main(["--rows", "10", "--days", "1", *bad])
     assert exit_info.value.code == 2
     assert fake_mongo.batches == []

@@ -9,8 +9,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from include.retraining.config import ESTIMATORS, ConfigError, load_config, with_overrides
-from include.retraining.training import build_pipeline, features_and_label, fit, split_holdout
+from include.retraining.core.config import ESTIMATORS, ConfigError, load_config, with_overrides
+from include.retraining.core.training import build_pipeline, features_and_label, fit, split_holdout
 
 SMALL = {
     "random_forest": (RandomForestClassifier, {"n_estimators": 20, "max_depth": 6, "class_weight": "balanced"}),

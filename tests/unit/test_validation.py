@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.retraining.config import ContractConfig, with_overrides
-from include.retraining.validation import QUARANTINE_REASON, DataContractError, validate_frame
+from include.retraining.core.config import ContractConfig, with_overrides
+from include.retraining.core.contract import QUARANTINE_REASON, DataContractError, validate_frame
 
 PROBLEM = re.compile(
     r"^(?P<field>\w+): (?P<count>[\d,]+) of (?P<total>[\d,]+) rows \((?P<percent>[\d.]+)%\) (?P<problem>.+), "

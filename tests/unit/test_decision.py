@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from include.retraining.pipeline import MONITOR_REASON, decide
-from include.retraining.records import ColumnDrift, DriftResult, RunInfo
+from include.retraining.core.decision import MONITOR_REASON, decide_retrain
+from include.retraining.core.records import ColumnDrift, DriftResult, RunInfo
 
 SCHEDULED = RunInfo(dag_id="retrain_model", run_id="scheduled__1", run_end="2024-05-01T02:00:00+00:00")
 FROM_MONITOR = RunInfo(
@@ -47,14 +48,14 @@ def drift_result(**changes: Any) -> DriftResult:
 
 
 def test_no_drift_and_a_champion_skips():
-    decision = decide(SCHEDULED, drift_result(), force_retrain=False)
+    decision = decide_retrain(SCHEDULED, drift_result())
 
     assert decision.retrain is False
     assert decision.reason == "no data drift (share 0.10 < 0.3) and champion v3 is in place"
 
 
 def test_force_retrain_wins_over_no_drift():
-    decision = decide(SCHEDULED, drift_result(), force_retrain=True)
+    decision = decide_retrain(replace(SCHEDULED, force_retrain=True), drift_result())
 
     assert decision.retrain is True
     assert decision.reason == "forced by the force_retrain Param"
@@ -63,7 +64,7 @@ def test_force_retrain_wins_over_no_drift():
 def test_no_champion_trains_the_first_model():
     result = drift_result(status="no_reference", champion_version=None, reference_uri=None, columns=[], drift_share=0.0)
 
-    decision = decide(SCHEDULED, result, force_retrain=False)
+    decision = decide_retrain(SCHEDULED, result)
 
     assert decision.retrain is True
     assert decision.reason == "no champion yet: training the first model"
@@ -72,7 +73,7 @@ def test_no_champion_trains_the_first_model():
 def test_champion_without_reference_snapshot_retrains():
     result = drift_result(status="no_reference", reference_uri=None, columns=[], drift_share=0.0, drifted_columns=0)
 
-    decision = decide(SCHEDULED, result, force_retrain=False)
+    decision = decide_retrain(SCHEDULED, result)
 
     assert decision.retrain is True
     assert decision.reason == "champion v3 has no recorded training snapshot"
@@ -86,14 +87,14 @@ def test_drift_retrains_and_names_the_columns():
     ]
     result = drift_result(status="drift", drift_share=2 / 3, drifted_columns=2, columns=columns)
 
-    decision = decide(SCHEDULED, result, force_retrain=False)
+    decision = decide_retrain(SCHEDULED, result)
 
     assert decision.retrain is True
     assert decision.reason == "data drift: 2 of 3 columns drifted (share 0.67 >= 0.3): Age, Annual_Premium"
 
 
 def test_a_run_triggered_by_the_drift_monitor_retrains_even_if_this_check_sees_no_drift():
-    decision = decide(FROM_MONITOR, drift_result(), force_retrain=False)
+    decision = decide_retrain(FROM_MONITOR, drift_result())
 
     assert decision.retrain is True
     assert decision.reason == (
@@ -107,11 +108,11 @@ def test_another_trigger_is_not_mistaken_for_the_monitor(reason):
     conf = {"reason": reason} if reason != "manual" else {}
     run = RunInfo(dag_id="retrain_model", run_id="manual__3", run_end=SCHEDULED.run_end, reason=reason, trigger=conf)
 
-    assert decide(run, drift_result(), force_retrain=False).retrain is False
+    assert decide_retrain(run, drift_result()).retrain is False
 
 
 @pytest.mark.parametrize("status", ["drift", "no_drift", "no_reference"])
 @pytest.mark.parametrize("run", [SCHEDULED, FROM_MONITOR], ids=["scheduled", "monitor"])
 def test_force_retrain_always_retrains(run, status):
-    decision = decide(run, drift_result(status=status), force_retrain=True)
+    decision = decide_retrain(replace(run, force_retrain=True), drift_result(status=status))
     assert decision == decision.__class__(retrain=True, reason="forced by the force_retrain Param")

@@ -1,0 +1,61 @@
+"""The one task adapter and the Params declaration, without a scheduler."""
+
+from __future__ import annotations
+
+import pytest
+
+from include.retraining.airflow.params import KNOBS, dag_params, param_overrides
+from include.retraining.airflow.task import call_stage
+from include.retraining.core.config import PipelineConfig, load_config
+from include.retraining.core.records import Decision, DriftResult, RecordError, RunInfo
+from tests.unit.test_records import DRIFT
+
+RUN = RunInfo(dag_id="retrain_model", run_id="manual__1", run_end="2024-05-01T00:00:00+00:00")
+
+
+def stage(config: PipelineConfig, run: RunInfo, drift: DriftResult, decision: Decision | None) -> Decision:
+    assert isinstance(config, PipelineConfig)
+    assert run == RUN
+    assert drift == DRIFT
+    return Decision(retrain=decision is None, reason=f"{config.model_name}: {drift.status}")
+
+
+def test_records_are_rebuilt_from_their_xcom_form_and_the_result_serialised():
+    config = load_config()
+
+    result = call_stage(stage, {"drift": DRIFT.to_dict(), "decision": None}, lambda: config, lambda: RUN)
+
+    assert result == {"retrain": True, "reason": f"{config.model_name}: drift"}
+
+
+def test_config_and_run_are_resolved_only_when_the_stage_asks_for_them():
+    def pure(drift: DriftResult) -> str:
+        return drift.status
+
+    def unreachable():
+        raise AssertionError("resolved without need")
+
+    assert call_stage(pure, {"drift": DRIFT.to_dict()}, unreachable, unreachable) == "drift"
+
+
+def test_a_malformed_xcom_names_the_stage_and_the_parameter():
+    with pytest.raises(RecordError, match=r"stage\(drift\)"):
+        call_stage(stage, {"drift": {"status": "drift"}, "decision": None}, load_config, lambda: RUN)
+
+
+def test_every_knob_is_a_nullable_param_and_overrides_its_config_key():
+    params = dag_params()
+
+    assert set(params) == {"force_retrain", *(knob.name for knob in KNOBS)}
+    for knob in KNOBS:
+        schema = params[knob.name].schema
+        assert schema["type"] == ["null", knob.kind]
+        assert schema["minimum"] == knob.minimum
+        assert "Empty: " in params[knob.name].description
+        value = knob.minimum + 1
+        overrides = param_overrides({knob.name: value})
+        node = overrides
+        for key in knob.target:
+            node = node[key]
+        assert node == value
+        load_config(overrides)  # every target is a real config key
