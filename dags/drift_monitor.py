@@ -21,7 +21,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import dag, task
 from mongo_new_data import MongoNewDataSensor
 
-from include.retraining.airflow.dag_defaults import START_DATE, default_args
+from include.retraining.airflow.dag_defaults import dag_defaults
 from include.retraining.airflow.task import run_stage
 
 POKE_SECONDS = float(os.environ.get("DRIFT_MONITOR_POKE_SECONDS", "60"))
@@ -33,12 +33,7 @@ ROUTES = {"drift": ["send_drift_alert", "retrain_conf"], "no_reference": ["retra
 @dag(
     dag_id="drift_monitor",
     schedule="@continuous",
-    # a fixed past start_date: without one, @continuous gives its first run a zero-length data interval
-    # and the scheduler then re-proposes that same logical date forever ("run already exists")
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
+    **dag_defaults(),  # incl. the fixed past start_date that @continuous needs
     tags=["mlops", "monitoring", "drift", "evidently"],
     doc_md=__doc__,
 )

@@ -14,7 +14,7 @@ import os
 
 from airflow.sdk import dag, task
 
-from include.retraining.airflow.dag_defaults import START_DATE, default_args
+from include.retraining.airflow.dag_defaults import dag_defaults
 from include.retraining.airflow.params import dag_params
 from include.retraining.airflow.task import run_stage
 
@@ -22,10 +22,7 @@ from include.retraining.airflow.task import run_stage
 @dag(
     dag_id="retrain_model",
     schedule=os.environ.get("RETRAIN_SCHEDULE", "0 2 * * *"),
-    start_date=START_DATE,
-    catchup=False,
-    max_active_runs=1,
-    default_args=default_args(),
+    **dag_defaults(),
     params=dag_params(),
     tags=["mlops", "retraining", "mlflow", "evidently"],
     doc_md=__doc__,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -134,29 +135,12 @@ def generate_frame(
     return frame.loc[:, list(COLUMNS)]
 
 
-def generate_documents(
-    rows: int,
-    *,
-    start: datetime,
-    end: datetime,
-    seed: int = 0,
-    covariate_drift: float = 0.0,
-    concept_drift: float = 0.0,
-    malformed_share: float = 0.0,
-) -> list[dict]:
-    """Return the rows of `generate_frame` as dicts for `insert_many`.
+def generate_documents(rows: int, **options: Any) -> list[dict]:
+    """Return the rows of `generate_frame(rows, **options)` as dicts for `insert_many`.
 
     Values are python natives (int, float, str, tz-aware datetime); a missing field is an absent key.
     """
-    frame = generate_frame(
-        rows,
-        start=start,
-        end=end,
-        seed=seed,
-        covariate_drift=covariate_drift,
-        concept_drift=concept_drift,
-        malformed_share=malformed_share,
-    )
+    frame = generate_frame(rows, **options)
     columns = {name: _native_values(frame[name]) for name in frame.columns}
     return [{name: values[i] for name, values in columns.items() if values[i] is not None} for i in range(rows)]
 

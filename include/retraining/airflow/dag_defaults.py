@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-START_DATE = datetime(2026, 1, 1, tzinfo=UTC)  # with catchup=False only the latest interval runs
+# Fixed and past: with catchup=False only the latest interval runs, and @continuous needs one (without it the
+# first run gets a zero-length data interval and the scheduler re-proposes that logical date forever).
+START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 log = logging.getLogger(__name__)
 
 
@@ -31,6 +33,11 @@ def mail_task_failure(context: Mapping[str, Any]) -> None:
         mail.send(notify.conn_id, notify.recipients, message)
     except Exception:
         log.exception("could not mail the failure of %s", ti.task_id)
+
+
+def dag_defaults() -> dict[str, Any]:
+    """The ``@dag`` arguments every DAG shares: one run at a time, no backfill, the task defaults."""
+    return {"start_date": START_DATE, "catchup": False, "max_active_runs": 1, "default_args": default_args()}
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:

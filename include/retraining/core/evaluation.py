@@ -90,13 +90,5 @@ def decide_promotion(
         f"(needs >= {gate.min_improvement:.4f}), wins {confidence:.1%} of the bootstrap resamples "
         f"(needs >= {gate.confidence:.1%})"
     )
-    return Evaluation(
-        primary_metric=primary,
-        challenger=challenger,
-        champion=champion,
-        champion_version=champion_version,
-        improvement=improvement,
-        confidence=confidence,
-        passed=passed,
-        reason=reason,
-    )
+    compared = unchallenged | {"champion": champion, "improvement": improvement, "confidence": confidence}
+    return Evaluation(**compared, passed=passed, reason=reason)
