@@ -1,0 +1,1 @@
+"""The domain: pure functions over typed records and frames. No I/O, no Airflow, no clients."""
