@@ -74,6 +74,7 @@ def drift_monitor():
         timestamp_field=window["timestamp_field"],
         watermark=window["watermark"],
         min_documents=window["min_documents"],
+        grace_seconds=window["grace_seconds"],
         poke_interval=POKE_SECONDS,
         timeout=WAIT_TIMEOUT,
         deferrable=True,
@@ -83,6 +84,9 @@ def drift_monitor():
     trigger_retrain = TriggerDagRunOperator(
         task_id="trigger_retrain",
         trigger_dag_id="retrain_model",
+        # one retrain per monitor run: a retried trigger finds the run it created and skips
+        trigger_run_id="drift_monitor__{{ run_id }}",
+        skip_when_already_exists=True,
         conf=conf,
         wait_for_completion=False,  # the retrain has its own lifecycle; the monitor moves on
     )

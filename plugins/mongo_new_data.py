@@ -34,19 +34,27 @@ DEFERRAL_GRACE = timedelta(minutes=5)
 
 
 def probe(
-    conn_id: str, database: str, collection: str, timestamp_field: str, watermark: str | datetime, min_documents: int
+    conn_id: str,
+    database: str,
+    collection: str,
+    timestamp_field: str,
+    watermark: str | datetime,
+    min_documents: int,
+    grace_seconds: float,
 ) -> NewDocuments:
     from include.retraining.adapters import mongo
 
+    grace = timedelta(seconds=grace_seconds)
     return mongo.new_documents(
-        conn_id, database, collection, timestamp_field, mongo.as_watermark(watermark), min_documents
+        conn_id, database, collection, timestamp_field, mongo.as_watermark(watermark), min_documents, grace
     )
 
 
 def window(found: NewDocuments, watermark: str | datetime) -> dict[str, Any]:
     from include.retraining.adapters.mongo import as_watermark
 
-    return {"count": found.count, "watermark": as_watermark(watermark).isoformat(), "latest": found.latest}
+    start = as_watermark(watermark).isoformat()
+    return {"count": found.count, "watermark": start, "latest": found.latest, "future": found.future}
 
 
 class MongoNewDataTrigger(BaseTrigger):
@@ -66,6 +74,7 @@ class MongoNewDataTrigger(BaseTrigger):
         min_documents: int = 1,
         poke_interval: float = 60.0,
         timeout_at: str | None = None,
+        grace_seconds: float = 0.0,
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -76,6 +85,7 @@ class MongoNewDataTrigger(BaseTrigger):
         self.min_documents = int(min_documents)
         self.poke_interval = float(poke_interval)
         self.timeout_at = timeout_at
+        self.grace_seconds = float(grace_seconds)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return TRIGGER_CLASSPATH, {
@@ -87,6 +97,7 @@ class MongoNewDataTrigger(BaseTrigger):
             "min_documents": self.min_documents,
             "poke_interval": self.poke_interval,
             "timeout_at": self.timeout_at,
+            "grace_seconds": self.grace_seconds,
         }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -103,6 +114,7 @@ class MongoNewDataTrigger(BaseTrigger):
                 self.timestamp_field,
                 self.watermark,
                 self.min_documents,
+                self.grace_seconds,
             )
             self._log_poll(found.count, last_count)
             last_count = found.count
@@ -149,14 +161,23 @@ class MongoNewDataTrigger(BaseTrigger):
 class MongoNewDataSensor(BaseSensorOperator):
     """Wait until at least ``min_documents`` documents have ``timestamp_field`` after ``watermark``.
 
-    Returns (XCom) ``{"count": int, "watermark": iso, "latest": iso}``: the new documents are the window
-    (watermark, latest]. Waiting past ``timeout`` ends the task **skipped** (never failed), so a
-    monitoring loop simply goes on; a missing collection or undated documents fail it with a message.
+    Returns (XCom) ``{"count", "watermark", "latest", "future"}``: the new documents are the window
+    (watermark, latest], where ``latest`` is at most now - ``grace_seconds`` (later ones may still be
+    overtaken by a late writer); ``future`` counts documents stamped beyond now + grace. Waiting past
+    ``timeout`` ends the task **skipped** (never failed), so a monitoring loop simply goes on; a missing
+    collection or undated documents fail it with a message.
     Deferrable by default (the wait runs in the triggerer); ``deferrable=False`` pokes in a worker slot
     (``mode="reschedule"`` frees it between pokes).
     """
 
-    template_fields: Sequence[str] = ("watermark", "database", "collection", "timestamp_field", "min_documents")
+    template_fields: Sequence[str] = (
+        "watermark",
+        "database",
+        "collection",
+        "timestamp_field",
+        "min_documents",
+        "grace_seconds",
+    )
 
     def __init__(
         self,
@@ -167,6 +188,7 @@ class MongoNewDataSensor(BaseSensorOperator):
         mongo_conn_id: str = "mongo_default",
         timestamp_field: str = "ingested_at",
         min_documents: int | str = 1,
+        grace_seconds: float | str = 0.0,
         poke_interval: timedelta | float = 60,
         timeout: timedelta | float = timedelta(hours=24),
         deferrable: bool = True,
@@ -179,6 +201,7 @@ class MongoNewDataSensor(BaseSensorOperator):
         self.timestamp_field = timestamp_field
         self.watermark = watermark
         self.min_documents = min_documents
+        self.grace_seconds = grace_seconds
         self.deferrable = deferrable
 
     def execute(self, context: Context) -> Any:
@@ -206,12 +229,13 @@ class MongoNewDataSensor(BaseSensorOperator):
             min_documents=self._min_documents(),
             poke_interval=self.poke_interval,
             timeout_at=deadline.isoformat(),
+            grace_seconds=float(self.grace_seconds),
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         status = event.get("status")
         if status == "new_data":
-            return {key: event[key] for key in ("count", "watermark", "latest")}
+            return {key: event[key] for key in ("count", "watermark", "latest", "future")}
         if status == "timeout":
             raise AirflowSkipException(f"no new data in time: {event.get('message', event)}")
         raise AirflowException(event.get("message") or f"unexpected trigger event {event!r}")
@@ -232,6 +256,7 @@ class MongoNewDataSensor(BaseSensorOperator):
             self.timestamp_field,
             self.watermark,
             self._min_documents(),
+            float(self.grace_seconds),
         )
         self.log.info("%s.%s: %d new documents after %s", self.database, self.collection, found.count, self.watermark)
         if found.count >= self._min_documents():

@@ -127,20 +127,30 @@ def test_empty_window_has_the_contract_columns(pipeline_config):
     assert "Age" in frame.columns
 
 
-def test_record_and_read_latest_documents(pipeline_config):
+def test_record_once_per_key_and_read_latest_documents(pipeline_config):
     conn, database = pipeline_config.source.conn_id, pipeline_config.source.database
     name = pipeline_config.monitoring.collection
     checks = [{"checked_at": T + timedelta(minutes=m), "status": f"check-{m}"} for m in (5, 1, 9)]
 
-    ids = mongo.record_documents(conn, database, name, checks)
+    ids = [mongo.record_once(conn, database, name, {"run_id": f"run-{i}"}, c) for i, c in enumerate(checks)]
+    retried = mongo.record_once(conn, database, name, {"run_id": "run-2"}, checks[2] | {"status": "check-9b"})
     latest = mongo.latest_documents(conn, database, name, sort_field="checked_at", limit=2)
 
-    assert len(ids) == 3
     assert all(isinstance(i, str) and ObjectId.is_valid(i) for i in ids)
-    assert [doc["status"] for doc in latest] == ["check-9", "check-5"]
+    assert retried == ids[2]  # a retried task replaces its own document, it does not add one
+    assert mongo.collection(conn, database, name).count_documents({"run_id": "run-2"}) == 1
+    assert [doc["status"] for doc in latest] == ["check-9b", "check-5"]
     assert [str(doc["_id"]) for doc in latest] == [ids[2], ids[0]]
-    only = mongo.latest_documents(conn, database, name, sort_field="checked_at")
-    assert [doc["status"] for doc in only] == ["check-9"]
+
+
+def test_mark_once_sets_a_field_only_the_first_time(pipeline_config):
+    conn, database = pipeline_config.source.conn_id, pipeline_config.source.database
+    name = pipeline_config.monitoring.collection
+    check_id = mongo.record_once(conn, database, name, {"run_id": "mark-once"}, {"status": "drift"})
+
+    assert mongo.mark_once(conn, database, name, check_id, "alert_sent_at", T) is True
+    assert mongo.mark_once(conn, database, name, check_id, "alert_sent_at", T + timedelta(hours=1)) is False
+    assert mongo.field_of(conn, database, name, check_id, "alert_sent_at") == T.replace(tzinfo=None)
 
 
 # --- the drift monitor's state: newest timestamp and the compare-and-set watermark ----------------------

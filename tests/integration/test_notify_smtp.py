@@ -105,11 +105,13 @@ def test_send_summary_mails_the_run_and_closes_its_mlflow_run(stack_env, pipelin
     assert sent == {
         "subject": f"[retrain] {pipeline_config.model_name}: no retrain needed",
         "recipients": [recipient],
+        "sent": True,
     }
     received = delivered_to(stack_env, recipient)
     assert received["Subject"] == sent["subject"]
     body = html_of(received)
     assert "no data drift and champion v4 is in place" in body
+    assert f"This run registered no version of {pipeline_config.model_name}" in body  # read from the registry
     assert registry.run_url(pipeline_config.mlflow, mlflow_run_id) in body
     assert registry.client(pipeline_config.mlflow).get_run(mlflow_run_id).info.status == "FINISHED"
 
@@ -150,10 +152,10 @@ def test_drift_alert_arrives_with_text_html_and_the_report(stack_env, pipeline_c
     received = delivered_to(stack_env, recipient)
     assert received["Subject"] == sent["subject"]
     assert received["From"] == "retrain-bot@example.com"
-    text = received.get_body(preferencelist=("plain",)).get_content()
-    assert "Age: Wasserstein distance (normed), 0.8123, 0.1" in text
-    assert "2024-06-01T10:00:00+00:00 -> 2024-06-01T12:00:00+00:00" in text
-    assert registry.run_url(pipeline_config.mlflow, mlflow_run_id) in html_of(received)
+    page = " ".join(html_of(received).split())
+    assert "<td>Age</td><td>Wasserstein distance (normed)</td><td>0.8123</td>" in page
+    assert "2024-06-01T10:00:00+00:00 &rarr; 2024-06-01T12:00:00+00:00" in page
+    assert registry.run_url(pipeline_config.mlflow, mlflow_run_id) in page
     [attachment] = list(received.iter_attachments())
     assert attachment.get_filename() == "drift-report.html"
     assert attachment.get_payload(decode=True) == report_html

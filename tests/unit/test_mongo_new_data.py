@@ -32,6 +32,8 @@ def _matches(doc: dict[str, Any], query: dict[str, Any]) -> bool:
             return False
         if "$gt" in condition and not value.replace(tzinfo=UTC) > condition["$gt"]:
             return False
+        if "$lte" in condition and not value.replace(tzinfo=UTC) <= condition["$lte"]:
+            return False
     return True
 
 
@@ -42,8 +44,9 @@ class FakeCollection:
         self.polls = 0
 
     def count_documents(self, query: dict[str, Any]) -> int:
-        self.polls += 1
-        self.docs.extend(self.arrivals.pop(self.polls, []))
+        if any("$lte" in condition for condition in query.values()):  # the probe's settled count: one per poll
+            self.polls += 1
+            self.docs.extend(self.arrivals.pop(self.polls, []))
         return sum(_matches(doc, query) for doc in self.docs)
 
     def find_one(self, query: dict[str, Any], projection: Any = None, sort: Any = None) -> Any:
@@ -119,6 +122,7 @@ def test_trigger_fires_with_count_and_latest_of_new_documents(run_trigger):
             "count": 3,  # the document stamped exactly at the watermark is not new
             "watermark": WATERMARK.isoformat(),
             "latest": (WATERMARK + timedelta(minutes=7)).isoformat(),
+            "future": 0,
         }
     ]
 
@@ -236,6 +240,7 @@ def test_execute_defers_to_the_trigger_with_a_deadline_and_a_backstop():
             "watermark": WATERMARK.isoformat(),
             "min_documents": 3,
             "poke_interval": 30.0,
+            "grace_seconds": 0.0,
         },
     )
 
@@ -246,9 +251,10 @@ def test_execute_refuses_a_watermark_without_time_zone():
 
 
 def test_execute_complete_returns_the_window_on_new_data():
-    event = {"status": "new_data", "count": 3, "watermark": "w", "latest": "l", "extra": 1}
+    event = {"status": "new_data", "count": 3, "watermark": "w", "latest": "l", "future": 0, "extra": 1}
 
-    assert sensor().execute_complete(context={}, event=event) == {"count": 3, "watermark": "w", "latest": "l"}
+    window = {"count": 3, "watermark": "w", "latest": "l", "future": 0}
+    assert sensor().execute_complete(context={}, event=event) == window
 
 
 def test_execute_complete_skips_on_timeout():
@@ -289,7 +295,27 @@ def test_poke_mode_returns_the_window_once_enough_documents_are_new(monkeypatch)
     assert waiting.is_done is False
     assert done.is_done is True
     latest = (WATERMARK + timedelta(minutes=5)).isoformat()
-    assert done.xcom_value == {"count": 2, "watermark": WATERMARK.isoformat(), "latest": latest}
+    assert done.xcom_value == {"count": 2, "watermark": WATERMARK.isoformat(), "latest": latest, "future": 0}
+
+
+def test_documents_within_the_grace_period_wait_and_future_ones_are_reported(monkeypatch):
+    now = datetime.now(UTC)
+    docs = [
+        {"ingested_at": (now + delta).replace(tzinfo=None)}
+        for delta in (
+            timedelta(minutes=-10),  # settled: counted
+            timedelta(seconds=-30),  # within the 2-minute grace: a late writer may still overtake it
+            timedelta(hours=3),  # future-dated: reported, never in a window yet
+        )
+    ]
+    monkeypatch.setattr(mongo, "client", lambda conn_id: FakeClient({"events": FakeCollection(docs)}))
+    watermark = (now - timedelta(hours=1)).isoformat()
+
+    result = sensor(deferrable=False, watermark=watermark, grace_seconds=120).poke(context={})
+
+    assert result.xcom_value["count"] == 1
+    assert result.xcom_value["future"] == 1
+    assert datetime.fromisoformat(result.xcom_value["latest"]) <= now - timedelta(minutes=2)
 
 
 def test_poke_mode_fails_on_a_missing_collection(monkeypatch):

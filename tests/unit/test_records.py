@@ -74,6 +74,7 @@ RECORDS = [
     TrainingResult(
         mlflow_run_id="0123456789abcdef",
         model_uri="models:/m-0123",
+        model_sha256="ab" * 32,
         holdout_uri="s3://bucket/holdout.parquet",
         rows_train=2_280,
         rows_holdout=570,

@@ -6,8 +6,9 @@ Rendering is separate from sending so the messages can be tested without a serve
 
 from __future__ import annotations
 
+import smtplib
+import tempfile
 from dataclasses import dataclass
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,6 @@ _TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True),
     undefined=StrictUndefined,
-)
-_TEXT_TEMPLATES = Environment(
-    loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=False, undefined=StrictUndefined
 )
 
 
@@ -41,23 +39,33 @@ def headline(summary: dict[str, Any]) -> str:
 def render_summary(summary: dict[str, Any]) -> Message:
     """``summary`` holds the run's records as dicts (run, validation, drift, decision, ...)."""
     title = headline(summary)
-    context = {"evaluation": None, "registration": None, "promotion": None, "mlflow_run_url": None} | summary
+    defaults = {"evaluation": None, "registration": None, "promotion": None, "mlflow_run_url": None, "outcome": ""}
+    context = defaults | summary
     html = _TEMPLATES.get_template("summary.html").render(headline=title, **context)
     return Message(subject=f"[retrain] {summary['model_name']}: {title}", html=html)
+
+
+class MailError(RuntimeError):
+    """The SMTP server could not be reached or refused the message (after the hook's own retries)."""
 
 
 def send(
     conn_id: str, recipients: tuple[str, ...] | list[str], message: Message, files: list[str] | None = None
 ) -> None:
     from airflow.providers.smtp.hooks.smtp import SmtpHook
+    from airflow.sdk.exceptions import AirflowException
 
-    with SmtpHook(smtp_conn_id=conn_id) as hook:
-        hook.send_email_smtp(to=list(recipients), subject=message.subject, html_content=message.html, files=files)
+    try:
+        with SmtpHook(smtp_conn_id=conn_id) as hook:
+            hook.send_email_smtp(to=list(recipients), subject=message.subject, html_content=message.html, files=files)
+    except (OSError, smtplib.SMTPException, AirflowException) as error:
+        raise MailError(f"mail {message.subject!r} to {', '.join(recipients)} via {conn_id}: {error}") from error
 
 
-def render_failure(dag_id: str, run_id: str, task_id: str, try_number: int, error: object) -> Message:
+def render_failure(dag_id: str, run_id: str, task_id: str, try_number: int, error: object, outcome: str) -> Message:
+    """``outcome`` says what the run did to the registry, as read from it."""
     html = _TEMPLATES.get_template("failure.html").render(
-        dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=try_number, error=error
+        dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=try_number, error=error, outcome=outcome
     )
     return Message(subject=f"[retrain] task {task_id} failed in {dag_id} / {run_id}", html=html)
 
@@ -66,7 +74,6 @@ def render_failure(dag_id: str, run_id: str, task_id: str, try_number: int, erro
 class DriftAlert:
     subject: str
     html: str
-    text: str
     report_name: str
     report_html: bytes | None
 
@@ -87,26 +94,17 @@ def render_drift_alert(
         subject=f"[drift] {model_name}: {share} of columns drifted ({drift['drifted_columns']} of "
         f"{len(drift['columns'])})",
         html=_TEMPLATES.get_template("drift_alert.html").render(**context),
-        text=_TEXT_TEMPLATES.get_template("drift_alert.txt").render(**context),
         report_name="drift-report.html",
         report_html=report_html,
     )
 
 
-def drift_alert_message(alert: DriftAlert, sender: str, recipients: tuple[str, ...] | list[str]) -> EmailMessage:
-    message = EmailMessage()
-    message["Subject"], message["From"], message["To"] = alert.subject, sender, ", ".join(recipients)
-    message.set_content(alert.text)
-    message.add_alternative(alert.html, subtype="html")
-    if alert.report_html is not None:
-        message.add_attachment(alert.report_html, maintype="text", subtype="html", filename=alert.report_name)
-    return message
-
-
 def send_drift_alert(conn_id: str, recipients: tuple[str, ...] | list[str], alert: DriftAlert) -> None:
-    """Send through the hook's authenticated client: its own API cannot send a text alternative."""
-    from airflow.providers.smtp.hooks.smtp import SmtpHook
-
-    with SmtpHook(smtp_conn_id=conn_id) as hook:
-        message = drift_alert_message(alert, hook.from_email or "airflow@localhost", recipients)
-        hook._smtp_client.send_message(message)
+    """The alert as HTML with the Evidently report attached, through the hook's public API."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = []
+        if alert.report_html is not None:
+            report = Path(tmp) / alert.report_name
+            report.write_bytes(alert.report_html)
+            files.append(str(report))
+        send(conn_id, recipients, Message(alert.subject, alert.html), files)

@@ -10,9 +10,8 @@ the whole extract failing on one bad document.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -30,11 +29,12 @@ ID_TYPES = {"objectid": ObjectId, "string": pa.string(), "int": pa.int64()}
 
 @dataclass(frozen=True)
 class NewDocuments:
-    """One poll of the new-data probe: documents stamped after the watermark."""
+    """One poll of the new-data probe: settled documents stamped after the watermark."""
 
     count: int
     latest: str | None  # ISO UTC timestamp of the newest one, once ``count`` reached the minimum
     problem: str | None  # why waiting can never succeed (missing collection, undated documents)
+    future: int = 0  # documents stamped more than the grace period ahead of now: never in a window yet
 
 
 @functools.cache  # one pooled, thread-safe client per connection and process (the trigger polls for hours)
@@ -83,7 +83,6 @@ def read_window(source: SourceConfig, contract: ContractConfig, start: datetime 
     from pymongoarrow.api import Schema, find_arrow_all
 
     docs = collection(source.conn_id, source.database, source.collection)
-    docs.create_index(source.timestamp_field)  # idempotent; the window scan needs it at scale
     table = find_arrow_all(
         docs,
         window_filter(source, start, end),
@@ -96,10 +95,26 @@ def read_window(source: SourceConfig, contract: ContractConfig, start: datetime 
     return frame
 
 
-def record_documents(conn_id: str, database: str, name: str, docs: Iterable[dict[str, Any]]) -> list[str]:
-    """Append monitoring documents (drift checks, ...) and return their ids."""
-    result = client(conn_id)[database][name].insert_many(list(docs))
-    return [str(i) for i in result.inserted_ids]
+def record_once(conn_id: str, database: str, name: str, key: dict[str, Any], doc: dict[str, Any]) -> str:
+    """Write the monitoring document identified by ``key`` (e.g. one drift check per run), replacing what
+    an earlier try wrote; return its id."""
+    from pymongo import ReturnDocument
+
+    stored = client(conn_id)[database][name].find_one_and_update(
+        key, {"$set": doc}, upsert=True, return_document=ReturnDocument.AFTER, projection={"_id": 1}
+    )
+    return str(stored["_id"])
+
+
+def mark_once(conn_id: str, database: str, name: str, doc_id: str, field: str, value: Any) -> bool:
+    """Set ``field`` on a monitoring document unless it is set already; False if it was."""
+    query = {"_id": ObjectId(doc_id), field: {"$exists": False}}
+    return client(conn_id)[database][name].update_one(query, {"$set": {field: value}}).modified_count == 1
+
+
+def field_of(conn_id: str, database: str, name: str, doc_id: str, field: str) -> Any:
+    found = client(conn_id)[database][name].find_one({"_id": ObjectId(doc_id)}, {field: 1})
+    return (found or {}).get(field)
 
 
 def as_watermark(value: str | datetime) -> datetime:
@@ -113,18 +128,28 @@ def as_watermark(value: str | datetime) -> datetime:
 
 
 def new_documents(
-    conn_id: str, database: str, name: str, timestamp_field: str, watermark: datetime, min_documents: int
+    conn_id: str,
+    database: str,
+    name: str,
+    timestamp_field: str,
+    watermark: datetime,
+    min_documents: int,
+    grace: timedelta = timedelta(0),
 ) -> NewDocuments:
-    """Count documents with ``timestamp_field`` strictly after ``watermark`` (a document stamped exactly at
-    the watermark belongs to the previous window). Synchronous: the trigger runs it in a thread."""
-    query = {timestamp_field: {"$gt": watermark}}
+    """Count the settled new documents: ``timestamp_field`` in (watermark, now - grace]. A document stamped
+    exactly at the watermark belongs to the previous window; one stamped in the last ``grace`` may still
+    be overtaken by a concurrent writer's older timestamp, so it waits for the next window. Synchronous:
+    the trigger runs it in a thread."""
+    now = datetime.now(UTC)
+    query = {timestamp_field: {"$gt": watermark, "$lte": now - grace}}
     db = client(conn_id)[database]
     docs = db[name]
     count = docs.count_documents(query)
+    future = docs.count_documents({timestamp_field: {"$gt": max(now + grace, watermark)}})
     if count < min_documents:
-        return NewDocuments(count, None, _source_problem(db, name, timestamp_field))
+        return NewDocuments(count, None, _source_problem(db, name, timestamp_field), future)
     newest = docs.find_one(query, {timestamp_field: 1, "_id": 0}, sort=[(timestamp_field, -1)])
-    return NewDocuments(count, _utc(newest[timestamp_field]).isoformat(), None)
+    return NewDocuments(count, _utc(newest[timestamp_field]).isoformat(), None, future)
 
 
 def _source_problem(db: Any, name: str, timestamp_field: str) -> str | None:

@@ -8,9 +8,13 @@ the champion is one alias set, never delete-then-set.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -26,7 +30,20 @@ if TYPE_CHECKING:
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 MODEL_ARTIFACT = "model"
+MODEL_FILE = "model.skops"  # what mlflow.sklearn writes with skops serialisation
 DRIFT_REPORT = "drift/report.html"
+# The types skops may load beyond its defaults: exactly what the estimators of core/training.py need
+# (tests/unit/test_training.py keeps this in step). Never read from an artifact: whoever can write the
+# bucket could otherwise name any callable and have it run when the model loads.
+TRUSTED_TYPES = (
+    "numpy.dtype",
+    "sklearn.tree._tree.Tree",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
+
+
+class UntrustedModelError(RuntimeError):
+    """A model artifact changed after registration or holds types outside the allowlist."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +51,7 @@ class Champion:
     version: str
     model_uri: str
     snapshot_uri: str | None
+    model_sha256: str | None = None
 
 
 def client(mlflow_config: MlflowConfig) -> MlflowClient:
@@ -53,20 +71,28 @@ def fluent(mlflow_config: MlflowConfig) -> ModuleType:
 def pipeline_run(mlflow_config: MlflowConfig, run: RunInfo) -> str:
     """The MLflow run of this Airflow run, created on first use."""
     mlflow_client = client(mlflow_config)
+    if found := find_pipeline_run(mlflow_config, run.run_id):
+        return found
     experiment = mlflow_client.get_experiment_by_name(mlflow_config.experiment)
     experiment_id = (
         experiment.experiment_id if experiment else mlflow_client.create_experiment(mlflow_config.experiment)
     )
-    found = mlflow_client.search_runs(
-        [experiment_id], filter_string=f"tags.airflow_run_id = '{run.run_id}'", max_results=1
-    )
-    if found:
-        return found[0].info.run_id
     tags = {"airflow_dag_id": run.dag_id, "airflow_run_id": run.run_id, "trigger_reason": run.reason}
     tags |= {f"trigger.{key}": str(value) for key, value in run.trigger.items()}
     if sha := code_version():
         tags["code_version"] = sha
     return mlflow_client.create_run(experiment_id, run_name=run.run_id, tags=tags).info.run_id
+
+
+def find_pipeline_run(mlflow_config: MlflowConfig, airflow_run_id: str) -> str | None:
+    mlflow_client = client(mlflow_config)
+    experiment = mlflow_client.get_experiment_by_name(mlflow_config.experiment)
+    if experiment is None:
+        return None
+    found = mlflow_client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.airflow_run_id = '{airflow_run_id}'", max_results=1
+    )
+    return found[0].info.run_id if found else None
 
 
 def code_version() -> str | None:
@@ -105,6 +131,7 @@ def champion(mlflow_config: MlflowConfig, model_name: str) -> Champion | None:
         version=str(version.version),
         model_uri=f"models:/{model_name}/{version.version}",
         snapshot_uri=version.tags.get("snapshot_uri"),
+        model_sha256=version.tags.get("model_sha256"),
     )
 
 
@@ -153,7 +180,9 @@ def log_training(
     params: dict[str, Any],
     metrics: dict[str, float],
 ) -> str:
-    """Log parameters, metrics, the snapshot's lineage and the model; return the model's uri."""
+    """Log parameters, metrics, the snapshot's lineage and the model; return the model's uri.
+
+    Call ``logged_model`` first: a retried task must not log a second model into the run."""
     from mlflow.models import infer_signature
 
     mlflow = fluent(mlflow_config)
@@ -171,7 +200,7 @@ def log_training(
             name=MODEL_ARTIFACT,
             signature=signature,
             input_example=features.head(5),
-            skops_trusted_types=own_model_types(model),
+            skops_trusted_types=list(TRUSTED_TYPES),
             pip_requirements=model_requirements(),
         )
     return info.model_uri
@@ -188,19 +217,53 @@ def model_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("scikit-learn", "skops", "pandas", "numpy", "scipy")]
 
 
-def own_model_types(model: Any) -> list[str]:
-    """The types skops refuses by default in a model we just trained ourselves, e.g. sklearn's Tree.
+def logged_model(mlflow_config: MlflowConfig, run_id: str) -> str | None:
+    """The uri of the model this MLflow run already logged (READY), if any."""
+    mlflow_client = client(mlflow_config)
+    experiment_id = mlflow_client.get_run(run_id).info.experiment_id
+    found = mlflow_client.search_logged_models(
+        [experiment_id], filter_string=f"source_run_id = '{run_id}' AND name = '{MODEL_ARTIFACT}'"
+    )
+    ready = [model for model in found if str(model.status) == "READY"]
+    return ready[0].model_uri if ready else None
 
-    MLflow saves scikit-learn models with skops, which only loads types it is told to trust; the
-    list is stored with the model so every later load of this version trusts exactly these.
-    """
+
+def model_digest(mlflow_config: MlflowConfig, model_uri: str) -> str:
+    """sha256 of the stored model file, recorded at registration and checked before every load."""
+    with _downloaded(mlflow_config, model_uri) as model_file:
+        return hashlib.sha256(model_file.read_bytes()).hexdigest()
+
+
+def load_model(mlflow_config: MlflowConfig, model_uri: str, sha256: str | None) -> Any:
+    """Load a model we registered: the file must still have its recorded hash, and skops may only
+    instantiate the project's allowlisted types."""
     import skops.io
 
-    return skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    if not sha256:
+        raise UntrustedModelError(
+            f"{model_uri} has no recorded model_sha256: only versions registered by this pipeline load; "
+            "retrain (force_retrain) to register a verifiable version"
+        )
+    with _downloaded(mlflow_config, model_uri) as model_file:
+        data = model_file.read_bytes()
+    if (actual := hashlib.sha256(data).hexdigest()) != sha256:
+        raise UntrustedModelError(
+            f"{model_uri}: {MODEL_FILE} has sha256 {actual[:12]}..., registered {sha256[:12]}...: "
+            "the artifact changed after registration; refusing to load it"
+        )
+    untrusted = sorted(set(skops.io.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+    if untrusted:
+        raise UntrustedModelError(f"{model_uri} holds types outside the allowlist {untrusted}; refusing to load it")
+    return skops.io.loads(data, trusted=list(TRUSTED_TYPES))
 
 
-def load_model(mlflow_config: MlflowConfig, model_uri: str) -> Any:
-    return fluent(mlflow_config).sklearn.load_model(model_uri)
+@contextmanager
+def _downloaded(mlflow_config: MlflowConfig, model_uri: str) -> Iterator[Path]:
+    from mlflow.artifacts import download_artifacts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = download_artifacts(artifact_uri=model_uri, dst_path=tmp, tracking_uri=mlflow_config.tracking_uri)
+        yield Path(folder) / MODEL_FILE
 
 
 def log_evaluation(mlflow_config: MlflowConfig, run_id: str, evaluation: Evaluation) -> None:
@@ -213,17 +276,29 @@ def log_evaluation(mlflow_config: MlflowConfig, run_id: str, evaluation: Evaluat
     mlflow_client.log_dict(run_id, evaluation.to_dict(), "evaluation.json")
 
 
-def register(mlflow_config: MlflowConfig, model_name: str, model_uri: str, tags: dict[str, str]) -> Registration:
-    """A new model version carrying its lineage, aliased ``challenger``."""
-    version = fluent(mlflow_config).register_model(model_uri, model_name, tags=tags)
-    client(mlflow_config).set_registered_model_alias(model_name, CHALLENGER, version.version)
-    return Registration(model_name=model_name, version=str(version.version), model_uri=model_uri, tags=tags)
+def register(
+    mlflow_config: MlflowConfig, model_name: str, model_uri: str, run_id: str, tags: dict[str, str]
+) -> Registration:
+    """The model version of this MLflow run, aliased ``challenger``: found if a try already created it."""
+    mlflow_client = client(mlflow_config)
+    version = run_version(mlflow_config, model_name, run_id)
+    if version is None:
+        version = str(fluent(mlflow_config).register_model(model_uri, model_name, tags=tags).version)
+    mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version)
+    return Registration(model_name=model_name, version=version, model_uri=model_uri, tags=tags)
+
+
+def run_version(mlflow_config: MlflowConfig, model_name: str, run_id: str) -> str | None:
+    """The version registered from MLflow run ``run_id``, if any (one per run)."""
+    found = client(mlflow_config).search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+    return str(min(int(v.version) for v in found)) if found else None
 
 
 def set_champion(mlflow_config: MlflowConfig, model_name: str, version: str, reason: str) -> None:
+    """Tag, then move the alias: the alias set is the act, so a retry after a failed tag call acts again."""
     mlflow_client = client(mlflow_config)
-    mlflow_client.set_registered_model_alias(model_name, CHAMPION, version)
     mlflow_client.set_model_version_tag(model_name, version, "promotion_reason", reason)
+    mlflow_client.set_registered_model_alias(model_name, CHAMPION, version)
 
 
 def version_tags(mlflow_config: MlflowConfig, model_name: str, version: str) -> dict[str, str]:

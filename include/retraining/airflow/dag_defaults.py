@@ -23,14 +23,18 @@ def mail_task_failure(context: Mapping[str, Any]) -> None:
     already failed, a broken mail must not hide why."""
     from include.retraining.adapters import mail
     from include.retraining.airflow.runtime import failure_config
+    from include.retraining.stages.outcome import run_outcome
 
     ti, dag_run = context["ti"], context["dag_run"]
     try:
-        notify = failure_config(context.get("params") or {}).notify
-        message = mail.render_failure(
-            dag_run.dag_id, dag_run.run_id, ti.task_id, ti.try_number, context.get("exception")
-        )
-        mail.send(notify.conn_id, notify.recipients, message)
+        config = failure_config(context.get("params") or {})
+        try:
+            outcome = run_outcome(config, dag_run.run_id)
+        except Exception as error:  # the registry may be what failed
+            outcome = f"What this run did to the model registry is unknown: it could not be read ({error})."
+        error = context.get("exception")
+        message = mail.render_failure(dag_run.dag_id, dag_run.run_id, ti.task_id, ti.try_number, error, outcome)
+        mail.send(config.notify.conn_id, config.notify.recipients, message)
     except Exception:
         log.exception("could not mail the failure of %s", ti.task_id)
 

@@ -92,6 +92,9 @@ class MonitoringConfig:
     collection: str = "drift_checks"  # one document per drift check
     state_collection: str = "monitor_state"  # the drift monitor's watermark, one document per model
     min_new_documents: int = 1000  # the monitor checks drift once this many new documents arrived
+    # how late a document may arrive after its timestamp (concurrent writers, clock skew): the monitor's
+    # windows end this long before now, so a late document still lands in a window exactly once
+    grace_seconds: float = 120.0
 
 
 @dataclass(frozen=True)

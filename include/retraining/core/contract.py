@@ -34,8 +34,11 @@ class ValidationOutcome:
     problems: list[str]
 
 
-def validate_frame(frame: pd.DataFrame, contract: ContractConfig, id_field: str) -> ValidationOutcome:
-    """Split ``frame`` into rows that meet the contract and rows to quarantine, or raise."""
+def validate_frame(
+    frame: pd.DataFrame, contract: ContractConfig, id_field: str, for_training: bool = True
+) -> ValidationOutcome:
+    """Split ``frame`` into rows that meet the contract and rows to quarantine, or raise. Only a frame
+    ``for_training`` needs ``contract.min_rows`` rows and two classes; a drift check needs neither."""
     total = len(frame)
     checks = [check for check in row_checks(frame, contract) if check.failing.any()]
     problems = [describe(check, frame, id_field, total) for check in checks]
@@ -46,7 +49,7 @@ def validate_frame(frame: pd.DataFrame, contract: ContractConfig, id_field: str)
 
     valid = frame.loc[~bad].reset_index(drop=True)
     valid[contract.label.name] = valid[contract.label.name].astype("int64")
-    _raise_on_dataset_problems(valid, contract, total)
+    _raise_on_dataset_problems(valid, contract, total, for_training)
     return ValidationOutcome(valid=valid, quarantined=quarantine_frame(frame, checks, bad), problems=problems)
 
 
@@ -120,15 +123,15 @@ def _raise_if_too_many_bad(bad: pd.Series, total: int, problems: list[str], cont
         )
 
 
-def _raise_on_dataset_problems(valid: pd.DataFrame, contract: ContractConfig, total: int) -> None:
+def _raise_on_dataset_problems(valid: pd.DataFrame, contract: ContractConfig, total: int, for_training: bool) -> None:
     problems = []
-    if len(valid) < contract.min_rows:
+    if for_training and len(valid) < contract.min_rows:
         problems.append(
             f"{len(valid):,} valid rows of {total:,}, fewer than contract.min_rows ({contract.min_rows:,}): "
             "widen the lookback or lower contract.min_rows"
         )
     classes = sorted(valid[contract.label.name].unique().tolist())
-    if len(classes) < 2:
+    if for_training and len(classes) < 2:
         problems.append(f"{contract.label.name}: only class(es) {classes} present; training needs at least two classes")
     for feature in contract.features:
         null_share = valid[feature.name].isna().mean() if len(valid) else 0.0

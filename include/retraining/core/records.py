@@ -86,6 +86,7 @@ class NewData(Record):
     count: int
     watermark: str
     latest: str
+    future: int = 0  # documents stamped beyond now + grace, left out of every window until then
 
 
 @dataclass(frozen=True)
@@ -151,6 +152,7 @@ class Decision(Record):
 class TrainingResult(Record):
     mlflow_run_id: str
     model_uri: str
+    model_sha256: str  # of the stored model file; checked before every load
     holdout_uri: str
     rows_train: int
     rows_holdout: int

@@ -74,9 +74,11 @@ def validate(config: PipelineConfig, run: RunInfo, snapshot: Snapshot) -> Valida
     return report
 
 
-def validated(config: PipelineConfig, run: RunInfo, window: Window) -> tuple[pd.DataFrame, ValidationReport]:
+def validated(
+    config: PipelineConfig, run: RunInfo, window: Window, for_training: bool = True
+) -> tuple[pd.DataFrame, ValidationReport]:
     """Apply the contract; quarantined rows are written next to the snapshot, never dropped silently."""
-    outcome = validate_frame(window.frame, config.contract, config.source.id_field)
+    outcome = validate_frame(window.frame, config.contract, config.source.id_field, for_training)
     quarantine_uri = None
     if len(outcome.quarantined):
         key = f"{run_prefix(config, run)}/quarantine/rows.parquet"
@@ -111,7 +113,12 @@ def detect_drift(config: PipelineConfig, run: RunInfo, validation: ValidationRep
 
 
 def check_drift(
-    config: PipelineConfig, run: RunInfo, current: pd.DataFrame, snapshot: Snapshot, mlflow_run_id: str
+    config: PipelineConfig,
+    run: RunInfo,
+    current: pd.DataFrame,
+    snapshot: Snapshot,
+    mlflow_run_id: str,
+    extra: dict[str, Any] | None = None,
 ) -> DriftResult:
     """Compare ``current`` with the champion's training snapshot; record the check in MLflow and MongoDB."""
     champion = registry.champion(config.mlflow, config.model_name)
@@ -144,12 +151,10 @@ def check_drift(
             report_uri=registry.log_drift_report(config.mlflow, mlflow_run_id, computed.html),
         )
         registry.log_drift(config.mlflow, mlflow_run_id, result)
-    [check_id] = mongo.record_documents(
-        config.source.conn_id,
-        config.source.database,
-        config.monitoring.collection,
-        [drift_check_document(config, run, result)],
-    )
+    key = {"model_name": config.model_name, "dag_id": run.dag_id, "run_id": run.run_id}  # one check per run
+    source = config.source
+    document = drift_check_document(config, run, result) | (extra or {})
+    check_id = mongo.record_once(source.conn_id, source.database, config.monitoring.collection, key, document)
     return replace(result, check_id=check_id)
 
 

@@ -23,7 +23,10 @@ log = logging.getLogger(__name__)
 
 
 def train(config: PipelineConfig, run: RunInfo, validation: ValidationReport, drift: DriftResult) -> TrainingResult:
-    """Fit on the validated snapshot minus a stratified holdout, which is kept for the evaluation stage."""
+    """Fit on the validated snapshot minus a stratified holdout, which is kept for the evaluation stage.
+
+    A retry finds the model an earlier try logged into this run and does not fit or log another: the
+    split is seeded, so the holdout is the same rows again."""
     data = validation.snapshot
     frame = storage.read_parquet(config.storage, data.uri)
     label = config.contract.label.name
@@ -31,7 +34,6 @@ def train(config: PipelineConfig, run: RunInfo, validation: ValidationReport, dr
         frame[[*config.contract.feature_names, label]], config.contract, config.training
     )
     holdout_uri = storage.write_parquet(config.storage, f"{run_prefix(config, run)}/holdout/rows.parquet", holdout)
-    model = fit(train_rows, config.contract, config.training)
     params = {
         "estimator": config.training.estimator,
         **config.training.hyperparameters,
@@ -45,10 +47,16 @@ def train(config: PipelineConfig, run: RunInfo, validation: ValidationReport, dr
         "positive_share": float((train_rows[label] == config.contract.label.positive_class).mean()),
     }
     run_id = drift.mlflow_run_id
-    model_uri = registry.log_training(config.mlflow, run_id, model, train_rows, data, label, params, metrics)
+    model_uri = registry.logged_model(config.mlflow, run_id)
+    if model_uri:
+        log.info("this run already logged %s (an earlier try): not training again", model_uri)
+    else:
+        model = fit(train_rows, config.contract, config.training)
+        model_uri = registry.log_training(config.mlflow, run_id, model, train_rows, data, label, params, metrics)
     return TrainingResult(
         mlflow_run_id=run_id,
         model_uri=model_uri,
+        model_sha256=registry.model_digest(config.mlflow, model_uri),
         holdout_uri=holdout_uri,
         rows_train=len(train_rows),
         rows_holdout=len(holdout),
@@ -62,11 +70,12 @@ def evaluate(config: PipelineConfig, training: TrainingResult) -> Evaluation:
     holdout = storage.read_parquet(config.storage, training.holdout_uri)
     features, y = features_and_label(holdout, config.contract)
     positive = config.contract.label.positive_class
-    challenger = registry.load_model(config.mlflow, training.model_uri)
+    challenger = registry.load_model(config.mlflow, training.model_uri, training.model_sha256)
     champion = registry.champion(config.mlflow, config.model_name)
     champion_scores = None
     if champion:
-        champion_scores = positive_scores(registry.load_model(config.mlflow, champion.model_uri), features, positive)
+        champion_model = registry.load_model(config.mlflow, champion.model_uri, champion.model_sha256)
+        champion_scores = positive_scores(champion_model, features, positive)
     evaluation = decide_promotion(
         (y == positive).astype(int).to_numpy(),
         positive_scores(challenger, features, positive),
@@ -104,18 +113,25 @@ def register(
             "trigger_reason": run.reason,
             **{f"trigger.{key}": value for key, value in run.trigger.items()},
             "mlflow_run_id": training.mlflow_run_id,
+            "model_sha256": training.model_sha256,
             "previous_champion": evaluation.champion_version,
             "gate_passed": str(evaluation.passed).lower(),
             "gate_reason": evaluation.reason,
         }
     )
-    return registry.register(config.mlflow, config.model_name, training.model_uri, tags)
+    return registry.register(config.mlflow, config.model_name, training.model_uri, training.mlflow_run_id, tags)
 
 
 def promote(config: PipelineConfig, registration: Registration, evaluation: Evaluation) -> Promotion:
-    """Move ``champion`` only when the gate passed against the champion that is still current."""
+    """Move ``champion`` only when the gate passed against the champion that is still current.
+
+    Checked before acting: if the champion already is this version, an earlier try moved it."""
     current = registry.champion(config.mlflow, config.model_name)
     current_version = current.version if current else None
+    reason = f"version {registration.version} promoted: {evaluation.reason}"
+    if evaluation.passed and current_version == registration.version:
+        previous = evaluation.champion_version
+        return Promotion(promoted=True, champion_version=current_version, previous_champion=previous, reason=reason)
     if not evaluation.passed:
         return Promotion(
             promoted=False,
@@ -131,7 +147,6 @@ def promote(config: PipelineConfig, registration: Registration, evaluation: Eval
             reason=f"champion moved to {_label(current_version)} during this run (evaluated against "
             f"{_label(evaluation.champion_version)}): not promoting on a stale comparison",
         )
-    reason = f"version {registration.version} promoted: {evaluation.reason}"
     registry.set_champion(config.mlflow, config.model_name, registration.version, reason)
     return Promotion(
         promoted=True, champion_version=registration.version, previous_champion=current_version, reason=reason

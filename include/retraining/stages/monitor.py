@@ -8,8 +8,9 @@ skipped or counted twice, and a restart picks up where the last handled window e
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from include.retraining.adapters import mongo, registry
@@ -21,6 +22,7 @@ from include.retraining.stages.data import read_window, validated
 from include.retraining.stages.outcome import mail_drift_alert
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+log = logging.getLogger(__name__)
 
 
 def watermark_key(config: PipelineConfig) -> str:
@@ -32,13 +34,15 @@ def open_window(config: PipelineConfig, run: RunInfo) -> dict[str, Any]:
     """The current watermark (initialised to the newest document on first use) and what the sensor needs."""
     key, state = watermark_key(config), config.monitoring.state_collection
     watermark = mongo.read_watermark(config.source, state, key)
-    if watermark is None:
-        start = mongo.latest_timestamp(config.source) or EPOCH
+    if watermark is None:  # start at the newest document, but never past what has settled
+        settled = datetime.now(UTC) - timedelta(seconds=config.monitoring.grace_seconds)
+        start = min(mongo.latest_timestamp(config.source) or EPOCH, settled)
         mongo.advance_watermark(config.source, state, key, None, start, {"initialised_by": run.run_id})
         watermark = mongo.read_watermark(config.source, state, key)
     return {
         "watermark": watermark.isoformat(),
         "min_documents": config.monitoring.min_new_documents,
+        "grace_seconds": config.monitoring.grace_seconds,
         "database": config.source.database,
         "collection": config.source.collection,
         "timestamp_field": config.source.timestamp_field,
@@ -56,9 +60,12 @@ def check_drift(config: PipelineConfig, run: RunInfo, new_data: NewData) -> Drif
     one validated snapshot is written, nothing is read back."""
     window_of = window_run(run, new_data)
     window = read_window(config, window_of, start=datetime.fromisoformat(new_data.watermark))
-    frame, report = validated(config, window_of, window)
+    frame, report = validated(config, window_of, window, for_training=False)  # a drift check, not a training set
+    if new_data.future:
+        log.warning("%d documents are stamped beyond now + grace: left for a later window", new_data.future)
     mlflow_run_id = registry.pipeline_run(config.mlflow, window_of)
-    result = drift_check(config, window_of, frame, report.snapshot, mlflow_run_id)
+    extra = {"future_documents": new_data.future}
+    result = drift_check(config, window_of, frame, report.snapshot, mlflow_run_id, extra)
     registry.finish_run(config.mlflow, mlflow_run_id)
     return result
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
-from include.retraining.adapters import mail, registry
+from include.retraining.adapters import mail, mongo, registry
 from include.retraining.core.config import PipelineConfig
 from include.retraining.core.decision import MONITOR_REASON, decide_retrain
 from include.retraining.core.records import (
@@ -19,6 +21,23 @@ from include.retraining.core.records import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def run_outcome(config: PipelineConfig, airflow_run_id: str) -> str:
+    """What a run did to the registry, read from the registry (not from what its tasks meant to do)."""
+    name = config.model_name
+    champion = registry.champion(config.mlflow, name)
+    champion_label = f"version {champion.version}" if champion else "none"
+    mlflow_run_id = registry.find_pipeline_run(config.mlflow, airflow_run_id)
+    version = registry.run_version(config.mlflow, name, mlflow_run_id) if mlflow_run_id else None
+    if version is None:
+        return f"This run registered no version of {name}; the champion ({champion_label}) was not moved by it."
+    if champion and champion.version == version:
+        return f"This run registered {name} version {version}, and it is the champion now (moved by this run)."
+    return (
+        f"This run registered {name} version {version} (alias challenger); the champion ({champion_label}) "
+        "was not moved by it."
+    )
 
 
 def decide(run: RunInfo, drift: DriftResult) -> Decision:
@@ -37,21 +56,34 @@ def skip(config: PipelineConfig, drift: DriftResult, decision: Decision) -> Deci
 def alert_on_drift(config: PipelineConfig, run: RunInfo, validation: ValidationReport, drift: DriftResult) -> dict:
     if run.reason == MONITOR_REASON:
         return {"sent": False, "reason": "alert already sent by drift_monitor"}
-    return mail_drift_alert(config, run, drift, validation.snapshot.window_start)
+    return mail_drift_alert(config, run, drift, validation.snapshot.window_start, tolerate_outage=True)
 
 
-def mail_drift_alert(config: PipelineConfig, run: RunInfo, drift: DriftResult, window_start: str | None) -> dict:
-    """Email the drift alert with the Evidently report attached (the check is already recorded)."""
+def mail_drift_alert(
+    config: PipelineConfig, run: RunInfo, drift: DriftResult, window_start: str | None, tolerate_outage: bool = False
+) -> dict:
+    """Email the drift alert with the Evidently report attached (the check is already recorded), once per
+    check: the check's ``alert_sent_at`` tells a retry that the mail went out."""
     if not drift.drifted:
         return {"sent": False, "reason": f"no drift ({drift.status})"}
+    checks = (config.source.conn_id, config.source.database, config.monitoring.collection, drift.check_id)
+    if drift.check_id and (sent_at := mongo.field_of(*checks, "alert_sent_at")):
+        return {"sent": False, "reason": f"alert for check {drift.check_id} already sent at {sent_at}"}
     report = registry.read_artifact(config.mlflow, drift.report_uri) if drift.report_uri else None
     links = {"Report": drift.report_uri or "-"}
     if drift.mlflow_run_id:
         links = {"MLflow run": registry.run_url(config.mlflow, drift.mlflow_run_id), **links}
     window = {"start": window_start, "end": run.run_end, "dag_id": run.dag_id, "run_id": run.run_id}
     alert = mail.render_drift_alert(config.model_name, drift.to_dict(), window, links, report)
-    mail.send_drift_alert(config.notify.conn_id, config.notify.recipients, alert)
-    return {"sent": True, "subject": alert.subject, "recipients": list(config.notify.recipients)}
+
+    def send() -> None:
+        mail.send_drift_alert(config.notify.conn_id, config.notify.recipients, alert)
+
+    # the monitor's alert fails its task (and is retried); the retrain's must not fail a run that promoted
+    delivered = deliver(send, "drift alert") if tolerate_outage else (send() or {"sent": True})
+    if delivered["sent"] and drift.check_id:
+        mongo.mark_once(*checks, "alert_sent_at", datetime.now(UTC))
+    return {**delivered, "subject": alert.subject, "recipients": list(config.notify.recipients)}
 
 
 def notify(
@@ -78,9 +110,21 @@ def notify(
         "run": run.to_dict(),
         **{name: record.to_dict() if record else None for name, record in records.items()},
     }
+    summary["outcome"] = run_outcome(config, run.run_id)
     if drift.mlflow_run_id:
         summary["mlflow_run_url"] = registry.run_url(config.mlflow, drift.mlflow_run_id)
         registry.finish_run(config.mlflow, drift.mlflow_run_id)
     message = mail.render_summary(summary)
-    mail.send(config.notify.conn_id, config.notify.recipients, message)
-    return {"subject": message.subject, "recipients": list(config.notify.recipients)}
+    delivered = deliver(lambda: mail.send(config.notify.conn_id, config.notify.recipients, message), "summary")
+    return {"subject": message.subject, "recipients": list(config.notify.recipients), **delivered}
+
+
+def deliver(send: Callable[[], None], what: str) -> dict[str, Any]:
+    """Send a notification of the retrain run; an outage (after the SMTP hook's own retries) is logged and
+    recorded, never a failed run: the run's state must say what happened to the model, not to the mail."""
+    try:
+        send()
+    except mail.MailError as error:
+        log.error("the %s mail could not be sent: %s", what, error)
+        return {"sent": False, "error": str(error)}
+    return {"sent": True}

@@ -1,0 +1,156 @@
+"""Every task may run twice: a retried or cleared stage ends in the same state as one clean run, the mails
+say what the run really did, and a model artifact loads only if it is the one registered and holds only
+allowlisted types. Against the real MongoDB, S3, MLflow and SMTP sink of the local stack."""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+
+import pytest
+
+from include.demo.sample_data import generate_documents
+from include.retraining.adapters import mongo, registry
+from include.retraining.airflow.dag_defaults import mail_task_failure
+from include.retraining.core.records import (
+    DriftResult,
+    Evaluation,
+    Promotion,
+    Registration,
+    RunInfo,
+    TrainingResult,
+    ValidationReport,
+)
+from include.retraining.stages import detect_drift, evaluate, extract, promote, register, train, validate
+from include.retraining.stages.outcome import mail_drift_alert, run_outcome
+from tests.integration.test_notify_smtp import delivered_to, html_of
+
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::UserWarning")]
+
+
+@dataclass(frozen=True)
+class FirstRun:
+    run: RunInfo
+    validation: ValidationReport
+    drift: DriftResult
+    training: TrainingResult
+    evaluation: Evaluation
+    registration: Registration
+    promotion: Promotion
+
+
+@pytest.fixture(scope="module")
+def config(config_factory):
+    return config_factory()
+
+
+@pytest.fixture(scope="module")
+def first(config) -> FirstRun:
+    """One run, every stage called twice in a row, as Airflow does when a task is retried."""
+    end = datetime.now(UTC)
+    docs = generate_documents(1_500, start=end - timedelta(days=10), end=end - timedelta(minutes=1), seed=7)
+    mongo.insert_documents(docs, database=config.source.database, collection=config.source.collection)
+    run = RunInfo(dag_id="retrain_model", run_id=f"retry__{uuid.uuid4().hex}", run_end=end.isoformat())
+    snapshot = extract(config, run)
+    validation = validate(config, run, snapshot)
+    drift = detect_drift(config, run, validation)
+    assert detect_drift(config, run, validation) == drift  # the retry finds its own check
+    training = train(config, run, validation, drift)
+    assert train(config, run, validation, drift) == training
+    evaluation = evaluate(config, training)
+    registration = register(config, run, validation, drift, training, evaluation)
+    assert register(config, run, validation, drift, training, evaluation).version == registration.version
+    promotion = promote(config, registration, evaluation)
+    assert promote(config, registration, evaluation) == promotion  # not "champion moved during this run"
+    return FirstRun(run, validation, drift, training, evaluation, registration, promotion)
+
+
+def test_a_retried_detect_drift_keeps_one_check_per_run(config, first):
+    checks = mongo.collection(config.source.conn_id, config.source.database, config.monitoring.collection)
+    assert checks.count_documents({"run_id": first.run.run_id}) == 1
+
+
+def test_a_retried_train_logs_one_model_into_the_run(config, first):
+    client = registry.client(config.mlflow)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
+    models = client.search_logged_models([experiment], filter_string=f"source_run_id = '{first.drift.mlflow_run_id}'")
+    assert [m.model_uri for m in models] == [first.training.model_uri]
+
+
+def test_a_retried_register_and_promote_leave_one_version_and_one_champion(config, first):
+    versions = registry.client(config.mlflow).search_model_versions(f"name = '{config.model_name}'")
+    assert [v.version for v in versions] == ["1"]
+    assert first.promotion == Promotion(True, "1", None, first.promotion.reason)
+    assert registry.champion(config.mlflow, config.model_name).version == "1"
+
+
+def test_the_outcome_is_read_from_the_registry(config, first):
+    assert run_outcome(config, first.run.run_id) == (
+        f"This run registered {config.model_name} version 1, and it is the champion now (moved by this run)."
+    )
+    assert run_outcome(config, "never__ran") == (
+        f"This run registered no version of {config.model_name}; the champion (version 1) was not moved by it."
+    )
+
+
+def test_the_failure_mail_says_what_the_run_really_did(stack_env, config, first, monkeypatch):
+    monkeypatch.setattr("include.retraining.airflow.runtime.task_config", lambda params: config)
+    context = {
+        "ti": SimpleNamespace(task_id="notify", try_number=1),
+        "dag_run": SimpleNamespace(dag_id="retrain_model", run_id=first.run.run_id),
+        "params": {},
+        "exception": RuntimeError("smtp down"),
+    }
+
+    mail_task_failure(context)
+
+    body = html_of(delivered_to(stack_env, config.notify.recipients[0]))
+    assert "smtp down" in body
+    assert "version 1, and it is the champion now (moved by this run)" in body
+
+
+def test_a_drift_alert_goes_out_once_per_check(stack_env, config, first):
+    drifted = replace(first.drift, status="drift", drift_share=0.5)
+    recipient = f"once-{uuid.uuid4().hex[:8]}@example.com"
+    notify_once = replace(config, notify=replace(config.notify, recipients=(recipient,)))
+
+    sent = mail_drift_alert(notify_once, first.run, drifted, None)
+    again = mail_drift_alert(notify_once, first.run, drifted, None)
+
+    assert sent["sent"] is True
+    assert again["sent"] is False
+    assert "already sent" in again["reason"]
+    delivered_to(stack_env, recipient)  # exactly one message (it fails on zero or several)
+
+
+def test_a_mail_outage_does_not_fail_the_retrain_alert(config, first):
+    broken = replace(config, notify=replace(config.notify, conn_id="smtp_nowhere"))
+    drifted = replace(first.drift, status="drift", drift_share=0.5, check_id=None)
+
+    result = mail_drift_alert(broken, first.run, drifted, None, tolerate_outage=True)
+
+    assert result["sent"] is False
+    assert "smtp_nowhere" in result["error"]
+
+
+def test_a_tampered_artifact_is_refused(config, first):
+    with pytest.raises(registry.UntrustedModelError, match="changed after registration"):
+        registry.load_model(config.mlflow, first.training.model_uri, "0" * 64)
+    with pytest.raises(registry.UntrustedModelError, match="no recorded model_sha256"):
+        registry.load_model(config.mlflow, first.training.model_uri, None)
+
+
+def test_a_model_with_an_untrusted_type_is_refused(config, first):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    planted = make_pipeline(FunctionTransformer(func=shutil.rmtree))  # would delete folders when it runs
+    mlflow = registry.fluent(config.mlflow)
+    with mlflow.start_run(experiment_id=mlflow.get_experiment_by_name(config.mlflow.experiment).experiment_id):
+        uri = mlflow.sklearn.log_model(planted, name="planted", skops_trusted_types=["shutil.rmtree"]).model_uri
+
+    with pytest.raises(registry.UntrustedModelError, match="outside the allowlist"):
+        registry.load_model(config.mlflow, uri, registry.model_digest(config.mlflow, uri))
