@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -21,23 +20,18 @@ from include.retraining.stages import monitor
 
 pytestmark = pytest.mark.integration
 
-GRACE = timedelta(seconds=3)
-WRITING, BATCH_ROWS = timedelta(seconds=12), 40
+GRACE = timedelta(seconds=8)
+STEPS, BATCH_ROWS = 6, 40
 
 
-def write_out_of_order(config, stop: threading.Event, written: list[int]) -> None:
-    """Batches stamped up to the grace period in the past, in shuffled order, as concurrent writers do."""
-    rng = random.Random(7)
+def insert_late_batch(config, step: int) -> int:
+    """A concurrent writer's batch: stamped over the last 90% of the grace period (so partly before the
+    newest timestamp the monitor has already seen), in shuffled order."""
+    now = datetime.now(UTC)
+    docs = generate_documents(BATCH_ROWS, start=now - GRACE * 0.9, end=now, seed=step)
+    random.Random(step).shuffle(docs)
     source = config.source
-    until = time.monotonic() + WRITING.total_seconds()
-    while time.monotonic() < until:
-        now = datetime.now(UTC)
-        docs = generate_documents(BATCH_ROWS, start=now - GRACE * 0.9, end=now, seed=len(written))
-        rng.shuffle(docs)
-        mongo.insert_documents(docs, database=source.database, collection=source.collection)
-        written.append(len(docs))
-        time.sleep(0.5)
-    stop.set()
+    return mongo.insert_documents(docs, database=source.database, collection=source.collection)
 
 
 def check_one_window(config, window: dict, cycle: int) -> tuple[NewData, int] | None:
@@ -69,30 +63,23 @@ def test_every_document_is_checked_in_exactly_one_window(config_factory):
     mongo.insert_documents(future, database=source.database, collection=source.collection)
     started = RunInfo(dag_id="drift_monitor", run_id=f"open-{uuid.uuid4().hex[:6]}", run_end="-")
     first_watermark = monitor.open_window(config, started)["watermark"]
-    stop, written, windows = threading.Event(), [], []
-    writer = threading.Thread(target=write_out_of_order, args=(config, stop, written))
-    writer.start()
 
-    cycle = 0
-    settle_until = None
-    while settle_until is None or time.monotonic() < settle_until:  # keep checking until all settled
-        window = monitor.open_window(config, started)
-        writing = not stop.is_set()
-        if (checked := check_one_window(config, window, cycle)) is not None:
-            windows.append((*checked, writing))
-            assert datetime.fromisoformat(checked[0].latest) <= datetime.now(UTC) - GRACE
-        cycle += 1
-        if stop.is_set() and settle_until is None:
-            settle_until = time.monotonic() + 2 * GRACE.total_seconds()
-        time.sleep(0.5)
-    writer.join()
+    written, windows, cycle = 0, [], 0
+    for step in range(STEPS):  # the writer and the monitor take turns; the batches arrive late
+        written += insert_late_batch(config, step)
+        if checked := check_one_window(config, monitor.open_window(config, started), cycle := cycle + 1):
+            windows.append((*checked, step < STEPS - 1))
+        time.sleep(2)
+    time.sleep(GRACE.total_seconds())  # everything has settled now
+    while checked := check_one_window(config, monitor.open_window(config, started), cycle := cycle + 1):
+        windows.append((*checked, False))
 
     bounds = [(w.watermark, w.latest) for w, _, _ in windows]
     assert bounds[0][0] == first_watermark
     assert all(prev[1] == nxt[0] for prev, nxt in itertools.pairwise(bounds)), "windows are chained"
-    assert len(windows) >= 2
     assert any(writing for _, _, writing in windows), "no window was checked while the writer was writing"
-    assert sum(rows for _, rows, _ in windows) == sum(written) > 0
+    assert sum(rows for _, rows, _ in windows) == written == STEPS * BATCH_ROWS
     assert all(w.future == len(future) for w, _, _ in windows)  # reported every time, never checked
+    assert all(datetime.fromisoformat(w.latest) < tomorrow for w, _, _ in windows)
     watermark = mongo.read_watermark(source, config.monitoring.state_collection, monitor.watermark_key(config))
     assert watermark <= datetime.now(UTC)

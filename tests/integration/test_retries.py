@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
+import warnings
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
@@ -154,3 +155,12 @@ def test_a_model_with_an_untrusted_type_is_refused(config, first):
 
     with pytest.raises(registry.UntrustedModelError, match="outside the allowlist"):
         registry.load_model(config.mlflow, uri, registry.model_digest(config.mlflow, uri))
+
+
+def test_loading_a_model_logs_no_third_party_deprecation_flood(config, first):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        registry.load_model(config.mlflow, first.training.model_uri, first.training.model_sha256)
+
+    deprecated = [w for w in caught if "deprecated" in str(w.message)]
+    assert len(deprecated) < 5, [str(w.message) for w in deprecated[:3]]

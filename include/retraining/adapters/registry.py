@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,16 @@ TRUSTED_TYPES = (
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
 )
+
+
+@contextmanager
+def _quiet_skops() -> Iterator[None]:
+    """skops finds a function's module by reading an attribute of every imported module; on Airflow's
+    deprecated modules each read warns (about 1,100 lines per training log). Silenced only here, where
+    it arises: the same warning from our own code still shows."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils")
+        yield
 
 
 class UntrustedModelError(RuntimeError):
@@ -187,7 +198,7 @@ def log_training(
 
     mlflow = fluent(mlflow_config)
     features = train.drop(columns=[label])
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id), _quiet_skops():
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
         dataset = mlflow.data.from_pandas(
@@ -251,10 +262,11 @@ def load_model(mlflow_config: MlflowConfig, model_uri: str, sha256: str | None) 
             f"{model_uri}: {MODEL_FILE} has sha256 {actual[:12]}..., registered {sha256[:12]}...: "
             "the artifact changed after registration; refusing to load it"
         )
-    untrusted = sorted(set(skops.io.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
-    if untrusted:
-        raise UntrustedModelError(f"{model_uri} holds types outside the allowlist {untrusted}; refusing to load it")
-    return skops.io.loads(data, trusted=list(TRUSTED_TYPES))
+    with _quiet_skops():
+        untrusted = sorted(set(skops.io.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+        if untrusted:
+            raise UntrustedModelError(f"{model_uri} holds types outside the allowlist {untrusted}; refusing to load it")
+        return skops.io.loads(data, trusted=list(TRUSTED_TYPES))
 
 
 @contextmanager
