@@ -188,6 +188,15 @@ def latest_timestamp(source: SourceConfig) -> datetime | None:
     return _utc(newest[source.timestamp_field]) if newest else None
 
 
+def stamped_after(source: SourceConfig, moment: datetime, examples: int = 3) -> tuple[int, list[str]]:
+    """How many documents carry a timestamp after ``moment``, and a few of their ids."""
+    docs = collection(source.conn_id, source.database, source.collection)
+    query = {source.timestamp_field: {"$gt": moment}}
+    count = docs.count_documents(query)
+    found = docs.find(query, {"_id": 1}, limit=examples) if count else []
+    return count, [str(doc["_id"]) for doc in found]
+
+
 def read_watermark(source: SourceConfig, state_collection: str, key: str) -> datetime | None:
     state = client(source.conn_id)[source.database][state_collection].find_one({"_id": key})
     return _utc(state["watermark"]) if state and state.get("watermark") else None

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from include.retraining.core.config import ContractConfig, FeatureSpec
 
 EXAMPLE_IDS = 3
+MAX_TEXT = 200  # characters of a categorical value: anything longer is a broken document, not a category
 QUARANTINE_REASON = "quarantine_reason"
 
 
@@ -40,7 +42,7 @@ def validate_frame(
     """Split ``frame`` into rows that meet the contract and rows to quarantine, or raise. Only a frame
     ``for_training`` needs ``contract.min_rows`` rows and two classes; a drift check needs neither."""
     total = len(frame)
-    checks = [check for check in row_checks(frame, contract) if check.failing.any()]
+    checks = [check for check in [*row_checks(frame, contract), duplicates(frame, id_field)] if check.failing.any()]
     problems = [describe(check, frame, id_field, total) for check in checks]
     bad = pd.Series(False, index=frame.index)
     for check in checks:
@@ -72,6 +74,13 @@ def row_checks(frame: pd.DataFrame, contract: ContractConfig) -> list[RowCheck]:
     return checks
 
 
+def duplicates(frame: pd.DataFrame, id_field: str) -> RowCheck:
+    """A document ingested twice (every read field equal, under another id): the copies after the first."""
+    fields = [column for column in frame.columns if column != id_field]
+    repeated = frame.duplicated(subset=fields, keep="first") if fields and len(frame) else frame[id_field].isna()
+    return RowCheck("(document)", "duplicate of an earlier document (every field and the timestamp equal)", repeated)
+
+
 def feature_checks(frame: pd.DataFrame, feature: FeatureSpec) -> list[RowCheck]:
     values = frame[feature.name] if feature.name in frame else pd.Series(None, index=frame.index, dtype=object)
     present = values.notna()
@@ -79,6 +88,12 @@ def feature_checks(frame: pd.DataFrame, feature: FeatureSpec) -> list[RowCheck]:
     if feature.max_null_share == 0:
         kind = "not a number" if feature.kind == "numeric" else "not a string"
         checks.append(RowCheck(feature.name, f"missing or {kind}", ~present))
+    if feature.kind == "numeric":
+        finite = np.isfinite(pd.to_numeric(values, errors="coerce").astype(float))
+        checks.append(RowCheck(feature.name, "not a finite number (inf)", present & ~finite))
+    if feature.kind == "categorical":
+        too_long = values.astype(str).str.len() > MAX_TEXT
+        checks.append(RowCheck(feature.name, f"longer than {MAX_TEXT} characters", present & too_long))
     if feature.kind == "categorical" and feature.categories:
         allowed = list(feature.categories)
         checks.append(RowCheck(feature.name, f"not one of {allowed}", present & ~values.isin(allowed)))

@@ -62,8 +62,18 @@ def park(config: PipelineConfig, run: RunInfo, window: Window, frame: pd.DataFra
 
 
 def extract(config: PipelineConfig, run: RunInfo) -> Snapshot:
-    """Read the run's window and park it as the extract snapshot."""
+    """Read the run's window and park it as the extract snapshot; say what lies beyond its end."""
     window = read_window(config, run)
+    later, examples = mongo.stamped_after(config.source, window.end)
+    if later:
+        log.warning(
+            "%s: %d documents are stamped after this run's end %s (e.g. _id %s): not in this window; "
+            "future-dated timestamps come from the writer's clock or a wrong field",
+            config.source.timestamp_field,
+            later,
+            window.end.isoformat(),
+            ", ".join(examples),
+        )
     return park(config, run, window, window.frame, "extract")
 
 

@@ -1,0 +1,146 @@
+"""Bad input, each kind on a collection of its own behind a real champion: the run stops with a message
+naming the field, the count and example ids (or, where nothing is wrong for training, says what it left
+out), nothing is registered and the champion does not move."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from include.demo.sample_data import generate_documents
+from include.retraining.adapters import mongo, registry
+from include.retraining.core.config import PipelineConfig, with_overrides
+from include.retraining.core.contract import DataContractError
+from include.retraining.core.records import RunInfo
+from include.retraining.stages import detect_drift, evaluate, extract, promote, register, train, validate
+
+pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::UserWarning")]
+
+NOW = datetime.now(UTC)
+GOOD, BAD = 600, 100
+
+
+def documents(count: int, seed: int) -> list[dict[str, Any]]:
+    return generate_documents(count, start=NOW - timedelta(days=5), end=NOW - timedelta(hours=1), seed=seed)
+
+
+def retrain(config: PipelineConfig) -> None:
+    """The retrain_model stages, forced, as the DAG runs them."""
+    run = RunInfo(
+        dag_id="retrain_model", run_id=f"bad__{uuid.uuid4().hex}", run_end=NOW.isoformat(), force_retrain=True
+    )
+    validation = validate(config, run, extract(config, run))
+    drift = detect_drift(config, run, validation)
+    training = train(config, run, validation, drift)
+    evaluation = evaluate(config, training)
+    promote(config, register(config, run, validation, drift, training, evaluation), evaluation)
+
+
+@pytest.fixture(scope="module")
+def champion_config(config_factory) -> PipelineConfig:
+    config = config_factory()
+    mongo.insert_documents(
+        documents(1_000, seed=1), database=config.source.database, collection=config.source.collection
+    )
+    retrain(config)
+    assert registry.champion(config.mlflow, config.model_name).version == "1"
+    return config
+
+
+def with_field(field: str, value: Any) -> Callable[[dict], dict]:
+    return lambda doc: {**doc, field: value}
+
+
+def without(field: str) -> Callable[[dict], dict]:
+    return lambda doc: {k: v for k, v in doc.items() if k != field}
+
+
+CASES = {
+    "wrong BSON type": (with_field("Age", "forty"), r"Age: 100 of 700 rows \(14\.3%\) missing or not a number"),
+    "missing field": (without("Vehicle_Damage"), r"Vehicle_Damage: 100 of 700 rows .* missing or not a string"),
+    "NaN": (with_field("Annual_Premium", float("nan")), r"Annual_Premium: 100 of 700 rows .* missing or not a number"),
+    "infinity": (with_field("Vintage", float("inf")), r"Vintage: 100 of 700 rows .* not a finite number \(inf\)"),
+    "huge string": (with_field("Gender", "M" * 100_000), r"Gender: 100 of 700 rows .* longer than 200 characters"),
+    "label missing": (without("Response"), r"Response: 100 of 700 rows .* label missing"),
+    "label not a class": (with_field("Response", 7), r"Response: 100 of 700 rows .* label not one of \[0, 1\]"),
+}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_bad_field_stops_the_run_naming_field_count_and_ids(champion_config, case):
+    mutate, expected = CASES[case]
+    bad = [mutate(doc) for doc in documents(BAD, seed=2)]
+    message = failed_run(champion_config, documents(GOOD, seed=3) + bad)
+
+    assert re.search(expected, message), message
+    ids = re.search(r"e\.g\. _id ([0-9a-f]{24})", message)
+    assert ids, message
+    bad_ids = {str(doc["_id"]) for doc in bad}  # insert_many set them
+    assert ids.group(1) in bad_ids
+    assert "Nothing was trained or registered" in message
+
+
+def test_duplicate_documents_are_named(champion_config):
+    copies = [{k: v for k, v in doc.items() if k != "_id"} for doc in documents(BAD, seed=4)]
+    message = failed_run(champion_config, documents(GOOD, seed=5) + documents(BAD, seed=4) + copies)
+
+    assert re.search(r"\(document\): 100 of 800 rows \(12\.5%\) duplicate of an earlier document", message), message
+
+
+def test_an_empty_window_says_so(champion_config):
+    message = failed_run(champion_config, [])
+
+    assert "the extract window holds no documents" in message
+
+
+def test_one_class_labels_cannot_train(champion_config):
+    docs = [{**doc, "Response": 0} for doc in documents(GOOD, seed=6)]
+
+    message = failed_run(champion_config, docs)
+
+    assert "Response: only class(es) [0] present; training needs at least two classes" in message
+
+
+def test_extra_fields_are_ignored_and_future_documents_named(champion_config, caplog):
+    config = own_collection(champion_config)
+    extra = [{**doc, "debug_blob": {"x": [1, 2, 3]}, "source_system": "crm"} for doc in documents(GOOD, seed=8)]
+    future = generate_documents(5, start=NOW + timedelta(days=3650), end=NOW + timedelta(days=3651), seed=9)
+    mongo.insert_documents(extra + future, database=config.source.database, collection=config.source.collection)
+    run = RunInfo(dag_id="retrain_model", run_id=f"extra__{uuid.uuid4().hex}", run_end=NOW.isoformat())
+
+    with caplog.at_level(logging.WARNING):
+        validation = validate(config, run, extract(config, run))
+
+    assert validation.rows_in == GOOD  # the future-dated ones are outside the window
+    assert validation.problems == ()
+    assert "debug_blob" not in validation.snapshot.columns
+    warning = next(r.getMessage() for r in caplog.records if "stamped after this run's end" in r.getMessage())
+    assert "5 documents" in warning
+    assert str(future[0]["_id"]) in warning or "e.g. _id" in warning
+
+
+def own_collection(config: PipelineConfig) -> PipelineConfig:
+    return with_overrides(config, source={"collection": f"bad_{uuid.uuid4().hex[:8]}"})
+
+
+def failed_run(champion_config: PipelineConfig, docs: list[dict]) -> str:
+    """Run the forced retrain on ``docs`` in a collection of its own; return the error it stopped with."""
+    config = own_collection(champion_config)
+    if docs:
+        mongo.insert_documents(docs, database=config.source.database, collection=config.source.collection)
+    versions = registry.client(config.mlflow).search_model_versions(f"name = '{config.model_name}'")
+    champion = registry.champion(config.mlflow, config.model_name)
+
+    with pytest.raises(DataContractError) as raised:
+        retrain(config)
+
+    after = registry.client(config.mlflow).search_model_versions(f"name = '{config.model_name}'")
+    assert len(after) == len(versions), "a failed run registered a version"
+    assert registry.champion(config.mlflow, config.model_name) == champion is not None
+    return str(raised.value)
