@@ -75,12 +75,12 @@ def mail_drift_alert(
         links = {"MLflow run": registry.run_url(config.mlflow, drift.mlflow_run_id), **links}
     window = {"start": window_start, "end": run.run_end, "dag_id": run.dag_id, "run_id": run.run_id}
     alert = mail.render_drift_alert(config.model_name, drift.to_dict(), window, links, report)
-
-    def send() -> None:
-        mail.send_drift_alert(config.notify.conn_id, config.notify.recipients, alert)
-
     # the monitor's alert fails its task (and is retried); the retrain's must not fail a run that promoted
-    delivered = deliver(send, "drift alert") if tolerate_outage else (send() or {"sent": True})
+    delivered = deliver(
+        lambda: mail.send_drift_alert(config.notify.conn_id, config.notify.recipients, alert),
+        "drift alert",
+        raise_outage=not tolerate_outage,
+    )
     if delivered["sent"] and drift.check_id:
         mongo.mark_once(*checks, "alert_sent_at", datetime.now(UTC))
     return {**delivered, "subject": alert.subject, "recipients": list(config.notify.recipients)}
@@ -119,12 +119,14 @@ def notify(
     return {"subject": message.subject, "recipients": list(config.notify.recipients), **delivered}
 
 
-def deliver(send: Callable[[], None], what: str) -> dict[str, Any]:
+def deliver(send: Callable[[], None], what: str, raise_outage: bool = False) -> dict[str, Any]:
     """Send a notification of the retrain run; an outage (after the SMTP hook's own retries) is logged and
     recorded, never a failed run: the run's state must say what happened to the model, not to the mail."""
     try:
         send()
     except mail.MailError as error:
+        if raise_outage:
+            raise
         log.error("the %s mail could not be sent: %s", what, error)
         return {"sent": False, "error": str(error)}
     return {"sent": True}
