@@ -12,7 +12,7 @@ STACK := $(BIN)/python -m scripts.local_stack
 WITH_STACK := set -a && source .local/stack.env && set +a &&
 SEED_ROWS ?= 20000
 
-.PHONY: help venv up down status seed demo dags-test summary test lint airflow bench
+.PHONY: help venv up down status seed demo dags-test rollback summary test lint airflow bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ seed: up ## load SEED_ROWS (20000) sample vehicle-insurance documents into Mongo
 
 dags-test: up ## run `airflow dags test retrain_model` once on the local stack
 	$(WITH_STACK) $(BIN)/airflow dags test retrain_model
+
+rollback: up ## move the champion back to the version it replaced (refused when there is none)
+	$(WITH_STACK) $(BIN)/airflow dags test rollback_model
 
 summary: ## print what the last retrain produced and where to look
 	$(WITH_STACK) $(BIN)/python -m include.demo.summary

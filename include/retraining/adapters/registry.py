@@ -313,6 +313,12 @@ def set_champion(mlflow_config: MlflowConfig, model_name: str, version: str, rea
     mlflow_client.set_registered_model_alias(model_name, CHAMPION, version)
 
 
+def set_version_tags(mlflow_config: MlflowConfig, model_name: str, version: str, tags: dict[str, str]) -> None:
+    mlflow_client = client(mlflow_config)
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(model_name, version, key, value)
+
+
 def version_tags(mlflow_config: MlflowConfig, model_name: str, version: str) -> dict[str, str]:
     return dict(client(mlflow_config).get_model_version(model_name, version).tags)
 

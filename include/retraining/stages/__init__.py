@@ -15,6 +15,7 @@ from include.retraining.stages.monitor import (
     send_drift_alert,
 )
 from include.retraining.stages.outcome import alert_on_drift, decide, notify, skip
+from include.retraining.stages.rollback import rollback
 
 __all__ = [
     "advance_watermark",
@@ -30,6 +31,7 @@ __all__ = [
     "record_no_drift",
     "register",
     "retrain_conf",
+    "rollback",
     "send_drift_alert",
     "skip",
     "train",
