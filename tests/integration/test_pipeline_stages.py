@@ -47,6 +47,7 @@ from include.retraining.stages import (
     train,
     validate,
 )
+from tests.integration.conftest import ADMIN_CONN_ID
 
 pytestmark = [
     pytest.mark.integration,
@@ -121,9 +122,10 @@ def breaks_contract(doc: dict[str, Any]) -> bool:
 
 
 def insert(config: PipelineConfig, docs: list[dict]) -> None:
-    assert mongo.insert_documents(docs, database=config.source.database, collection=config.source.collection) == len(
-        docs
-    )
+    source = config.source
+    target = {"database": source.database, "collection": source.collection, "conn_id": ADMIN_CONN_ID}
+    inserted = mongo.insert_documents(docs, **target)
+    assert inserted == len(docs)
 
 
 def drift_check(config: PipelineConfig, check_id: str) -> dict[str, Any]:

@@ -83,7 +83,6 @@ def read_window(source: SourceConfig, contract: ContractConfig, start: datetime 
     from pymongoarrow.api import Schema, find_arrow_all
 
     docs = collection(source.conn_id, source.database, source.collection)
-    docs.create_index(source.timestamp_field)  # idempotent; the window scan needs it at scale
     table = find_arrow_all(
         docs,
         window_filter(source, start, end),
@@ -163,13 +162,22 @@ def latest_timestamp(source: SourceConfig) -> datetime | None:
     return _utc(newest[source.timestamp_field]) if newest else None
 
 
-def read_watermark(source: SourceConfig, state_collection: str, key: str) -> datetime | None:
-    state = client(source.conn_id)[source.database][state_collection].find_one({"_id": key})
+def read_watermark(
+    source: SourceConfig, state_collection: str, key: str, database: str | None = None
+) -> datetime | None:
+    """``database``: where the state collection lives (default: the source database)."""
+    state = client(source.conn_id)[database or source.database][state_collection].find_one({"_id": key})
     return _utc(state["watermark"]) if state and state.get("watermark") else None
 
 
 def advance_watermark(
-    source: SourceConfig, state_collection: str, key: str, expected: datetime | None, new: datetime, note: dict
+    source: SourceConfig,
+    state_collection: str,
+    key: str,
+    expected: datetime | None,
+    new: datetime,
+    note: dict,
+    database: str | None = None,
 ) -> None:
     """Compare-and-set: move the watermark from ``expected`` to ``new`` or fail loudly.
 
@@ -179,7 +187,7 @@ def advance_watermark(
     from pymongo.errors import DuplicateKeyError
 
     new = new.replace(microsecond=new.microsecond // 1000 * 1000)  # MongoDB keeps milliseconds
-    states = client(source.conn_id)[source.database][state_collection]
+    states = client(source.conn_id)[database or source.database][state_collection]
     update = {"$set": {"watermark": new, **note}}
     try:
         result = states.update_one({"_id": key, "watermark": expected}, update, upsert=expected is None)
@@ -187,7 +195,7 @@ def advance_watermark(
         result = None
     if result is not None and (result.matched_count or result.upserted_id is not None):
         return
-    current = read_watermark(source, state_collection, key)
+    current = read_watermark(source, state_collection, key, database)
     if current != _utc(new):
         raise RuntimeError(
             f"watermark {key!r} is {current}, expected {expected}: another run moved it; not advancing to {new}"

@@ -92,6 +92,9 @@ class MonitoringConfig:
     collection: str = "drift_checks"  # one document per drift check
     state_collection: str = "monitor_state"  # the drift monitor's watermark, one document per model
     min_new_documents: int = 1000  # the monitor checks drift once this many new documents arrived
+    # Where both collections live; empty: the source database. A separate database lets a server whose
+    # roles are per database (SecantusDB) keep the source read-only for the pipeline, too.
+    database: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,6 +148,11 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         _check_ranges(self)
+
+    @property
+    def monitoring_database(self) -> str:
+        """The database of the drift checks and the monitor's state (``monitoring.database`` or the source's)."""
+        return self.monitoring.database or self.source.database
 
 
 def load_config(*overrides: Mapping[str, Any] | None, base: Path = DEFAULT_CONFIG) -> PipelineConfig:

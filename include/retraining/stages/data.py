@@ -146,7 +146,7 @@ def check_drift(
         registry.log_drift(config.mlflow, mlflow_run_id, result)
     [check_id] = mongo.record_documents(
         config.source.conn_id,
-        config.source.database,
+        config.monitoring_database,
         config.monitoring.collection,
         [drift_check_document(config, run, result)],
     )
