@@ -4,7 +4,8 @@ before the stage returns: a task process killed mid-write (an OOM kill, a lost w
     python -m tests.faults.killed_stage <stage> <after> <input.json>
 
 ``after``: ``mongo:<collection>`` kills after an insert or update on that collection succeeded;
-``mlflow:create_model_version`` after the registry created the model version. The input holds the
+``mlflow:<MlflowClient method>`` after that call returned (e.g. ``set_registered_model_alias``: the
+version exists and carries the alias, the stage has not returned). The input holds the
 config (``dataclasses.asdict``), the RunInfo and the records of the stages before.
 """
 

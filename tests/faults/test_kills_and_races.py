@@ -107,10 +107,10 @@ def test_detect_drift_killed_after_recording_its_check(config, tmp_path):
 
 
 @pytest.mark.xfail(raises=DuplicateAfterRetry, strict=True, reason=GAP)
-def test_register_killed_after_creating_the_version(config, tmp_path):
+def test_register_killed_after_creating_and_aliasing_the_version(config, tmp_path):
     before, run = champion_version(config), new_run("kill-register")
 
-    attempt = killed_then_retried(config, run, "register", "mlflow:create_model_version", tmp_path)
+    attempt = killed_then_retried(config, run, "register", "mlflow:set_registered_model_alias", tmp_path)
 
     assert attempt.records["register"].version in run_versions(config, run.run_id)
     assert_clean(config, run.run_id, before)
