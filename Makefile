@@ -12,7 +12,7 @@ STACK := $(BIN)/python -m scripts.local_stack
 WITH_STACK := set -a && source .local/stack.env && set +a &&
 SEED_ROWS ?= 20000
 
-.PHONY: help venv up down status seed demo dags-test rollback summary test lint airflow bench
+.PHONY: help venv up down status seed mongo-setup demo dags-test rollback summary test lint airflow bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -49,6 +49,9 @@ rollback: up ## move the champion back to the version it replaced (refused when 
 
 summary: ## print what the last retrain produced and where to look
 	$(WITH_STACK) $(BIN)/python -m include.demo.summary
+
+mongo-setup: up ## as MongoDB's admin: indexes and the pipeline role's privileges for the config (retrain_config)
+	$(WITH_STACK) $(BIN)/python -m include.retraining.adapters.mongo_setup --admin-conn-id mongo_admin
 
 demo: seed ## the main job: stack up, sample data, two retrain runs (first champion, then drift), summary
 	$(WITH_STACK) $(BIN)/python -m include.demo.demo

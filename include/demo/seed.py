@@ -28,7 +28,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     seed.add_argument("--batch-size", type=_positive(int), default=5000)
     seed.add_argument("--database", default=os.environ.get("MONGO_DB", "insurance"))
     seed.add_argument("--collection", default=os.environ.get("MONGO_COLLECTION", "vehicle_insurance"))
-    seed.add_argument("--conn-id", default="mongo_default", help="Airflow connection id of MongoDB")
+    seed.add_argument(
+        "--conn-id",
+        default=os.environ.get("SEED_MONGO_CONN_ID", "mongo_default"),
+        help="Airflow connection id of a MongoDB user that may write the collection (default $SEED_MONGO_CONN_ID, "
+        "else mongo_default; the local stack sets mongo_admin: the pipeline's own user may only read it)",
+    )
     return seed.parse_args(argv)
 
 

@@ -50,7 +50,7 @@ def champion_lines(config: PipelineConfig) -> list[str]:
 def drift_lines(config: PipelineConfig) -> list[str]:
     source = config.source
     checks = mongo.latest_documents(
-        source.conn_id, source.database, config.monitoring.collection, sort_field="checked_at"
+        source.conn_id, config.monitoring_database, config.monitoring.collection, sort_field="checked_at"
     )
     if not checks:
         return ["drift:          no check recorded yet"]
@@ -66,7 +66,7 @@ def drift_lines(config: PipelineConfig) -> list[str]:
             if check["report_uri"]
             else []
         ),
-        f"monitoring:     {source.database}.{config.monitoring.collection} in MongoDB",
+        f"monitoring:     {config.monitoring_database}.{config.monitoring.collection} in MongoDB",
     ]
 
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from .supervisor import BIN, HOST, REPO, http_get, log_tail, pick_ports, running, spawn, stop, wait_ready
 
 USER = "admin"
+ADMIN_ONLY = ("AIRFLOW_CONN_MONGO_ADMIN", "SEED_MONGO_CONN_ID")
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 # name -> (arguments after `airflow`, its key in /api/v2/monitor/health, its ports.json key, what it does)
 COMPONENTS = {
@@ -108,6 +109,8 @@ def _secret(name: str, state: Path) -> str:
 def group_env(state: Path, ports: dict[str, int], stack: dict[str, str]) -> dict[str, str]:
     """The stack env plus the group's own DB, the API server's address, auth and fast parsing."""
     api = f"http://{HOST}:{ports['airflow']}"
+    # The MongoDB administrator's connection is for setup and seeding, never for the DAGs' tasks.
+    stack = {name: value for name, value in stack.items() if name not in ADMIN_ONLY}
     return (
         stack
         | client_env(state, ports)

@@ -24,6 +24,7 @@ from scripts.airflow_api import AirflowClient, read_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
 STATE = Path(os.environ.get("LOCAL_STACK_DIR") or ROOT / ".local").resolve()
+ADMIN_CONN_ID = "mongo_admin"  # AIRFLOW_CONN_MONGO_ADMIN in stack.env
 COMPONENTS = ("airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-api-server")
 
 
@@ -41,6 +42,16 @@ def isolated_overrides(prefix: str, **extra: dict) -> tuple[str, dict]:
     for section, values in extra.items():
         overrides[section] = overrides.get(section, {}) | values
     return name, overrides
+
+
+def seed_source(config, docs: list[dict]) -> int:
+    """As the MongoDB administrator (the pipeline's user may only read the source): the setup step for
+    this config (its indexes, the pipeline role's privileges on its collections), then the documents."""
+    from include.retraining.adapters import mongo, mongo_setup
+
+    mongo_setup.setup(config, ADMIN_CONN_ID)
+    source = config.source
+    return mongo.insert_documents(docs, database=source.database, collection=source.collection, conn_id=ADMIN_CONN_ID)
 
 
 def stack_env() -> dict[str, str]:

@@ -25,7 +25,7 @@ from include.retraining.adapters import mongo, registry
 from include.retraining.airflow.runtime import env_config
 from include.retraining.stages import monitor
 from scripts.airflow_api import AirflowClient
-from tests.e2e.conftest import isolated_overrides
+from tests.e2e.conftest import isolated_overrides, seed_source
 
 pytestmark = pytest.mark.e2e
 
@@ -84,8 +84,7 @@ def insert(config, rows: int, seed: int, **knobs) -> datetime:
     """Documents stamped from now on, so they are all newer than any watermark already set."""
     start = datetime.now(UTC)
     docs = generate_documents(rows, start=start, end=start + timedelta(seconds=2), seed=seed, **knobs)
-    source = config.source
-    mongo.insert_documents(docs, database=source.database, collection=source.collection, conn_id=source.conn_id)
+    seed_source(config, docs)
     return start
 
 
@@ -134,8 +133,7 @@ def test_a_champion_exists_to_compare_with(loop):
     client, config = loop["client"], loop["config"]
     end = datetime.now(UTC) - timedelta(minutes=5)
     docs = generate_documents(5000, start=end - timedelta(days=30), end=end, seed=11)
-    source = config.source
-    mongo.insert_documents(docs, database=source.database, collection=source.collection, conn_id=source.conn_id)
+    seed_source(config, docs)
 
     run = client.trigger(RETRAIN, {"force_retrain": True}, note="champion for the loop e2e")
     finished = client.wait_for_run(RETRAIN, run["dag_run_id"], timeout=STEP_TIMEOUT)

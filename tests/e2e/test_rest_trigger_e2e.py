@@ -16,10 +16,10 @@ import httpx
 import pytest
 
 from include.demo.sample_data import generate_documents
-from include.retraining.adapters import mongo, registry
+from include.retraining.adapters import registry
 from include.retraining.airflow.runtime import env_config
 from scripts.airflow_api import AirflowAPIError, AirflowClient, RunTimeout
-from tests.e2e.conftest import isolated_overrides
+from tests.e2e.conftest import isolated_overrides, seed_source
 
 pytestmark = pytest.mark.e2e
 
@@ -99,8 +99,7 @@ def test_valid_params_run_to_success_and_the_run_registers_the_champion(airflow)
     config = airflow["config"]
     end = datetime.now(UTC)
     docs = generate_documents(4000, start=end - timedelta(days=29), end=end, seed=11)
-    source = config.source
-    mongo.insert_documents(docs, database=source.database, collection=source.collection, conn_id=source.conn_id)
+    seed_source(config, docs)
 
     began = time.monotonic()
     run = client.trigger(DAG_ID, PARAMS, note=f"e2e {airflow['name']}")

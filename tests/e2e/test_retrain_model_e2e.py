@@ -20,7 +20,7 @@ from include.demo.demo import dags_test
 from include.demo.sample_data import generate_documents
 from include.retraining.adapters import mongo, registry, storage
 from include.retraining.airflow.runtime import env_config
-from tests.e2e.conftest import isolated_overrides
+from tests.e2e.conftest import isolated_overrides, seed_source
 
 pytestmark = pytest.mark.e2e
 
@@ -46,8 +46,7 @@ def e2e(tmp_path_factory):
 def seed(config, rows: int, *, days: float, seed: int, **knobs) -> None:
     end = datetime.now(UTC)
     docs = generate_documents(rows, start=end - timedelta(days=days), end=end, seed=seed, **knobs)
-    source = config.source
-    mongo.insert_documents(docs, database=source.database, collection=source.collection, conn_id=source.conn_id)
+    seed_source(config, docs)
 
 
 def run(e2e, label: str, conf: dict | None = None) -> str:

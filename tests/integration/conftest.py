@@ -28,6 +28,7 @@ STACK_VARIABLES = (
     "SMTP_HOST",
     "SMTP_PORT",
     "AIRFLOW_CONN_MONGO_DEFAULT",
+    "AIRFLOW_CONN_MONGO_ADMIN",
     "AIRFLOW_CONN_AWS_DEFAULT",
     "AIRFLOW_CONN_SMTP_DEFAULT",
 )
@@ -35,6 +36,7 @@ HOW_TO_START = (
     "run `make up` first, then export its environment: `set -a && source .local/stack.env && set +a` "
     "(`make test` does both)"
 )
+ADMIN_CONN_ID = "mongo_admin"  # the stack's MongoDB administrator: setup and seeding, never the stages
 # small and quick: the tests check the wiring, not the model
 TEST_TRAINING = {"hyperparameters": {"n_estimators": 30, "max_depth": 8}}
 
@@ -74,9 +76,14 @@ def stack_env() -> Mapping[str, str]:
 def config_factory(stack_env: Mapping[str, str]) -> Iterator[Callable[..., PipelineConfig]]:
     """``config_factory(*overrides)``: a config with unique names on the stack, overrides merged last.
 
-    The MongoDB databases it hands out are dropped at the end of the session; MLflow experiments and
-    models keep their unique names (so a failed run can be inspected in the UI).
+    Each config gets the setup step an administrator runs in production (its indexes, the pipeline
+    role's privileges on its collections): the stages run as the stack's least-privilege user
+    (``mongo_default``); tests write source documents as ``mongo_admin``. The MongoDB databases it hands
+    out are dropped at the end of the session; MLflow experiments and models keep their unique names (so
+    a failed run can be inspected in the UI).
     """
+    from include.retraining.adapters import mongo_setup
+
     databases: list[str] = []
 
     def make(*overrides: Mapping[str, Any] | None) -> PipelineConfig:
@@ -91,14 +98,17 @@ def config_factory(stack_env: Mapping[str, str]) -> Iterator[Callable[..., Pipel
             "notify": {"recipients": [f"it-{tag}@example.com"]},
             "training": TEST_TRAINING,
         }
-        return load_config(stack, *overrides)
+        config = load_config(stack, *overrides)
+        databases.append(config.monitoring_database)
+        mongo_setup.setup(config, ADMIN_CONN_ID)
+        return config
 
     yield make
 
     from include.retraining.adapters import mongo
 
-    client = mongo.client("mongo_default")
-    for database in databases:
+    client = mongo.client(ADMIN_CONN_ID)
+    for database in set(databases):
         client.drop_database(database)
 
 

@@ -34,6 +34,7 @@ REQUIRED_NAMES = {
     "AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "PYTHONPATH",
     "AIRFLOW_CONN_MONGO_DEFAULT", "AIRFLOW_CONN_AWS_DEFAULT", "AIRFLOW_CONN_SMTP_DEFAULT",
     "AIRFLOW_VAR_MLFLOW_TRACKING_URI", "AIRFLOW_VAR_ARTIFACTS_BUCKET", "MLFLOW_S3_ENDPOINT_URL",
+    "AIRFLOW_CONN_MONGO_ADMIN", "SEED_MONGO_CONN_ID",
 }  # fmt: skip
 
 
@@ -93,7 +94,10 @@ def test_up_starts_every_service_and_writes_stack_env(stack: Path):
     assert env["MONGO_URI"] == f"mongodb://127.0.0.1:{ports['mongo']}/"
     assert env["SMTP_PORT"] == str(ports["smtp"])
     assert json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])["extra"]["endpoint_url"] == env["AWS_ENDPOINT_URL_S3"]
-    assert json.loads(env["AIRFLOW_CONN_MONGO_DEFAULT"])["port"] == ports["mongo"]
+    pipeline, admin = json.loads(env["AIRFLOW_CONN_MONGO_DEFAULT"]), json.loads(env["AIRFLOW_CONN_MONGO_ADMIN"])
+    assert pipeline["port"] == admin["port"] == ports["mongo"]
+    assert (pipeline["login"], admin["login"]) == ("retrain_pipeline", "admin")  # MongoDB runs with --auth
+    assert pipeline["password"] != admin["password"]
     with urllib.request.urlopen(f"{env['MLFLOW_TRACKING_URI']}/health", timeout=5) as response:
         assert response.read() == b"OK"
     with urllib.request.urlopen(f"{env['AWS_ENDPOINT_URL_S3']}/{env['S3_BUCKET']}", timeout=5) as response:

@@ -11,6 +11,7 @@ from bson import ObjectId
 
 from include.retraining.adapters import mongo
 from include.retraining.core.config import PipelineConfig
+from tests.integration.conftest import ADMIN_CONN_ID
 
 pytestmark = pytest.mark.integration
 
@@ -36,11 +37,13 @@ def document(moment: datetime, **changes) -> dict:
 
 
 def insert(config: PipelineConfig, docs: list[dict]) -> int:
-    return mongo.insert_documents(docs, database=config.source.database, collection=config.source.collection)
+    source = config.source
+    return mongo.insert_documents(docs, database=source.database, collection=source.collection, conn_id=ADMIN_CONN_ID)
 
 
 def test_insert_and_count(pipeline_config):
-    target = {"database": pipeline_config.source.database, "collection": pipeline_config.source.collection}
+    source = pipeline_config.source
+    target = {"database": source.database, "collection": source.collection, "conn_id": ADMIN_CONN_ID}
 
     assert mongo.count_documents(**target) == 0
     assert mongo.insert_documents([], **target) == 0

@@ -16,7 +16,8 @@ from include.retraining.adapters import mongo
 
 pytestmark = pytest.mark.integration
 
-CONN_ID = "mongo_default"
+CONN_ID = "mongo_default"  # the pipeline's least-privilege user, as the triggerer polls
+ADMIN_CONN_ID = "mongo_admin"  # writes the documents and grants the pipeline role read access
 DATABASE = "sensor_it"
 # Milliseconds: what a BSON date keeps, so timestamps read back compare equal.
 WATERMARK = datetime(2024, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
@@ -26,9 +27,15 @@ WATERMARK = datetime(2024, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 def collection() -> Iterator[str]:
     from airflow.providers.mongo.hooks.mongo import MongoHook
 
+    from include.retraining.adapters import mongo_setup
+    from include.retraining.core.config import load_config
+
     name = f"new_data_{uuid.uuid4().hex[:12]}"
+    # the pipeline role may read it; no index, so the collection does not exist until a test inserts
+    config = load_config({"source": {"database": DATABASE, "collection": name}})
+    mongo_setup.ensure_role(config, mongo.client(ADMIN_CONN_ID))
     yield name
-    with MongoHook(mongo_conn_id=CONN_ID) as hook:
+    with MongoHook(mongo_conn_id=ADMIN_CONN_ID) as hook:
         hook.get_conn()[DATABASE].drop_collection(name)
 
 
@@ -37,7 +44,7 @@ def docs_at(*seconds: float) -> list[dict[str, Any]]:
 
 
 async def insert(collection: str, docs: list[dict[str, Any]]) -> None:
-    await asyncio.to_thread(mongo.client(CONN_ID)[DATABASE][collection].insert_many, docs)
+    await asyncio.to_thread(mongo.client(ADMIN_CONN_ID)[DATABASE][collection].insert_many, docs)
 
 
 def trigger_for(collection: str, *, timeout: float = 5, **overrides: Any) -> MongoNewDataTrigger:

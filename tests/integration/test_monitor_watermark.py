@@ -10,6 +10,7 @@ from include.demo.sample_data import generate_documents
 from include.retraining.adapters import mongo
 from include.retraining.core.records import DriftResult, NewData, RunInfo
 from include.retraining.stages import monitor
+from tests.integration.conftest import ADMIN_CONN_ID
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -43,7 +44,7 @@ def run_info(run_id: str = "monitor-run-1") -> RunInfo:
 def seed(config, rows: int, start: datetime, end: datetime, **knobs) -> None:
     source = config.source
     docs = generate_documents(rows, start=start, end=end, seed=rows, **knobs)
-    mongo.insert_documents(docs, database=source.database, collection=source.collection, conn_id=source.conn_id)
+    mongo.insert_documents(docs, database=source.database, collection=source.collection, conn_id=ADMIN_CONN_ID)
 
 
 def stored_watermark(config) -> datetime | None:

@@ -47,6 +47,7 @@ from include.retraining.stages import (
     train,
     validate,
 )
+from tests.integration.conftest import ADMIN_CONN_ID
 
 pytestmark = [
     pytest.mark.integration,
@@ -121,13 +122,14 @@ def breaks_contract(doc: dict[str, Any]) -> bool:
 
 
 def insert(config: PipelineConfig, docs: list[dict]) -> None:
-    assert mongo.insert_documents(docs, database=config.source.database, collection=config.source.collection) == len(
-        docs
-    )
+    source = config.source
+    target = {"database": source.database, "collection": source.collection, "conn_id": ADMIN_CONN_ID}
+    inserted = mongo.insert_documents(docs, **target)
+    assert inserted == len(docs)
 
 
 def drift_check(config: PipelineConfig, check_id: str) -> dict[str, Any]:
-    monitoring = mongo.collection(config.source.conn_id, config.source.database, config.monitoring.collection)
+    monitoring = mongo.collection(config.source.conn_id, config.monitoring_database, config.monitoring.collection)
     return monitoring.find_one({"_id": ObjectId(check_id)})
 
 
@@ -403,7 +405,7 @@ def test_a_skipped_run_says_why_on_its_mlflow_run(config):
 
 
 def test_a_monitor_check_against_the_current_champion_is_reused_not_recomputed(recent, third):
-    checks = mongo.collection(recent.source.conn_id, recent.source.database, recent.monitoring.collection)
+    checks = mongo.collection(recent.source.conn_id, recent.monitoring_database, recent.monitoring.collection)
     before = checks.count_documents({})
     run = replace(new_run(), reason="drift_monitor", monitor_check=third.drift)
 

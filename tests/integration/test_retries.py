@@ -70,7 +70,7 @@ def first(config) -> FirstRun:
 
 
 def test_a_retried_detect_drift_keeps_one_check_per_run(config, first):
-    checks = mongo.collection(config.source.conn_id, config.source.database, config.monitoring.collection)
+    checks = mongo.collection(config.source.conn_id, config.monitoring_database, config.monitoring.collection)
     assert checks.count_documents({"run_id": first.run.run_id}) == 1
 
 

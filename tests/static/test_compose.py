@@ -36,8 +36,8 @@ AIRFLOW_SERVICES = {
     "airflow-triggerer",
     "airflow-worker",
 }
-BACKING_SERVICES = {"postgres", "redis", "mongo", "minio", "minio-init", "mlflow", "mailpit"}
-ONE_SHOT = {"airflow-init", "minio-init", "seed", "airflow-cli"}
+BACKING_SERVICES = {"postgres", "redis", "mongo", "mongo-init", "minio", "minio-init", "mlflow", "mailpit"}
+ONE_SHOT = {"airflow-init", "mongo-init", "minio-init", "seed", "airflow-cli"}
 # Names the local stack exports (.local/stack.env) and the code reads; compose must provide them too.
 LOCAL_STACK_ENV = {
     "AIRFLOW_CONN_MONGO_DEFAULT",
@@ -223,13 +223,39 @@ def test_compose_config_validates_against_the_compose_spec(profiles: tuple[str, 
     assert {"seed"} & set(rendered["services"]) == set(profiles) & {"seed"}
 
 
-def test_compose_config_validates_with_no_env_file(tmp_path: Path) -> None:
-    """Every variable has a default: the stack is valid before anyone writes a .env."""
+SECRETS = {
+    "POSTGRES_PASSWORD", "AIRFLOW_FERNET_KEY", "AIRFLOW_JWT_SECRET", "AIRFLOW_API_SECRET_KEY", "AIRFLOW_ADMIN_PASSWORD",
+    "MONGO_PASSWORD", "MONGO_PIPELINE_PASSWORD", "MINIO_ROOT_PASSWORD", "S3_SECRET_ACCESS_KEY",
+    "MLFLOW_ADMIN_PASSWORD", "MLFLOW_FLASK_SECRET_KEY",
+}  # fmt: skip
+
+
+def test_compose_config_fails_fast_without_env_file(tmp_path: Path) -> None:
+    """No public default secrets: without a .env compose stops and names the variable to set."""
     empty = tmp_path / "empty.env"
     empty.write_text("", encoding="utf-8")
     result = run_compose_config(env_file=empty)
-    assert result.returncode == 0, result.stderr
-    assert "variable is not set" not in result.stderr
+    assert result.returncode != 0
+    named = {name for name in SECRETS if f"set {name} in .env (see .env.example)" in result.stderr}
+    assert named, result.stderr
+
+
+@pytest.mark.parametrize("secret", sorted(SECRETS))
+def test_each_secret_is_required(secret: str, tmp_path: Path) -> None:
+    env_file = tmp_path / "secret-missing.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in env_example().items() if k != secret), encoding="utf-8")
+    result = run_compose_config("--profile", "seed", env_file=env_file)
+    assert result.returncode != 0
+    assert f"set {secret} in .env (see .env.example)" in result.stderr
+
+
+def test_secrets_have_no_default_and_placeholders_are_refused() -> None:
+    for text in strings(raw_compose()):
+        for name, op, _ in references(text):
+            if name in SECRETS:
+                assert op == ":?", f"{name} must be required (${{{name}:?...}}), not {op!r}"
+    assert all(env_example()[name].startswith("change-me") for name in SECRETS)
+    assert "change-me*) placeholders=" in services()["airflow-init"]["command"][1]
 
 
 def test_resolver_agrees_with_docker_compose() -> None:
@@ -346,9 +372,26 @@ def test_airflow_components_wait_for_init_and_the_worker_for_what_tasks_use() ->
     for name in AIRFLOW_SERVICES - {"airflow-init"}:
         assert "airflow-init" in services()[name]["depends_on"], name
     worker = set(services()["airflow-worker"]["depends_on"])
-    assert {"postgres", "redis", "mongo", "mlflow", "minio-init", "mailpit", "airflow-apiserver"} <= worker
+    assert {"postgres", "redis", "mongo-init", "mlflow", "minio-init", "mailpit", "airflow-apiserver"} <= worker
+    assert "mongo-init" in services()["airflow-triggerer"]["depends_on"]
     assert {"postgres", "minio-init"} <= set(services()["mlflow"]["depends_on"])
-    assert "mongo" in services()["seed"]["depends_on"]
+    assert "mongo-init" in services()["seed"]["depends_on"]
+    assert "mongo" in services()["mongo-init"]["depends_on"]
+
+
+def test_mongo_init_sets_up_the_pipeline_user_as_administrator() -> None:
+    init, worker = environment("mongo-init"), environment("airflow-worker")
+    command = services()["mongo-init"]["command"]
+    assert command[:3] == ["python", "-m", "include.retraining.adapters.mongo_setup"]
+    assert command[command.index("--user") + 1] == env_example()["MONGO_PIPELINE_USER"]
+    admin = json.loads(init["AIRFLOW_CONN_MONGO_ADMIN"])
+    pipeline = json.loads(worker["AIRFLOW_CONN_MONGO_DEFAULT"])
+    assert (admin["login"], admin["password"]) == (env_example()["MONGO_USER"], env_example()["MONGO_PASSWORD"])
+    assert (pipeline["login"], pipeline["password"]) == (
+        env_example()["MONGO_PIPELINE_USER"], init["MONGO_PIPELINE_PASSWORD"]
+    )  # fmt: skip
+    for name in AIRFLOW_SERVICES:  # the tasks never get the administrator's login
+        assert "AIRFLOW_CONN_MONGO_ADMIN" not in environment(name), name
 
 
 def test_worker_is_scalable() -> None:
@@ -424,7 +467,11 @@ def test_compose_connections_equal_airflow_settings(conn_id: str) -> None:
     env = {name: value for name, value in environment("airflow-worker").items() if name.startswith("AIRFLOW_CONN_")}
     from_env, used = apply_settings.resolve(declared, env)
     assert f"AIRFLOW_CONN_{conn_id.upper()}" in used
-    assert from_env["connections"][conn_id] == declared["connections"][conn_id]
+    # the same, but the password: the settings file holds none, the environment brings it
+    assert "password" not in declared["connections"][conn_id]
+    assert {k: v for k, v in from_env["connections"][conn_id].items() if k != "password"} == declared["connections"][
+        conn_id
+    ]
 
 
 def test_compose_variables_equal_airflow_settings() -> None:
@@ -457,10 +504,10 @@ def test_mongo_connection_works_for_the_bundled_server_and_an_srv_cluster(tmp_pa
     )
     assert result.returncode == 0, result.stderr
     uris = json.loads(result.stdout.strip().splitlines()[-1])
-    password = env_example()["MONGO_PASSWORD"]
+    user, password = env_example()["MONGO_PIPELINE_USER"], env_example()["MONGO_PIPELINE_PASSWORD"]
     assert uris == [
-        f"mongodb://root:{password}@mongo:27017/insurance",
-        f"mongodb+srv://root:{password}@cluster0.example.mongodb.net/insurance",
+        f"mongodb://{user}:{password}@mongo:27017/insurance",
+        f"mongodb+srv://{user}:{password}@cluster0.example.mongodb.net/insurance",
     ]
 
 

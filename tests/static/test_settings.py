@@ -74,7 +74,8 @@ def test_connection_details_follow_the_conventions() -> None:
     aws = conns["aws_default"]
     assert aws["extra"] == {"endpoint_url": "http://minio:9000", "region_name": "us-east-1"}
     assert aws["login"]
-    assert aws["password"]
+    assert mongo["login"] == "retrain_pipeline"  # the least-privilege user, not root
+
     smtp = conns["smtp_default"]
     assert (smtp["host"], smtp["port"]) == ("mailpit", 1025)
     assert smtp["extra"] == {
@@ -84,6 +85,13 @@ def test_connection_details_follow_the_conventions() -> None:
         "timeout": 30,
         "retry_limit": 3,
     }
+
+
+def test_settings_hold_no_secret() -> None:
+    """Passwords come from AIRFLOW_CONN_* in the environment (.env), never from this file."""
+    for conn_id, conn in settings()["connections"].items():
+        assert not conn.get("password"), f"{conn_id} has a password in airflow_settings.yaml"
+    assert "change-me" not in SETTINGS.read_text(encoding="utf-8")
 
 
 def test_declares_the_variables_and_the_training_pool() -> None:
@@ -307,7 +315,7 @@ def test_dry_run_prints_the_resolved_settings_masked(
     assert "from the environment: AIRFLOW_CONN_MONGO_DEFAULT" in out
     printed = yaml.safe_load(out)
     assert printed["connections"]["mongo_default"] == {"conn_type": "mongo", "host": "db.example", "password": "***"}
-    assert printed["connections"]["aws_default"]["password"] == "***"
+    assert "password" not in printed["connections"]["aws_default"]
     assert printed["pools"]["training"]["slots"] == 1
     assert set(printed["variables"]) == VARIABLES
 

@@ -297,7 +297,10 @@ def fake_mongo(monkeypatch: pytest.MonkeyPatch) -> types.SimpleNamespace:
     return state
 
 
-def test_cli_seeds_in_batches(fake_mongo: types.SimpleNamespace, capsys: pytest.CaptureFixture) -> None:
+def test_cli_seeds_in_batches(
+    fake_mongo: types.SimpleNamespace, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("SEED_MONGO_CONN_ID", raising=False)
     argv = ["--rows", "120", "--days", "2", "--end", "2024-05-01T00:00:00Z", "--batch-size", "50"]
     argv += ["--database", "db", "--collection", "docs", "--seed", "4"]
     assert main(argv) == 0
@@ -314,8 +317,9 @@ def test_cli_seeds_in_batches(fake_mongo: types.SimpleNamespace, capsys: pytest.
 def test_cli_defaults_to_environment_target(fake_mongo: types.SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MONGO_DB", "envdb")
     monkeypatch.setenv("MONGO_COLLECTION", "envcoll")
+    monkeypatch.setenv("SEED_MONGO_CONN_ID", "envconn")
     main(["--rows", "10", "--days", "1"])
-    assert fake_mongo.targets == [("envdb", "envcoll", "mongo_default")]
+    assert fake_mongo.targets == [("envdb", "envcoll", "envconn")]
 
 
 def test_cli_if_empty_skips_a_filled_collection(

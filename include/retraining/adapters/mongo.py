@@ -197,13 +197,22 @@ def stamped_after(source: SourceConfig, moment: datetime, examples: int = 3) -> 
     return count, [str(doc["_id"]) for doc in found]
 
 
-def read_watermark(source: SourceConfig, state_collection: str, key: str) -> datetime | None:
-    state = client(source.conn_id)[source.database][state_collection].find_one({"_id": key})
+def read_watermark(
+    source: SourceConfig, state_collection: str, key: str, database: str | None = None
+) -> datetime | None:
+    """``database``: where the state collection lives (default: the source database)."""
+    state = client(source.conn_id)[database or source.database][state_collection].find_one({"_id": key})
     return _utc(state["watermark"]) if state and state.get("watermark") else None
 
 
 def advance_watermark(
-    source: SourceConfig, state_collection: str, key: str, expected: datetime | None, new: datetime, note: dict
+    source: SourceConfig,
+    state_collection: str,
+    key: str,
+    expected: datetime | None,
+    new: datetime,
+    note: dict,
+    database: str | None = None,
 ) -> None:
     """Compare-and-set: move the watermark from ``expected`` to ``new`` or fail loudly.
 
@@ -213,7 +222,7 @@ def advance_watermark(
     from pymongo.errors import DuplicateKeyError
 
     new = new.replace(microsecond=new.microsecond // 1000 * 1000)  # MongoDB keeps milliseconds
-    states = client(source.conn_id)[source.database][state_collection]
+    states = client(source.conn_id)[database or source.database][state_collection]
     update = {"$set": {"watermark": new, **note}}
     try:
         result = states.update_one({"_id": key, "watermark": expected}, update, upsert=expected is None)
@@ -221,7 +230,7 @@ def advance_watermark(
         result = None
     if result is not None and (result.matched_count or result.upserted_id is not None):
         return
-    current = read_watermark(source, state_collection, key)
+    current = read_watermark(source, state_collection, key, database)
     if current != _utc(new):
         raise RuntimeError(
             f"watermark {key!r} is {current}, expected {expected}: another run moved it; not advancing to {new}"

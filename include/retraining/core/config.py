@@ -95,6 +95,9 @@ class MonitoringConfig:
     # how late a document may arrive after its timestamp (concurrent writers, clock skew): the monitor's
     # windows end this long before now, so a late document still lands in a window exactly once
     grace_seconds: float = 120.0
+    # Where both collections live; empty: the source database. A separate database lets a server whose
+    # roles are per database (SecantusDB) keep the source read-only for the pipeline, too.
+    database: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,11 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         _check_ranges(self)
+
+    @property
+    def monitoring_database(self) -> str:
+        """The database of the drift checks and the monitor's state (``monitoring.database`` or the source's)."""
+        return self.monitoring.database or self.source.database
 
 
 def load_config(*overrides: Mapping[str, Any] | None, base: Path = DEFAULT_CONFIG) -> PipelineConfig:

@@ -162,9 +162,9 @@ def check_drift(
         )
         registry.log_drift(config.mlflow, mlflow_run_id, result)
     key = {"model_name": config.model_name, "dag_id": run.dag_id, "run_id": run.run_id}  # one check per run
-    source = config.source
     document = drift_check_document(config, run, result) | (extra or {})
-    check_id = mongo.record_once(source.conn_id, source.database, config.monitoring.collection, key, document)
+    checks = (config.source.conn_id, config.monitoring_database, config.monitoring.collection)
+    check_id = mongo.record_once(*checks, key, document)
     return replace(result, check_id=check_id)
 
 

@@ -32,13 +32,14 @@ def watermark_key(config: PipelineConfig) -> str:
 
 def open_window(config: PipelineConfig, run: RunInfo) -> dict[str, Any]:
     """The current watermark (initialised to the newest document on first use) and what the sensor needs."""
-    key, state = watermark_key(config), config.monitoring.state_collection
-    watermark = mongo.read_watermark(config.source, state, key)
+    key, state, database = watermark_key(config), config.monitoring.state_collection, config.monitoring_database
+    watermark = mongo.read_watermark(config.source, state, key, database)
     if watermark is None:  # start at the newest document, but never past what has settled
         settled = datetime.now(UTC) - timedelta(seconds=config.monitoring.grace_seconds)
         start = min(mongo.latest_timestamp(config.source) or EPOCH, settled)
-        mongo.advance_watermark(config.source, state, key, None, start, {"initialised_by": run.run_id})
-        watermark = mongo.read_watermark(config.source, state, key)
+        note = {"initialised_by": run.run_id}
+        mongo.advance_watermark(config.source, state, key, None, start, note, database)
+        watermark = mongo.read_watermark(config.source, state, key, database)
     return {
         "watermark": watermark.isoformat(),
         "min_documents": config.monitoring.min_new_documents,
@@ -102,5 +103,6 @@ def advance_watermark(config: PipelineConfig, run: RunInfo, new_data: NewData, d
         datetime.fromisoformat(new_data.watermark),
         datetime.fromisoformat(new_data.latest),
         note,
+        config.monitoring_database,
     )
     return {"from": new_data.watermark, "to": new_data.latest}

@@ -66,7 +66,7 @@ def mail_drift_alert(
     check: the check's ``alert_sent_at`` tells a retry that the mail went out."""
     if not drift.drifted:
         return {"sent": False, "reason": f"no drift ({drift.status})"}
-    checks = (config.source.conn_id, config.source.database, config.monitoring.collection, drift.check_id)
+    checks = (config.source.conn_id, config.monitoring_database, config.monitoring.collection, drift.check_id)
     if drift.check_id and (sent_at := mongo.field_of(*checks, "alert_sent_at")):
         return {"sent": False, "reason": f"alert for check {drift.check_id} already sent at {sent_at}"}
     report = registry.read_artifact(config.mlflow, drift.report_uri) if drift.report_uri else None

@@ -1,0 +1,121 @@
+"""Each service of the stack goes away during the stage that needs it and comes back: the stage fails,
+its retry succeeds, and the run ends as one clean run would (one version, one drift check, the champion
+the old one or a gate-approved new one)."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from include.demo.sample_data import generate_documents
+from include.retraining.adapters import mongo, registry
+from include.retraining.core.config import PipelineConfig
+from include.retraining.core.records import RunInfo
+from tests.faults.conftest import ADMIN_CONN_ID, Attempt, Stack, assert_clean, drift_checks, retrain, run_versions
+
+pytestmark = [
+    pytest.mark.faults,
+    pytest.mark.filterwarnings("ignore:invalid value encountered in divide:RuntimeWarning"),
+    pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer:UserWarning"),
+]
+
+ROWS = 1000
+
+
+def new_run(label: str) -> RunInfo:
+    now = datetime.now(UTC).isoformat()
+    return RunInfo(dag_id="faults", run_id=f"{label}__{uuid.uuid4().hex[:8]}", run_end=now, force_retrain=True)
+
+
+@pytest.fixture(scope="module")
+def config(config_factory, fault_env) -> PipelineConfig:
+    config = config_factory(
+        {
+            "source": {"conn_id": "mongo_faults"},
+            "storage": {"conn_id": "aws_faults"},
+            "gate": {"bootstrap_rounds": 50},
+            "training": {"hyperparameters": {"n_estimators": 10, "max_depth": 6}},
+        }
+    )
+    now = datetime.now(UTC)
+    docs = generate_documents(ROWS, start=now - timedelta(days=10), end=now - timedelta(minutes=5), seed=11)
+    source = config.source
+    target = {"database": source.database, "collection": source.collection, "conn_id": ADMIN_CONN_ID}
+    assert mongo.insert_documents(docs, **target) == ROWS
+    first = retrain(config, new_run("first"))  # the champion every fault run competes with
+    assert first.records["promote"].promoted
+    return config
+
+
+def champion_version(config: PipelineConfig) -> str | None:
+    champion = registry.champion(config.mlflow, config.model_name)
+    return champion.version if champion else None
+
+
+def report(attempt: Attempt) -> str:
+    promotion = attempt.records["promote"]
+    return f"failed first: {attempt.failures}; then: {promotion.reason}"
+
+
+def test_mongodb_stopped_during_extract(config, stack: Stack):
+    before, run = champion_version(config), new_run("mongo-extract")
+
+    attempt = retrain(config, run, "extract", lambda: stack.down("mongo"))
+
+    assert "ServerSelectionTimeoutError" in attempt.failures["extract"], report(attempt)
+    assert attempt.records["extract"].rows == ROWS
+    assert_clean(config, run.run_id, before)
+
+
+def test_mongodb_stopped_before_the_drift_check_is_recorded(config, stack: Stack):
+    before, run = champion_version(config), new_run("mongo-drift")
+
+    attempt = retrain(config, run, "detect_drift", lambda: stack.down("mongo"))
+
+    [check] = drift_checks(config, run.run_id)  # recorded by the retry, not lost, not doubled
+    assert str(check["_id"]) == attempt.records["detect_drift"].check_id
+    assert_clean(config, run.run_id, before)
+
+
+def test_s3_unreachable_during_train(config, stack: Stack):
+    before, run = champion_version(config), new_run("s3-train")
+
+    attempt = retrain(config, run, "train", lambda: stack.frozen("s3"))
+
+    assert attempt.failures["train"], report(attempt)
+    assert run_versions(config, run.run_id) == [attempt.records["register"].version]
+    assert_clean(config, run.run_id, before)
+
+
+def test_mlflow_stopped_during_register(config, stack: Stack):
+    before, run = champion_version(config), new_run("mlflow-register")
+
+    attempt = retrain(config, run, "register", lambda: stack.down("mlflow"))
+
+    assert run_versions(config, run.run_id) == [attempt.records["register"].version], report(attempt)
+    assert_clean(config, run.run_id, before)
+
+
+def test_smtp_stopped_during_notify_keeps_the_promotion_and_mails_once(config, stack: Stack, stack_env):
+    before, run = champion_version(config), new_run("smtp-notify")
+    sink = Path(stack_env["MAIL_SINK_DIR"]) / "new"
+
+    attempt = retrain(config, run, "notify", lambda: stack.down("smtp"))
+
+    promotion = attempt.records["promote"]
+    assert champion_version(config) == promotion.champion_version  # the failed mail undid nothing
+    mails = [
+        message
+        for path in sink.iterdir()
+        if run.run_id
+        in (message := email.message_from_bytes(path.read_bytes(), policy=email.policy.default))
+        .get_body(("html", "plain"))
+        .get_content()
+    ]
+    assert len(mails) == 1, f"{len(mails)} summary mails for {run.run_id}"
+    assert_clean(config, run.run_id, before)
