@@ -23,6 +23,7 @@ HOMES = {
     "skops": "adapters/registry.py",
     "airflow.providers.smtp": "adapters/mail.py",
     "smtplib": "adapters/mail.py",
+    "httpx": "adapters/airflow_api.py",
 }
 # a layer may import from the layers listed for it (and itself)
 ALLOWED = {
