@@ -213,11 +213,24 @@ def log_evaluation(mlflow_config: MlflowConfig, run_id: str, evaluation: Evaluat
     mlflow_client.log_dict(run_id, evaluation.to_dict(), "evaluation.json")
 
 
-def register(mlflow_config: MlflowConfig, model_name: str, model_uri: str, tags: dict[str, str]) -> Registration:
-    """A new model version carrying its lineage, aliased ``challenger``."""
+def register(
+    mlflow_config: MlflowConfig, model_name: str, model_uri: str, tags: dict[str, str], description: str | None = None
+) -> Registration:
+    """A new model version carrying its lineage and a description, aliased ``challenger``."""
     version = fluent(mlflow_config).register_model(model_uri, model_name, tags=tags)
-    client(mlflow_config).set_registered_model_alias(model_name, CHALLENGER, version.version)
+    mlflow_client = client(mlflow_config)
+    if description:
+        mlflow_client.update_model_version(model_name, version.version, description=description)
+    mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version.version)
     return Registration(model_name=model_name, version=str(version.version), model_uri=model_uri, tags=tags)
+
+
+def append_to_description(mlflow_config: MlflowConfig, model_name: str, version: str, text: str) -> None:
+    """Add ``text`` to the version's description once (a retried task does not repeat it)."""
+    mlflow_client = client(mlflow_config)
+    current = mlflow_client.get_model_version(model_name, version).description or ""
+    if text not in current:
+        mlflow_client.update_model_version(model_name, version, description=f"{current} {text}".strip())
 
 
 def set_champion(mlflow_config: MlflowConfig, model_name: str, version: str, reason: str) -> None:
@@ -235,8 +248,24 @@ def finish_run(mlflow_config: MlflowConfig, run_id: str) -> None:
 
 
 def run_url(mlflow_config: MlflowConfig, run_id: str) -> str:
+    """The run's page in the MLflow UI."""
     experiment_id = client(mlflow_config).get_run(run_id).info.experiment_id
     return f"{mlflow_config.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def artifact_url(mlflow_config: MlflowConfig, artifact_uri: str) -> str:
+    """An http link a person can open for a ``runs:/<run_id>/<path>`` artifact, e.g. the drift report: the
+    run's artifact view in the MLflow UI, which shows an HTML artifact rendered (the server's own
+    ``get-artifact`` endpoint sends it as a download)."""
+    run_id, _, path = artifact_uri.removeprefix("runs:/").partition("/")
+    return f"{run_url(mlflow_config, run_id)}/artifactPath/{path}"
+
+
+def version_url(mlflow_config: MlflowConfig, model_name: str, version: str) -> str:
+    """The model version's page in the MLflow UI."""
+    from urllib.parse import quote
+
+    return f"{mlflow_config.tracking_uri.rstrip('/')}/#/models/{quote(model_name)}/versions/{version}"
 
 
 def tags_as_strings(values: dict[str, Any]) -> dict[str, str]:
