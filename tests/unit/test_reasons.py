@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from include.retraining.airflow.dag_defaults import failure_note
 from include.retraining.core.decision import decide_retrain
 from include.retraining.core.reasons import (
@@ -27,13 +29,9 @@ PASSED = Evaluation(
     reason="challenger roc_auc 0.6995 beats champion v1 0.6458: improvement +0.0537 (needs >= 0.0050), "
     "wins 100.0% of the bootstrap resamples (needs >= 90.0%)",
 )
-REFUSED = Evaluation(
-    primary_metric="roc_auc",
-    challenger={"roc_auc": 0.70},
-    champion={"roc_auc": 0.71},
+REFUSED = replace(
+    PASSED,
     champion_version="3",
-    improvement=-0.01,
-    confidence=0.2,
     passed=False,
     reason="challenger roc_auc 0.7000 does not beat champion v3 0.7100: improvement -0.0100 (needs >= 0.0050)",
 )
