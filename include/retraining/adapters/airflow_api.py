@@ -36,7 +36,7 @@ def set_run_note(dag_id: str, run_id: str, note: str) -> bool:
     except Exception as error:  # the note is a courtesy: it must never fail the task
         log.warning("could not set the note of run %s of %s: %s", run_id, dag_id, error)
         return False
-    log.info("run note: %s", note)
+    log.info("the run's note in the Airflow UI now reads the same")
     return True
 
 
