@@ -11,6 +11,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -158,7 +161,7 @@ def log_training(
 
     mlflow = fluent(mlflow_config)
     features = train.drop(columns=[label])
-    with mlflow.start_run(run_id=run_id):
+    with mlflow.start_run(run_id=run_id), quiet_skops_lookups():
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
         dataset = mlflow.data.from_pandas(
@@ -196,11 +199,23 @@ def own_model_types(model: Any) -> list[str]:
     """
     import skops.io
 
-    return skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    with quiet_skops_lookups():
+        return skops.io.get_untrusted_types(data=skops.io.dumps(model))
 
 
 def load_model(mlflow_config: MlflowConfig, model_uri: str) -> Any:
-    return fluent(mlflow_config).sklearn.load_model(model_uri)
+    with quiet_skops_lookups():
+        return fluent(mlflow_config).sklearn.load_model(model_uri)
+
+
+@contextmanager
+def quiet_skops_lookups() -> Iterator[None]:
+    """skops looks every function of a model up in every loaded module (``skops.io._utils.whichmodule``);
+    Airflow's deprecated-import shims answer each lookup with a FutureWarning, some 1,100 lines that
+    would bury the task log (and the gate's sentence) under noise."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"skops\.io\._utils")
+        yield
 
 
 def log_evaluation(mlflow_config: MlflowConfig, run_id: str, evaluation: Evaluation) -> None:
