@@ -40,12 +40,14 @@ def run_summary(
     registration: Registration | None = None,
     promotion: Promotion | None = None,
 ) -> str:
-    """The run in a few sentences, in the order things happened: the Airflow run's note."""
-    sentences = [decision_sentence(decision)]
+    """The run in a few sentences, the outcome first (the UI shows the note's first line): the run's note."""
+    if not decision.retrain:
+        return clip(decision_sentence(decision))
+    sentences = [f"Retrained because {decision.reason}."]
     if registration and promotion:
-        sentences.append(promotion_sentence(registration, promotion))
+        sentences.insert(0, promotion_sentence(registration, promotion))
     elif registration:
-        sentences.append(f"Registered version {registration.version} of {registration.model_name} as challenger.")
+        sentences.insert(0, f"Registered version {registration.version} of {registration.model_name} as challenger.")
     if evaluation:
         sentences.append(gate_sentence(evaluation))
     return clip(" ".join(sentences))
