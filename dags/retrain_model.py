@@ -28,6 +28,8 @@ from include.retraining.airflow.task import run_stage
     doc_md=__doc__,
 )
 def retrain_model():
+    # Each task is handed the record of the task before it; the other records its stage needs are pulled
+    # by run_stage from the tasks that produce them (all upstream), so the graph draws the lifecycle.
     @task
     def extract() -> dict:
         return run_stage("extract")
@@ -41,8 +43,8 @@ def retrain_model():
         return run_stage("detect_drift", validation=validation)
 
     @task
-    def alert_on_drift(validation: dict, drift: dict) -> dict:
-        return run_stage("alert_on_drift", validation=validation, drift=drift)
+    def alert_on_drift(drift: dict) -> dict:
+        return run_stage("alert_on_drift", drift=drift)
 
     @task
     def decide(drift: dict) -> dict:
@@ -53,49 +55,35 @@ def retrain_model():
         return "train" if decision["retrain"] else "skip"
 
     @task
-    def skip(drift: dict, decision: dict) -> dict:
-        return run_stage("skip", drift=drift, decision=decision)
+    def skip() -> dict:
+        return run_stage("skip")
 
     @task(pool="training")
-    def train(validation: dict, drift: dict) -> dict:
-        return run_stage("train", validation=validation, drift=drift)
+    def train() -> dict:
+        return run_stage("train")
 
     @task
     def evaluate(training: dict) -> dict:
         return run_stage("evaluate", training=training)
 
     @task
-    def register(validation: dict, drift: dict, training: dict, evaluation: dict) -> dict:
-        return run_stage("register", validation=validation, drift=drift, training=training, evaluation=evaluation)
+    def register(evaluation: dict) -> dict:
+        return run_stage("register", evaluation=evaluation)
 
     @task
-    def promote(registration: dict, evaluation: dict) -> dict:
-        return run_stage("promote", registration=registration, evaluation=evaluation)
+    def promote(registration: dict) -> dict:
+        return run_stage("promote", registration=registration)
 
-    # evaluate/register/promote are skipped on the skip path: their XComs are then None
+    # on the skip path train..promote are skipped: their records are then None
     @task(trigger_rule="none_failed_min_one_success")
-    def notify(validation, drift, decision, evaluation, registration, promotion) -> dict:
-        return run_stage(
-            "notify",
-            validation=validation,
-            drift=drift,
-            decision=decision,
-            evaluation=evaluation,
-            registration=registration,
-            promotion=promotion,
-        )
+    def notify() -> dict:
+        return run_stage("notify")
 
-    validation = validate(extract())
-    drift = detect_drift(validation)
-    alert_on_drift(validation, drift)
-    decision = decide(drift)
-    skipped = skip(drift, decision)
-    training = train(validation, drift)
-    evaluation = evaluate(training)
-    registration = register(validation, drift, training, evaluation)
-    promotion = promote(registration, evaluation)
-    retrain_or_skip(decision) >> [training, skipped]
-    skipped >> notify(validation, drift, decision, evaluation, registration, promotion)
+    drift = detect_drift(validate(extract()))
+    alert_on_drift(drift)
+    training, skipped = train(), skip()
+    retrain_or_skip(decide(drift)) >> [training, skipped]
+    [promote(register(evaluate(training))), skipped] >> notify()
 
 
 retrain_model()

@@ -22,6 +22,7 @@ import time
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
+from urllib.parse import quote
 
 from .supervisor import BIN, HOST, REPO, http_get, log_tail, pick_ports, running, spawn, stop, wait_ready
 
@@ -84,8 +85,14 @@ def home(state: Path) -> Path:
 
 
 def password(state: Path) -> str:
-    """The simple auth manager generates it into this file on the first start."""
-    return json.loads((home(state) / "simple_auth_manager_passwords.json.generated").read_text())[USER]
+    """The user's password in the simple auth manager's file, written before its first start (it keeps a
+    password it finds there), so the tasks' ``airflow_api`` connection can carry it."""
+    path = home(state) / "simple_auth_manager_passwords.json.generated"
+    if not path.exists() or not path.read_text().strip():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(json.dumps({USER: secrets.token_urlsafe(12)}) + "\n")
+    return json.loads(path.read_text())[USER]
 
 
 def client_env(state: Path, ports: dict[str, int]) -> dict[str, str]:
@@ -134,6 +141,8 @@ def group_env(state: Path, ports: dict[str, int], stack: dict[str, str]) -> dict
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
             "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+            # the REST API for the tasks' run notes (include/retraining/adapters/airflow_api.py)
+            "AIRFLOW_CONN_AIRFLOW_API": f"http://{USER}:{quote(password(state), safe='')}@{HOST}:{ports['airflow']}",
             "DRIFT_MONITOR_POKE_SECONDS": "5",  # for watching the loop work: poll MongoDB every 5 s, not 60 s
             # Free ports instead of the fixed 8793/8794, so two stacks can run side by side.
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports["airflow-worker-logs"]),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import inspect
+import itertools
 import json
 import os
 import subprocess
@@ -129,3 +131,33 @@ def test_every_task_body_is_one_stage_call(dag_file):
 
 def _is_task_decorator(decorator: ast.expr) -> bool:
     return ast.unparse(decorator).startswith("task")
+
+
+def test_retrain_model_draws_the_lifecycle_chain_and_the_branch_only(dagbag):
+    """Records a task was not handed are pulled by run_stage, so the graph has the chain, not the data web."""
+    dag = dagbag.dags["retrain_model"]
+    edges = {(task.task_id, down) for task in dag.tasks for down in task.downstream_task_ids}
+    chain = ["extract", "validate", "detect_drift", "decide", "retrain_or_skip", "train", "evaluate", "register"]
+    expected = set(itertools.pairwise([*chain, "promote"])) | {
+        ("promote", "notify"),
+        ("retrain_or_skip", "skip"),
+        ("skip", "notify"),
+        ("detect_drift", "alert_on_drift"),
+    }
+    assert edges == expected
+
+
+def test_every_record_a_retrain_task_pulls_comes_from_a_task_upstream_of_it(dagbag):
+    """What run_stage pulls (PRODUCERS) has run before the task: the data dependencies the graph leaves out
+    still hold through the chain."""
+    from include.retraining import stages
+    from include.retraining.airflow.task import PRODUCERS
+
+    dag = dagbag.dags["retrain_model"]
+    for task in dag.tasks:
+        if not hasattr(stages, task.task_id):
+            continue  # the branch
+        upstream = {t.task_id for t in task.get_flat_relatives(upstream=True)}
+        needed = [p for p in inspect.signature(getattr(stages, task.task_id)).parameters if p in PRODUCERS]
+        missing = [f"{p} (from {PRODUCERS[p]})" for p in needed if PRODUCERS[p] not in upstream]
+        assert missing == [], f"{task.task_id} pulls records from tasks not upstream of it: {missing}"

@@ -76,7 +76,7 @@ def test_the_api_wants_a_token_from_the_simple_auth_manager(airflow):
     [
         ({"n_estimators": "lots"}, "n_estimators", "is not of type"),
         ({"lookback_hours": -5}, "lookback_hours", "less than the minimum of 1"),
-        ({"force_retrain": "maybe"}, "force_retrain", "is not of type 'boolean'"),
+        ({"force_retrain": "maybe"}, "force_retrain", "is not of type 'null', 'boolean'"),
         ({"n_estimators": 5000}, "n_estimators", "greater than the maximum of 2000"),
     ],
     ids=["trees-as-text", "negative-lookback", "force-not-boolean", "too-many-trees"],

@@ -49,9 +49,9 @@ def seed(config, rows: int, *, days: float, seed: int, **knobs) -> None:
     seed_source(config, docs)
 
 
-def run(e2e, label: str, conf: dict | None = None) -> str:
+def run(e2e, label: str, conf: dict | None = None, **env: str) -> str:
     log = e2e["logs"] / f"{label}.log"
-    _, state = dags_test("retrain_model", log, conf, env=e2e["env"])
+    _, state = dags_test("retrain_model", log, conf, env=e2e["env"] | env)
     if state not in ("success", "failed"):
         pytest.fail(f"{label}: no final state in {log}:\n" + "\n".join(log.read_text().splitlines()[-80:]))
     return state
@@ -147,7 +147,15 @@ def test_4_bad_data_fails_the_run_without_registering_or_moving_the_champion(e2e
     champion_before = registry.champion(config.mlflow, config.model_name).version
     seed(config, 1000, days=0.02, seed=3, malformed_share=0.5)
 
-    assert run(e2e, "run-4-bad-data", {"lookback_hours": 1, "force_retrain": True}) == "failed"
+    conf = {"lookback_hours": 1, "force_retrain": True}
+    # with the production retries: a contract violation must not wait for them
+    assert run(e2e, "run-4-bad-data", conf, RETRAIN_TASK_RETRIES="2") == "failed"
+
+    log = (e2e["logs"] / "run-4-bad-data.log").read_text()
+    assert "AirflowFailException: DataContractError (not retried): " in log
+    assert "break the data contract" in log
+    assert "Failed at validate (try 1): DataContractError" in log  # the failure callback's run note
+    assert "up_for_retry" not in log
 
     assert versions(config) == ["1", "2"]
     assert registry.champion(config.mlflow, config.model_name).version == champion_before

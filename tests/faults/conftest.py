@@ -114,7 +114,9 @@ def call_stage(name: str, config: PipelineConfig, attempt: Attempt) -> Any:
         "detect_drift": lambda: detect_drift(config, run, r["validate"]),
         "train": lambda: train(config, run, r["validate"], r["detect_drift"]),
         "evaluate": lambda: evaluate(config, r["train"]),
-        "register": lambda: register(config, run, r["validate"], r["detect_drift"], r["train"], r["evaluate"]),
+        "register": lambda: register(
+            config, run, r["validate"], r["detect_drift"], r["train"], r["evaluate"], decide(run, r["detect_drift"])
+        ),
         "promote": lambda: promote(config, r["register"], r["evaluate"]),
         "notify": lambda: notify(
             config, run, r["validate"], r["detect_drift"], decide(run, r["detect_drift"]),

@@ -18,7 +18,7 @@ from include.retraining.adapters import mongo, registry
 from include.retraining.core.config import PipelineConfig, with_overrides
 from include.retraining.core.contract import DataContractError
 from include.retraining.core.records import RunInfo
-from include.retraining.stages import detect_drift, evaluate, extract, promote, register, train, validate
+from include.retraining.stages import decide, detect_drift, evaluate, extract, promote, register, train, validate
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -39,7 +39,8 @@ def retrain(config: PipelineConfig) -> None:
     drift = detect_drift(config, run, validation)
     training = train(config, run, validation, drift)
     evaluation = evaluate(config, training)
-    promote(config, register(config, run, validation, drift, training, evaluation), evaluation)
+    decision = decide(run, drift)
+    promote(config, register(config, run, validation, drift, training, evaluation, decision), evaluation)
 
 
 @pytest.fixture(scope="module")

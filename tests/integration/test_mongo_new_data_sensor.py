@@ -81,6 +81,7 @@ def test_fires_with_the_count_and_latest_of_new_documents(collection):
         "count": 3,
         "watermark": WATERMARK.isoformat(),
         "latest": (WATERMARK + timedelta(seconds=30.5)).isoformat(),
+        "future": 0,
     }
 
 

@@ -98,7 +98,7 @@ def retrain(config: PipelineConfig, run: RunInfo, *, force: bool = False) -> Run
         return replace(done, champion=registry.champion(config.mlflow, config.model_name))
     training = train(config, run, report, drift)
     evaluation = evaluate(config, training)
-    registration = register(config, run, report, drift, training, evaluation)
+    registration = register(config, run, report, drift, training, evaluation, decision)
     promotion = promote(config, registration, evaluation)
     champion = registry.champion(config.mlflow, config.model_name)
     return replace(

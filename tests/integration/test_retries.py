@@ -25,7 +25,7 @@ from include.retraining.core.records import (
     TrainingResult,
     ValidationReport,
 )
-from include.retraining.stages import detect_drift, evaluate, extract, promote, register, train, validate
+from include.retraining.stages import decide, detect_drift, evaluate, extract, promote, register, train, validate
 from include.retraining.stages.outcome import mail_drift_alert, run_outcome
 from tests.integration.test_notify_smtp import delivered_to, html_of
 
@@ -62,8 +62,9 @@ def first(config) -> FirstRun:
     training = train(config, run, validation, drift)
     assert train(config, run, validation, drift) == training
     evaluation = evaluate(config, training)
-    registration = register(config, run, validation, drift, training, evaluation)
-    assert register(config, run, validation, drift, training, evaluation).version == registration.version
+    decision = decide(run, drift)
+    registration = register(config, run, validation, drift, training, evaluation, decision)
+    assert register(config, run, validation, drift, training, evaluation, decision).version == registration.version
     promotion = promote(config, registration, evaluation)
     assert promote(config, registration, evaluation) == promotion  # not "champion moved during this run"
     return FirstRun(run, validation, drift, training, evaluation, registration, promotion)

@@ -103,6 +103,17 @@ def test_a_run_triggered_by_the_drift_monitor_retrains_even_if_this_check_sees_n
     )
 
 
+def test_a_monitor_run_says_whether_it_saw_drift_or_had_no_champion_to_compare_with():
+    drifted = replace(FROM_MONITOR, trigger=FROM_MONITOR.trigger | {"drift_status": "drift", "drift_share": 0.5})
+    first = replace(FROM_MONITOR, trigger=FROM_MONITOR.trigger | {"drift_status": "no_reference", "drift_share": 0})
+
+    assert decide_retrain(drifted, drift_result()).reason.endswith("10:00:00+00:00 (share 0.50)")
+    assert decide_retrain(first, drift_result()).reason == (
+        "drift_monitor run drift_monitor__7 found no champion to compare window "
+        "2024-05-01T08:00:00+00:00 .. 2024-05-01T10:00:00+00:00 with"
+    )
+
+
 @pytest.mark.parametrize("reason", ["manual", "backfill"])
 def test_another_trigger_is_not_mistaken_for_the_monitor(reason):
     conf = {"reason": reason} if reason != "manual" else {}

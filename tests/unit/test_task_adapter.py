@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from include.retraining.airflow.params import KNOBS, dag_params, param_overrides
+from include.retraining.airflow.params import KNOBS, MODEL_CONFIG, dag_params, param_overrides
 from include.retraining.airflow.task import call_stage
-from include.retraining.core.config import PipelineConfig, load_config
+from include.retraining.core.config import DEFAULT_CONFIG, PipelineConfig, load_config
 from include.retraining.core.records import Decision, DriftResult, RecordError, RunInfo
 from tests.unit.test_records import DRIFT
 
@@ -59,3 +61,32 @@ def test_every_knob_is_a_nullable_param_and_overrides_its_config_key():
             node = node[key]
         assert node == value
         load_config(overrides)  # every target is a real config key
+
+
+def test_no_field_of_the_trigger_form_is_marked_required():
+    """Airflow 3.3's form marks a field required unless its type admits null."""
+    for name, param in dag_params().items():
+        assert "null" in param.schema["type"], f"{name} would show a required mark"
+    assert dag_params()["force_retrain"].value is False
+
+
+def test_each_optional_field_names_the_configured_value_it_falls_back_to(tmp_path):
+    config = json.loads(MODEL_CONFIG.read_text())
+    config["gate"]["min_improvement"] = 0.0123
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(config))
+
+    params = dag_params(edited)
+
+    assert MODEL_CONFIG.resolve() == DEFAULT_CONFIG.resolve()  # the form reads the config the runs load
+    assert "Empty: gate.min_improvement = 0.0123 in edited.json" in params["min_improvement"].description
+    assert "Empty: drift.drift_share_threshold = 0.3 in edited.json" in params["drift_share_threshold"].description
+    assert "source.lookback_hours is not set in edited.json, so every document" in params["lookback_hours"].description
+
+
+def test_each_number_field_states_the_bounds_the_form_clamps_to():
+    params = dag_params()
+
+    assert "at least 1; the form raises a smaller value to 1" in params["lookback_hours"].description
+    assert "A whole number from 10 to 2000" in params["n_estimators"].description
+    assert "A number from 0 to 1" in params["min_improvement"].description

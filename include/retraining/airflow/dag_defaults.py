@@ -21,11 +21,12 @@ def mail_task_failure(context: Mapping[str, Any]) -> None:
     """Task-level failure callback: mails the run's configured recipients through its configured SMTP
     connection (a DAG-level callback breaks `dags test`, apache/airflow#64649). Never raises: the task
     already failed, a broken mail must not hide why."""
-    from include.retraining.adapters import mail
+    from include.retraining.adapters import airflow_api, mail
     from include.retraining.airflow.runtime import failure_config
     from include.retraining.stages.outcome import run_outcome
 
     ti, dag_run = context["ti"], context["dag_run"]
+    airflow_api.set_run_note(dag_run.dag_id, dag_run.run_id, failure_note(ti.task_id, ti.try_number, context))
     try:
         config = failure_config(context.get("params") or {})
         try:
@@ -37,6 +38,13 @@ def mail_task_failure(context: Mapping[str, Any]) -> None:
         mail.send(config.notify.conn_id, config.notify.recipients, message)
     except Exception:
         log.exception("could not mail the failure of %s", ti.task_id)
+
+
+def failure_note(task_id: str, try_number: int, context: Mapping[str, Any]) -> str:
+    """The run's note when a task failed: the task, the try and the error on one line."""
+    error = context.get("exception")
+    message = " ".join(line.strip() for line in str(error).splitlines() if line.strip()) or type(error).__name__
+    return f"Failed at {task_id} (try {try_number}): {message}"
 
 
 def dag_defaults() -> dict[str, Any]:

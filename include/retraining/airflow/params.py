@@ -1,14 +1,22 @@
 """The run Params, declared once: each knob names the config key it overrides.
 
 The DAG's trigger form (``dag_params``) and the config layering (``param_overrides``) are both
-generated from ``KNOBS``. Imported at DAG parse time: the standard library and ``airflow.sdk`` only.
+generated from ``KNOBS``. Each field says what an empty field falls back to, read from the model
+config file when the DAG is built (a file read, no Variable, no network), and its bounds: the form
+moves a number outside them to the nearest bound before it submits. Imported at DAG parse time: the
+standard library and ``airflow.sdk`` only.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
+
+# the model config's defaults (include.retraining.core.config.DEFAULT_CONFIG, not imported: it pulls in more)
+MODEL_CONFIG = Path(__file__).parents[1] / "configs" / "vehicle_insurance.json"
 
 
 @dataclass(frozen=True)
@@ -20,7 +28,7 @@ class Knob:
     maximum: float | None
     title: str
     description: str
-    when_empty: str = "configured value"
+    when_unset: str = "no value"  # what the pipeline does when the config sets no value either
 
 
 def hyperparameter(name: str, minimum: int, maximum: int, title: str) -> Knob:
@@ -38,7 +46,7 @@ KNOBS = (
         None,
         "Lookback (hours)",
         "Only read documents ingested this many hours before the run's end.",
-        "the configured lookback (everything when none is configured)",
+        "every document up to the run's end",
     ),
     Knob(
         "drift_share_threshold",
@@ -48,7 +56,6 @@ KNOBS = (
         1,
         "Drift share threshold",
         "Dataset drift when at least this share of columns drifted.",
-        "configured value (0.3)",
     ),
     hyperparameter("n_estimators", 10, 2000, "Trees"),
     hyperparameter("max_depth", 1, 100, "Max depth"),
@@ -65,20 +72,52 @@ KNOBS = (
 )
 
 
-def dag_params() -> dict[str, Any]:
-    """The trigger form: ``force_retrain`` plus one optional field per knob (empty = configured value)."""
+def dag_params(model_config: Path = MODEL_CONFIG) -> dict[str, Any]:
+    """The trigger form: ``force_retrain`` plus one optional field per knob (empty = configured value).
+
+    No field is required: each type admits null, which is also what makes the form leave out its
+    required mark, so the ``force_retrain`` switch reads as the optional toggle it is."""
     from airflow.sdk import Param
 
+    defaults = json.loads(model_config.read_text())
     params = {
         "force_retrain": Param(
-            False, type="boolean", title="Force retrain", description="Train, evaluate and register even without drift."
+            False,
+            type=["null", "boolean"],
+            title="Force retrain",
+            description="On: train, evaluate and register even without drift. Off (the default): retrain only on "
+            "data drift, without a champion, or when drift_monitor triggered the run.",
         )
     }
     for knob in KNOBS:
         bounds = {"minimum": knob.minimum} | ({"maximum": knob.maximum} if knob.maximum is not None else {})
-        description = f"{knob.description} Empty: {knob.when_empty}."
+        description = f"{knob.description} Empty: {fallback(knob, defaults, model_config.name)}. {bounds_text(knob)}"
         params[knob.name] = Param(None, type=["null", knob.kind], title=knob.title, description=description, **bounds)
     return params
+
+
+def fallback(knob: Knob, defaults: Mapping[str, Any], source: str) -> str:
+    """What an empty field means, e.g. ``gate.min_improvement = 0.005 in vehicle_insurance.json``."""
+    key = ".".join(knob.target)
+    value: Any = defaults
+    for part in knob.target:
+        value = value.get(part) if isinstance(value, Mapping) else None
+    if value is None:
+        return f"{key} is not set in {source}, so {knob.when_unset} (unless the retrain_config Variable sets it)"
+    return f"{key} = {value} in {source}, unless the retrain_config Variable overrides it"
+
+
+def bounds_text(knob: Knob) -> str:
+    kind = "A whole number" if knob.kind == "integer" else "A number"
+    low = _number(knob.minimum)
+    if knob.maximum is None:
+        return f"{kind}, at least {low}; the form raises a smaller value to {low}."
+    high = _number(knob.maximum)
+    return f"{kind} from {low} to {high}; the form moves a value outside to the nearest bound."
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
 
 
 def param_overrides(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -37,7 +37,10 @@ def task_config(params: Mapping[str, Any]) -> PipelineConfig:
     from airflow.sdk import Variable
 
     variables = {name: Variable.get(name, default=None) for name in INFRASTRUCTURE_VARIABLES}
-    deployment = json.loads(Variable.get("retrain_config", default=None) or "{}")
+    try:
+        deployment = json.loads(Variable.get("retrain_config", default=None) or "{}")
+    except ValueError as error:
+        raise ConfigError(f"the Variable retrain_config is not a JSON object: {error}") from error
     return load_config(deployment, infrastructure_overrides(variables), param_overrides(params))
 
 
@@ -79,7 +82,7 @@ def monitor_check(conf: Mapping[str, Any]) -> DriftResult | None:
     try:
         return DriftResult.from_dict(conf[MONITOR_CHECK_KEY])
     except RecordError as error:
-        raise ValueError(
+        raise RecordError(
             f"conf[{MONITOR_CHECK_KEY!r}] is not a drift check result ({error}): "
             "trigger with drift_monitor's conf, or leave the key out to check drift in this run"
         ) from error

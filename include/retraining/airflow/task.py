@@ -1,7 +1,10 @@
 """The one task adapter: every TaskFlow task of the DAGs is ``return run_stage("<stage>", **xcoms)``.
 
 It resolves the run's config and identity, rebuilds the typed records the stage function annotates
-from their XCom dicts, calls the stage and returns the result's XCom form. Imported at DAG parse time,
+from their XCom dicts, calls the stage and returns the result's XCom form. A record the task was not
+handed is pulled from the task that produces it (``PRODUCERS``), so the DAG draws the lifecycle chain,
+not every data dependency. Failures a retry cannot fix (``PERMANENT``) end the task at once; anything
+else (a network fault, a service that is down) keeps the task's retries. Imported at DAG parse time,
 so only the standard library is imported at the top.
 """
 
@@ -11,21 +14,64 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, get_type_hints
 
+# record parameter of a stage -> the retrain_model task whose XCom it is (drift_monitor hands every record)
+PRODUCERS = {
+    "snapshot": "extract",
+    "validation": "validate",
+    "drift": "detect_drift",
+    "decision": "decide",
+    "training": "train",
+    "evaluation": "evaluate",
+    "registration": "register",
+    "promotion": "promote",
+}
+
+
+def permanent_errors() -> tuple[type[Exception], ...]:
+    """Deterministic failures: the same input fails the same way on every try. A gate refusal is not
+    among them because it is no failure: the run succeeds and says why the champion stayed."""
+    from include.retraining.adapters.registry import UntrustedModelError
+    from include.retraining.core.config import ConfigError
+    from include.retraining.core.contract import DataContractError
+    from include.retraining.core.records import RecordError
+    from include.retraining.stages.rollback import RollbackRefused
+
+    return DataContractError, ConfigError, RecordError, UntrustedModelError, RollbackRefused
+
 
 def run_stage(name: str, **xcoms: Any) -> Any:
     """Call ``include.retraining.stages.<name>`` for the running task (call inside a task only)."""
     from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException
 
     from include.retraining import stages
     from include.retraining.airflow.runtime import run_info, task_config
 
     context = get_current_context()
-    return call_stage(getattr(stages, name), xcoms, lambda: task_config(context["params"]), lambda: run_info(context))
+    stage = getattr(stages, name)
+    try:
+        return call_stage(
+            stage,
+            xcoms,
+            lambda: task_config(context["params"]),
+            lambda: run_info(context),
+            lambda parameter: context["ti"].xcom_pull(task_ids=PRODUCERS[parameter]),
+        )
+    except permanent_errors() as error:
+        # no retries: a retry reads the same data and config and fails the same way
+        raise AirflowFailException(f"{type(error).__name__} (not retried): {error}") from error
 
 
-def call_stage(stage: Callable[..., Any], xcoms: Mapping[str, Any], config: Callable, run: Callable) -> Any:
+def call_stage(
+    stage: Callable[..., Any],
+    xcoms: Mapping[str, Any],
+    config: Callable,
+    run: Callable,
+    pull: Callable[[str], Any] | None = None,
+) -> Any:
     """Scheduler-free core of ``run_stage``: parameters typed PipelineConfig/RunInfo get ``config()``/``run()``,
-    the others their XCom value as the annotated record type (None stays None)."""
+    the others their XCom value as the annotated record type (None stays None); a record not in ``xcoms``
+    comes from ``pull(parameter)``."""
     from include.retraining.core.config import PipelineConfig
     from include.retraining.core.records import Record, RunInfo, coerce
 
@@ -38,6 +84,7 @@ def call_stage(stage: Callable[..., Any], xcoms: Mapping[str, Any], config: Call
         elif hint is RunInfo:
             kwargs[parameter] = run()
         else:
-            kwargs[parameter] = coerce(hint, xcoms[parameter], f"{stage.__name__}({parameter})")
+            value = xcoms[parameter] if parameter in xcoms or pull is None else pull(parameter)
+            kwargs[parameter] = coerce(hint, value, f"{stage.__name__}({parameter})")
     result = stage(**kwargs)
     return result.to_dict() if isinstance(result, Record) else result

@@ -12,10 +12,12 @@ def decide_retrain(run: RunInfo, drift: DriftResult) -> Decision:
         return Decision(retrain=True, reason="forced by the force_retrain Param")
     if run.reason == MONITOR_REASON:
         window = f"{run.trigger.get('window_start')} .. {run.trigger.get('window_end')}"
-        return Decision(
-            retrain=True,
-            reason=f"drift detected by drift_monitor run {run.trigger.get('monitor_run_id')} on window {window}",
-        )
+        monitor = f"drift_monitor run {run.trigger.get('monitor_run_id')}"
+        if run.trigger.get("drift_status") == "no_reference":
+            return Decision(retrain=True, reason=f"{monitor} found no champion to compare window {window} with")
+        given = run.trigger.get("drift_share")
+        share = f" (share {given:.2f})" if isinstance(given, int | float) else ""
+        return Decision(retrain=True, reason=f"drift detected by {monitor} on window {window}{share}")
     if drift.champion_version is None:
         return Decision(retrain=True, reason="no champion yet: training the first model")
     if drift.status == "no_reference":

@@ -11,7 +11,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from include.retraining.core.config import ContractConfig, TrainingConfig, estimator_class
+from include.retraining.core.config import ConfigError, ContractConfig, TrainingConfig, estimator_class
 
 
 def build_pipeline(contract: ContractConfig, training: TrainingConfig) -> Pipeline:
@@ -41,7 +41,7 @@ def build_estimator(training: TrainingConfig) -> Any:
         return cls(random_state=training.seed, **training.hyperparameters)
     except TypeError as error:
         given = sorted(training.hyperparameters)
-        raise ValueError(f"training.hyperparameters {given} do not fit {cls.__name__}: {error}") from error
+        raise ConfigError(f"training.hyperparameters {given} do not fit {cls.__name__}: {error}") from error
 
 
 def split_holdout(

@@ -115,11 +115,21 @@ def detect_drift(config: PipelineConfig, run: RunInfo, validation: ValidationRep
         log.info("reusing drift check %s of drift_monitor (%s)", handed_over.check_id, handed_over.status)
         result = replace(handed_over, mlflow_run_id=mlflow_run_id)
         registry.log_drift(config.mlflow, mlflow_run_id, result)
-        return result
-    if handed_over:
-        log.info("the champion moved since drift_monitor's check %s: checking again", handed_over.check_id)
-    current = storage.read_parquet(config.storage, validation.snapshot.uri)
-    return check_drift(config, run, current, validation.snapshot, mlflow_run_id)
+    else:
+        if handed_over:
+            log.info("the champion moved since drift_monitor's check %s: checking again", handed_over.check_id)
+        current = storage.read_parquet(config.storage, validation.snapshot.uri)
+        result = check_drift(config, run, current, validation.snapshot, mlflow_run_id)
+    log_links(config, result)
+    return result
+
+
+def log_links(config: PipelineConfig, result: DriftResult) -> None:
+    """Where a person reads the check: the MLflow run and the Evidently report, as http links."""
+    if result.mlflow_run_id:
+        log.info("MLflow run: %s", registry.run_url(config.mlflow, result.mlflow_run_id))
+    if result.report_uri:
+        log.info("drift report: %s", registry.artifact_url(config.mlflow, result.report_uri))
 
 
 def check_drift(

@@ -7,7 +7,9 @@ import logging
 from include.retraining.adapters import registry, storage
 from include.retraining.core.config import PipelineConfig
 from include.retraining.core.evaluation import decide_promotion, positive_scores
+from include.retraining.core.reasons import gate_sentence, promotion_outcome, promotion_sentence, version_description
 from include.retraining.core.records import (
+    Decision,
     DriftResult,
     Evaluation,
     Promotion,
@@ -53,6 +55,7 @@ def train(config: PipelineConfig, run: RunInfo, validation: ValidationReport, dr
     else:
         model = fit(train_rows, config.contract, config.training)
         model_uri = registry.log_training(config.mlflow, run_id, model, train_rows, data, label, params, metrics)
+    log.info("MLflow run: %s", registry.run_url(config.mlflow, run_id))
     return TrainingResult(
         mlflow_run_id=run_id,
         model_uri=model_uri,
@@ -84,7 +87,7 @@ def evaluate(config: PipelineConfig, training: TrainingResult) -> Evaluation:
         config.gate,
     )
     registry.log_evaluation(config.mlflow, training.mlflow_run_id, evaluation)
-    log.info("gate %s: %s", "passed" if evaluation.passed else "failed", evaluation.reason)
+    log.info(gate_sentence(evaluation))
     return evaluation
 
 
@@ -95,8 +98,10 @@ def register(
     drift: DriftResult,
     training: TrainingResult,
     evaluation: Evaluation,
+    decision: Decision,
 ) -> Registration:
-    """A model version carrying its lineage: the rows, the holdout, the drift verdict, the run and the gate."""
+    """A model version carrying its lineage (the rows, the holdout, the drift verdict, the run and the gate)
+    and a one-line description of why it exists."""
     data = validation.snapshot
     tags = registry.tags_as_strings(
         {
@@ -108,6 +113,8 @@ def register(
             "drift_share": f"{drift.drift_share:.4f}",
             "drifted_columns": drift.drifted_column_names,
             "drift_report_uri": drift.report_uri,
+            "drift_report_url": registry.artifact_url(config.mlflow, drift.report_uri) if drift.report_uri else None,
+            "mlflow_run_url": registry.run_url(config.mlflow, training.mlflow_run_id),
             "airflow_dag_id": run.dag_id,
             "airflow_run_id": run.run_id,
             "trigger_reason": run.reason,
@@ -119,13 +126,24 @@ def register(
             "gate_reason": evaluation.reason,
         }
     )
-    return registry.register(config.mlflow, config.model_name, training.model_uri, training.mlflow_run_id, tags)
+    description = version_description(run, decision, evaluation)
+    run_id = training.mlflow_run_id
+    registration = registry.register(config.mlflow, config.model_name, training.model_uri, run_id, tags, description)
+    log.info("model version: %s", registry.version_url(config.mlflow, config.model_name, registration.version))
+    return registration
 
 
 def promote(config: PipelineConfig, registration: Registration, evaluation: Evaluation) -> Promotion:
-    """Move ``champion`` only when the gate passed against the champion that is still current.
+    """Move ``champion`` only when the gate passed against the champion that is still current."""
+    promotion = _promotion(config, registration, evaluation)
+    registry.append_to_description(config.mlflow, config.model_name, registration.version, promotion_outcome(promotion))
+    log.info(promotion_sentence(registration, promotion))
+    log.info("model version: %s", registry.version_url(config.mlflow, config.model_name, registration.version))
+    return promotion
 
-    Checked before acting: if the champion already is this version, an earlier try moved it."""
+
+def _promotion(config: PipelineConfig, registration: Registration, evaluation: Evaluation) -> Promotion:
+    """Checked before acting: if the champion already is this version, an earlier try moved it."""
     current = registry.champion(config.mlflow, config.model_name)
     current_version = current.version if current else None
     reason = f"version {registration.version} promoted: {evaluation.reason}"

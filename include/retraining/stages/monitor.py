@@ -18,7 +18,7 @@ from include.retraining.core.config import PipelineConfig
 from include.retraining.core.decision import MONITOR_REASON
 from include.retraining.core.records import DriftResult, NewData, RunInfo
 from include.retraining.stages.data import check_drift as drift_check
-from include.retraining.stages.data import read_window, validated
+from include.retraining.stages.data import log_links, read_window, validated
 from include.retraining.stages.outcome import mail_drift_alert
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -68,6 +68,7 @@ def check_drift(config: PipelineConfig, run: RunInfo, new_data: NewData) -> Drif
     extra = {"future_documents": new_data.future}
     result = drift_check(config, window_of, frame, report.snapshot, mlflow_run_id, extra)
     registry.finish_run(config.mlflow, mlflow_run_id)
+    log_links(config, result)
     return result
 
 

@@ -7,9 +7,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from include.retraining.adapters import mail, mongo, registry
+from include.retraining.adapters import airflow_api, mail, mongo, registry
 from include.retraining.core.config import PipelineConfig
 from include.retraining.core.decision import MONITOR_REASON, decide_retrain
+from include.retraining.core.reasons import decision_sentence, run_summary
 from include.retraining.core.records import (
     Decision,
     DriftResult,
@@ -41,15 +42,20 @@ def run_outcome(config: PipelineConfig, airflow_run_id: str) -> str:
 
 
 def decide(run: RunInfo, drift: DriftResult) -> Decision:
+    """Retrain or skip; the sentence saying why goes to the log and, until the run ends, to its note."""
     decision = decide_retrain(run, drift)
-    log.info("%s: %s", "retrain" if decision.retrain else "skip", decision.reason)
+    log.info(decision_sentence(decision))
+    airflow_api.set_run_note(run.dag_id, run.run_id, decision_sentence(decision))
     return decision
 
 
 def skip(config: PipelineConfig, drift: DriftResult, decision: Decision) -> Decision:
     if drift.mlflow_run_id:
         registry.set_run_tag(config.mlflow, drift.mlflow_run_id, "outcome", f"skipped: {decision.reason}")
-    log.info("skipping retrain: %s", decision.reason)
+        log.info("MLflow run of the drift check: %s", registry.run_url(config.mlflow, drift.mlflow_run_id))
+    if drift.report_uri:
+        log.info("drift report: %s", registry.artifact_url(config.mlflow, drift.report_uri))
+    log.info(decision_sentence(decision))
     return decision
 
 
@@ -116,6 +122,9 @@ def notify(
         registry.finish_run(config.mlflow, drift.mlflow_run_id)
     message = mail.render_summary(summary)
     delivered = deliver(lambda: mail.send(config.notify.conn_id, config.notify.recipients, message), "summary")
+    note = run_summary(decision, evaluation, registration, promotion)
+    log.info(note)
+    airflow_api.set_run_note(run.dag_id, run.run_id, note)
     return {"subject": message.subject, "recipients": list(config.notify.recipients), **delivered}
 
 

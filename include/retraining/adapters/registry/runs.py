@@ -1,0 +1,147 @@
+"""MLflow tracking: one run per pipeline run (found again by its Airflow run id, so a retried task
+reuses it), holding the drift report, the parameters and metrics and the evaluation; links for people."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+from include.retraining.core.config import MlflowConfig
+from include.retraining.core.records import DriftResult, Evaluation, RunInfo
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+DRIFT_REPORT = "drift/report.html"
+
+
+def client(mlflow_config: MlflowConfig) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=mlflow_config.tracking_uri)
+
+
+def fluent(mlflow_config: MlflowConfig) -> ModuleType:
+    """The ``mlflow`` module pointed at the configured server, for its fluent API (runs, models)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(mlflow_config.tracking_uri)
+    return mlflow
+
+
+def pipeline_run(mlflow_config: MlflowConfig, run: RunInfo) -> str:
+    """The MLflow run of this Airflow run, created on first use."""
+    mlflow_client = client(mlflow_config)
+    if found := find_pipeline_run(mlflow_config, run.run_id):
+        return found
+    experiment = mlflow_client.get_experiment_by_name(mlflow_config.experiment)
+    experiment_id = (
+        experiment.experiment_id if experiment else mlflow_client.create_experiment(mlflow_config.experiment)
+    )
+    tags = {"airflow_dag_id": run.dag_id, "airflow_run_id": run.run_id, "trigger_reason": run.reason}
+    tags |= {f"trigger.{key}": str(value) for key, value in run.trigger.items()}
+    if sha := code_version():
+        tags["code_version"] = sha
+    return mlflow_client.create_run(experiment_id, run_name=run.run_id, tags=tags).info.run_id
+
+
+def find_pipeline_run(mlflow_config: MlflowConfig, airflow_run_id: str) -> str | None:
+    mlflow_client = client(mlflow_config)
+    experiment = mlflow_client.get_experiment_by_name(mlflow_config.experiment)
+    if experiment is None:
+        return None
+    found = mlflow_client.search_runs(
+        [experiment.experiment_id], filter_string=f"tags.airflow_run_id = '{airflow_run_id}'", max_results=1
+    )
+    return found[0].info.run_id if found else None
+
+
+def code_version() -> str | None:
+    """The git commit the DAGs run from: ``GIT_SHA`` in images, ``git`` in a checkout."""
+    if sha := os.environ.get("GIT_SHA"):
+        return sha
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None
+
+
+def log_drift_report(mlflow_config: MlflowConfig, run_id: str, html: str) -> str:
+    """Store the Evidently report once, as an artifact of the run (on S3 behind the MLflow server)."""
+    client(mlflow_config).log_text(run_id, html, DRIFT_REPORT)
+    return f"runs:/{run_id}/{DRIFT_REPORT}"
+
+
+def log_drift(mlflow_config: MlflowConfig, run_id: str, result: DriftResult) -> None:
+    mlflow_client = client(mlflow_config)
+    mlflow_client.log_dict(run_id, result.to_dict(), "drift/result.json")
+    mlflow_client.log_metric(run_id, "drift_share", result.drift_share)
+    mlflow_client.log_metric(run_id, "drifted_columns", result.drifted_columns)
+    mlflow_client.set_tag(run_id, "drift_status", result.status)
+    if result.report_uri:
+        mlflow_client.set_tag(run_id, "drift_report_uri", result.report_uri)
+
+
+def read_artifact(mlflow_config: MlflowConfig, artifact_uri: str) -> bytes:
+    """An artifact's bytes, e.g. ``runs:/<run>/drift/report.html``."""
+
+    from mlflow.artifacts import download_artifacts
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = download_artifacts(artifact_uri=artifact_uri, dst_path=tmp, tracking_uri=mlflow_config.tracking_uri)
+        return Path(path).read_bytes()
+
+
+def set_run_tag(mlflow_config: MlflowConfig, run_id: str, key: str, value: str) -> None:
+    client(mlflow_config).set_tag(run_id, key, value)
+
+
+def run_metrics(mlflow_config: MlflowConfig, run_id: str) -> dict[str, float]:
+    return dict(client(mlflow_config).get_run(run_id).data.metrics)
+
+
+def log_evaluation(mlflow_config: MlflowConfig, run_id: str, evaluation: Evaluation) -> None:
+    mlflow_client = client(mlflow_config)
+    for name, value in evaluation.challenger.items():
+        mlflow_client.log_metric(run_id, f"holdout_{name}", value)
+    for name, value in (evaluation.champion or {}).items():
+        mlflow_client.log_metric(run_id, f"champion_holdout_{name}", value)
+    mlflow_client.log_metric(run_id, "gate_passed", float(evaluation.passed))
+    mlflow_client.log_dict(run_id, evaluation.to_dict(), "evaluation.json")
+
+
+def finish_run(mlflow_config: MlflowConfig, run_id: str) -> None:
+    client(mlflow_config).set_terminated(run_id, "FINISHED")
+
+
+def run_url(mlflow_config: MlflowConfig, run_id: str) -> str:
+    """The run's page in the MLflow UI."""
+    experiment_id = client(mlflow_config).get_run(run_id).info.experiment_id
+    return f"{mlflow_config.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
+
+def artifact_url(mlflow_config: MlflowConfig, artifact_uri: str) -> str:
+    """An http link a person can open for a ``runs:/<run_id>/<path>`` artifact, e.g. the drift report: the
+    run's artifact view in the MLflow UI, which shows an HTML artifact rendered (the server's own
+    ``get-artifact`` endpoint sends it as a download)."""
+    run_id, _, path = artifact_uri.removeprefix("runs:/").partition("/")
+    return f"{run_url(mlflow_config, run_id)}/artifactPath/{path}"
+
+
+def tags_as_strings(values: dict[str, Any]) -> dict[str, str]:
+    """MLflow tags are strings; structured values go in as JSON."""
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items() if v is not None}

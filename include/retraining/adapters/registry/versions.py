@@ -1,0 +1,108 @@
+"""The MLflow model registry: one version per run, lineage tags, and the ``challenger`` and ``champion``
+aliases (stages are deprecated in MLflow 3; moving the champion is one alias set, checked before acting)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from include.retraining.adapters.registry.runs import client, fluent
+from include.retraining.core.config import MlflowConfig
+from include.retraining.core.records import Registration
+
+if TYPE_CHECKING:
+    pass
+
+
+CHAMPION = "champion"
+
+
+CHALLENGER = "challenger"
+
+
+@dataclass(frozen=True)
+class Champion:
+    version: str
+    model_uri: str
+    snapshot_uri: str | None
+    model_sha256: str | None = None
+
+
+def champion(mlflow_config: MlflowConfig, model_name: str) -> Champion | None:
+    """The version behind the ``champion`` alias, or None when there is no model or no alias yet."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client(mlflow_config)
+    try:
+        registered = mlflow_client.get_registered_model(model_name)
+    except MlflowException as error:
+        if error.error_code == "RESOURCE_DOES_NOT_EXIST":
+            return None
+        raise
+    if CHAMPION not in registered.aliases:
+        return None
+    version = mlflow_client.get_model_version_by_alias(model_name, CHAMPION)
+    return Champion(
+        version=str(version.version),
+        model_uri=f"models:/{model_name}/{version.version}",
+        snapshot_uri=version.tags.get("snapshot_uri"),
+        model_sha256=version.tags.get("model_sha256"),
+    )
+
+
+def register(
+    mlflow_config: MlflowConfig,
+    model_name: str,
+    model_uri: str,
+    run_id: str,
+    tags: dict[str, str],
+    description: str | None = None,
+) -> Registration:
+    """The model version of this MLflow run with its lineage tags and description, aliased ``challenger``:
+    found if a try already created it."""
+    mlflow_client = client(mlflow_config)
+    version = run_version(mlflow_config, model_name, run_id)
+    if version is None:
+        version = str(fluent(mlflow_config).register_model(model_uri, model_name, tags=tags).version)
+    if description:
+        mlflow_client.update_model_version(model_name, version, description=description)
+    mlflow_client.set_registered_model_alias(model_name, CHALLENGER, version)
+    return Registration(model_name=model_name, version=version, model_uri=model_uri, tags=tags)
+
+
+def run_version(mlflow_config: MlflowConfig, model_name: str, run_id: str) -> str | None:
+    """The version registered from MLflow run ``run_id``, if any (one per run)."""
+    found = client(mlflow_config).search_model_versions(f"name = '{model_name}' and run_id = '{run_id}'")
+    return str(min(int(v.version) for v in found)) if found else None
+
+
+def append_to_description(mlflow_config: MlflowConfig, model_name: str, version: str, text: str) -> None:
+    """Add ``text`` to the version's description once (a retried task does not repeat it)."""
+    mlflow_client = client(mlflow_config)
+    current = mlflow_client.get_model_version(model_name, version).description or ""
+    if text not in current:
+        mlflow_client.update_model_version(model_name, version, description=f"{current} {text}".strip())
+
+
+def set_champion(mlflow_config: MlflowConfig, model_name: str, version: str, reason: str) -> None:
+    """Tag, then move the alias: the alias set is the act, so a retry after a failed tag call acts again."""
+    mlflow_client = client(mlflow_config)
+    mlflow_client.set_model_version_tag(model_name, version, "promotion_reason", reason)
+    mlflow_client.set_registered_model_alias(model_name, CHAMPION, version)
+
+
+def set_version_tags(mlflow_config: MlflowConfig, model_name: str, version: str, tags: dict[str, str]) -> None:
+    mlflow_client = client(mlflow_config)
+    for key, value in tags.items():
+        mlflow_client.set_model_version_tag(model_name, version, key, value)
+
+
+def version_tags(mlflow_config: MlflowConfig, model_name: str, version: str) -> dict[str, str]:
+    return dict(client(mlflow_config).get_model_version(model_name, version).tags)
+
+
+def version_url(mlflow_config: MlflowConfig, model_name: str, version: str) -> str:
+    """The model version's page in the MLflow UI."""
+    from urllib.parse import quote
+
+    return f"{mlflow_config.tracking_uri.rstrip('/')}/#/models/{quote(model_name)}/versions/{version}"
