@@ -18,7 +18,7 @@ from scripts.apply_settings import SettingsError
 ROOT = Path(__file__).resolve().parents[2]
 SETTINGS = ROOT / "airflow_settings.yaml"
 # What the library and DAGs use (include/retraining, dags/, plugins/).
-CONNECTIONS = {"mongo_default": "mongo", "aws_default": "aws", "smtp_default": "smtp"}
+CONNECTIONS = {"mongo_default": "mongo", "aws_default": "aws", "smtp_default": "smtp", "airflow_api": "http"}
 VARIABLES = {"mlflow_tracking_uri", "artifacts_bucket", "alert_recipients", "retrain_config"}
 # The Astro CLI's schema for airflow_settings.yaml (astro-cli settings/types.go).
 TYPES = {
