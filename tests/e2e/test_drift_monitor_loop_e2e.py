@@ -171,7 +171,7 @@ def test_a_drifted_window_alerts_and_retrains_with_no_other_action(loop):
 
     [alert] = wait_for("the drift alert mail", lambda: drift_alerts(config.model_name), loop)
     alert_seconds = time.monotonic() - inserted
-    text = alert.get_body(("plain",)).get_content()
+    text = alert.get_body(("html",)).get_content()
     assert "Age" in text
     assert "Annual_Premium" in text
     assert [a.get_filename() for a in alert.iter_attachments()] == ["drift-report.html"]

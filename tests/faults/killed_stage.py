@@ -22,7 +22,15 @@ from include.retraining.core.config import load_config
 from include.retraining.core.records import RunInfo
 from tests.faults.conftest import RECORDS, Attempt, call_stage
 
-MONGO_WRITES = ("insert_one", "insert_many", "update_one", "update_many", "replace_one", "bulk_write")
+MONGO_WRITES = (
+    "insert_one",
+    "insert_many",
+    "update_one",
+    "update_many",
+    "replace_one",
+    "find_one_and_update",
+    "bulk_write",
+)
 
 
 def kill_after(owner: type, method: str, when=lambda *args: True) -> None:
