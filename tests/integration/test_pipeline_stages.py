@@ -274,7 +274,10 @@ def test_first_challenger_becomes_champion(config, first):
     assert "previous_champion" not in registration.tags
     assert promotion == Promotion(promoted=True, champion_version="1", previous_champion=None, reason=promotion.reason)
     assert first.champion == registry.Champion(
-        version="1", model_uri=f"models:/{config.model_name}/1", snapshot_uri=first.report.snapshot.uri
+        version="1",
+        model_uri=f"models:/{config.model_name}/1",
+        snapshot_uri=first.report.snapshot.uri,
+        model_sha256=first.training.model_sha256,
     )
     tags = registry.version_tags(config.mlflow, config.model_name, "1")
     assert tags["snapshot_uri"] == first.report.snapshot.uri

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.ensemble import RandomForestClassifier
 
 from include.retraining.adapters import registry
 from include.retraining.core.config import PipelineConfig
@@ -101,21 +100,17 @@ def test_log_training_records_params_metrics_lineage_and_model(logged):
     assert {tag.key: tag.value for tag in dataset_input.tags}.get("mlflow.data.context") == "training"
 
 
-def test_logged_model_loads_back_with_its_trusted_types(logged):
-    """skops refuses sklearn's Tree by default: the types recorded with the model make it load."""
+def test_logged_model_loads_back_with_the_allowlist_and_its_digest(logged):
+    """skops refuses sklearn's Tree by default: the project's allowlist makes it load, the digest proves
+    it is the file that was logged."""
     features = logged.train[logged.config.contract.feature_names]
+    digest = registry.model_digest(logged.config.mlflow, logged.model_uri)
 
-    loaded = registry.load_model(logged.config.mlflow, logged.model_uri)
+    loaded = registry.load_model(logged.config.mlflow, logged.model_uri, digest)
 
     assert type(loaded) is type(logged.model)
     np.testing.assert_array_equal(loaded.predict_proba(features), logged.model.predict_proba(features))
-    trusted = registry.own_model_types(logged.model)
-    assert "sklearn.tree._tree.Tree" in trusted
-
-
-def test_own_model_types_of_a_plain_forest():
-    model = RandomForestClassifier(n_estimators=2, random_state=0).fit([[0], [1], [0], [1]], [0, 1, 0, 1])
-    assert registry.own_model_types(model) == ["sklearn.tree._tree.Tree"]
+    assert registry.logged_model(logged.config.mlflow, logged.run_id) == logged.model_uri
 
 
 def test_register_then_promote(logged):
@@ -125,8 +120,10 @@ def test_register_then_promote(logged):
         {"snapshot_uri": logged.snapshot.uri, "drifted_columns": ["Age"], "gate_passed": "true", "skipped": None}
     )
 
-    first = registry.register(config.mlflow, name, logged.model_uri, tags)
+    first = registry.register(config.mlflow, name, logged.model_uri, logged.run_id, tags)
+    again = registry.register(config.mlflow, name, logged.model_uri, logged.run_id, tags)  # a retried task
 
+    assert again.version == first.version
     assert first.model_name == name
     assert first.version == "1"
     assert registry.version_tags(config.mlflow, name, "1") == {
@@ -143,14 +140,18 @@ def test_register_then_promote(logged):
 
     assert champion == registry.Champion(version="1", model_uri=f"models:/{name}/1", snapshot_uri=logged.snapshot.uri)
     assert registry.version_tags(config.mlflow, name, "1")["promotion_reason"] == "first model"
-    loaded = registry.load_model(config.mlflow, champion.model_uri)  # the registry uri loads too
+    digest = registry.model_digest(config.mlflow, champion.model_uri)
+    loaded = registry.load_model(config.mlflow, champion.model_uri, digest)  # the registry uri loads too
     features = logged.train[config.contract.feature_names].head(20)
     np.testing.assert_array_equal(loaded.predict_proba(features), logged.model.predict_proba(features))
 
-    second = registry.register(config.mlflow, name, logged.model_uri, {"snapshot_uri": "s3://elsewhere/x.parquet"})
+    # another run's version (registered directly: this module logs one model only)
+    second = registry.fluent(config.mlflow).register_model(
+        logged.model_uri, name, tags={"snapshot_uri": "s3://elsewhere/x.parquet"}
+    )
+    client.set_registered_model_alias(name, registry.CHALLENGER, second.version)
 
     assert second.version == "2"
-    assert client.get_model_version_by_alias(name, registry.CHALLENGER).version == "2"
     assert registry.champion(config.mlflow, name).version == "1"  # registering never moves the champion
 
     registry.set_champion(config.mlflow, name, "2", "better")
@@ -163,7 +164,7 @@ def test_register_then_promote(logged):
 def test_champion_without_snapshot_tag(logged):
     config = logged.config
     name = f"{config.model_name}_untagged"
-    version = registry.register(config.mlflow, name, logged.model_uri, {}).version
+    version = registry.register(config.mlflow, name, logged.model_uri, logged.run_id, {}).version
     registry.set_champion(config.mlflow, name, version, "rollback target")
 
     champion = registry.champion(config.mlflow, name)

@@ -149,3 +149,18 @@ def test_seeded_fit_is_reproducible(data):
 
     assert np.array_equal(first, second)
     assert not np.array_equal(first, other)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS)
+def test_the_skops_allowlist_covers_every_estimator_the_project_builds(estimator, default_config, make_frame):
+    """adapters/registry/models.TRUSTED_TYPES is fixed in code (never read from an artifact): it must hold
+    every non-default type a model of each estimator needs, or that model could not be loaded back."""
+    import skops.io
+
+    from include.retraining.adapters.registry import TRUSTED_TYPES
+
+    config = with_overrides(default_config, training={"estimator": estimator, "hyperparameters": {}})
+    frame = make_frame(300, seed=3)
+    model = fit(frame[[*config.contract.feature_names, "Response"]], config.contract, config.training)
+
+    assert set(skops.io.get_untrusted_types(data=skops.io.dumps(model))) <= set(TRUSTED_TYPES)
