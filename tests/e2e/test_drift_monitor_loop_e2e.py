@@ -45,7 +45,7 @@ def loop(airflow_group, stack_environ):
     end_monitor_runs(client)
 
     _, overrides = isolated_overrides(
-        "e2e_loop", monitoring={"min_new_documents": 1000}, training={"hyperparameters": {"n_estimators": 60}}
+        "e2e_loop", monitoring={"min_new_documents": 1000}, training={"hyperparameters": {"max_iter": 60}}
     )
     previous = client.get_variable("retrain_config")
     client.set_variable("retrain_config", json.dumps(overrides), description=f"set by {__name__}")

@@ -36,7 +36,7 @@ HOW_TO_START = (
     "(`make test` does both)"
 )
 # small and quick: the tests check the wiring, not the model
-TEST_TRAINING = {"hyperparameters": {"n_estimators": 30, "max_depth": 8}}
+TEST_TRAINING = {"hyperparameters": {"max_iter": 30, "max_depth": 8}}
 
 
 def unique_tag() -> str:
