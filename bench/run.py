@@ -29,6 +29,9 @@ BASELINE_REF = "eb49517"  # before issue 11
 
 
 def git_sha() -> str:
+    """The commit the results belong to (``BENCH_SHA`` pins it for a queue of runs); ``-dirty`` if edited."""
+    if pinned := os.environ.get("BENCH_SHA"):
+        return pinned
     sha = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
     ).stdout.strip()
