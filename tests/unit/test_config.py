@@ -53,7 +53,7 @@ def test_overrides_are_deep_merged_in_order_later_wins():
     assert config.source.lookback_hours == 24
     assert config.source.database == "insurance"  # untouched sibling keys survive the merge
     assert config.training.hyperparameters["max_depth"] == 3
-    assert config.training.hyperparameters["max_iter"] == 200
+    assert config.training.hyperparameters["max_iter"] == 400
 
 
 def test_deep_merge_leaves_its_inputs_alone():

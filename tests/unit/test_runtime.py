@@ -56,9 +56,10 @@ def test_hyperparameter_params_merge_into_the_configured_ones():
 
     assert config.training.hyperparameters == {
         "max_iter": 50,
-        "learning_rate": 0.1,
-        "max_leaf_nodes": 31,
-        "min_samples_leaf": 100,
+        "learning_rate": 0.05,
+        "max_depth": 4,
+        "min_samples_leaf": 50,
+        "early_stopping": True,
         "class_weight": "balanced",
     }
     assert config.source.lookback_hours == 6

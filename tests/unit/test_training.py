@@ -97,7 +97,7 @@ def test_unknown_hyperparameter_is_named():
 
 def test_hyperparameters_of_another_estimator_are_named_when_the_config_loads():
     """The default hyperparameters are gradient boosting's; switching the estimator alone does not fit them."""
-    with pytest.raises(ConfigError, match=r"\['learning_rate', 'max_leaf_nodes', 'min_samples_leaf'\]"):
+    with pytest.raises(ConfigError, match=r"\['early_stopping', 'learning_rate', 'max_depth', 'min_samples_leaf'\]"):
         load_config({"training": {"estimator": "logistic_regression"}})
 
 
