@@ -177,10 +177,13 @@ def bench_dag(label: str, repeat: int, baseline_ref: str) -> dict[str, float]:
         warmed = dags_test(warm_up, f"{label}-{version}-warm-up")
         figures |= {f"dag.{label}.{version}.warm_up_10k.{k}": v for k, v in warmed.items() if "." not in k}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in candidates}
-    for _ in range(repeat):
-        for name, candidate in candidates.items():
-            runs[name].append(candidate())
-            print(f"  dag {label} {name}: {runs[name][-1]['seconds']:.1f} s", flush=True)
+    try:
+        for _ in range(repeat):
+            for name, candidate in candidates.items():
+                runs[name].append(candidate())
+                print(f"  dag {label} {name}: {runs[name][-1]['seconds']:.1f} s", flush=True)
+    finally:  # the worktree is registered in the shared repository: leave none behind
+        remove_baseline_tree(tree)
     for name, values in runs.items():
         for key in values[0]:
             pick = max if key.endswith("peak_rss_mb") else median

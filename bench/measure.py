@@ -1,4 +1,4 @@
-"""Measuring helpers: a function run in a forked child (its own peak RSS), medians, interleaving."""
+"""Measuring helpers: a function in a forked child or a command, each with its own peak RSS; medians."""
 
 from __future__ import annotations
 
@@ -61,12 +61,6 @@ def rss_mb() -> float:
     """This process's resident set size now, in MB."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
-
-
-def timed(function: Callable[..., Any], *args: Any) -> tuple[float, Any]:
-    started = time.perf_counter()
-    result = function(*args)
-    return time.perf_counter() - started, result
 
 
 def median(values: Sequence[float]) -> float:

@@ -34,6 +34,8 @@ def _config(label: str):
 
 
 def extract_read_window(label: str) -> dict:
+    import pymongoarrow.api  # noqa: F401 - imported before the clock starts, like pandas for the baseline
+
     from include.retraining.adapters import mongo
 
     config = _config(label)
