@@ -12,10 +12,10 @@ STACK := $(BIN)/python -m scripts.local_stack
 WITH_STACK := set -a && source .local/stack.env && set +a &&
 SEED_ROWS ?= 20000
 
-.PHONY: help venv up down status seed mongo-setup demo dags-test rollback summary test lint airflow bench
+.PHONY: help venv up down status seed mongo-setup demo dags-test rollback summary test lint airflow bench bench-1m bench-compare bench-estimators
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	@test -n "$(PYTHON)" || { echo "python3.12 not found: install it or run 'make PYTHON=/path/to/python3.12'"; exit 1; }
@@ -56,8 +56,26 @@ mongo-setup: up ## as MongoDB's admin: indexes and the pipeline role's privilege
 demo: seed ## the main job: stack up, sample data, two retrain runs (first champion, then drift), summary
 	$(WITH_STACK) $(BIN)/python -m include.demo.demo
 
-bench: up ## benchmarks: ratios against a baseline measured in the same run
-	$(WITH_STACK) $(BIN)/python bench/dag_parse.py
+BENCH_SIZES ?= 10k,100k
+BENCH_REPEAT ?= 3
+
+bench: up ## benchmarks at BENCH_SIZES (10k,100k): ratios against a baseline measured in the same run
+	$(WITH_STACK) BENCH_SIZES=$(BENCH_SIZES) BENCH_REPEAT=$(BENCH_REPEAT) $(BIN)/python -m bench.run
+
+bench-1m: up ## the same suite at 1M rows (about an hour on 2 cores; seeds 1M documents once)
+	$(WITH_STACK) BENCH_SIZES=1m BENCH_REPEAT=$(BENCH_REPEAT) $(BIN)/python -m bench.run
+
+bench-estimators: venv ## holdout quality and fit cost of the candidate estimators (ROWS=1000000)
+	$(BIN)/python -m bench.estimators --rows $(or $(ROWS),1000000)
+
+# `make bench-compare A B` (or A=... B=...): the words after the goal are the two commits, not goals
+ifeq (bench-compare,$(firstword $(MAKECMDGOALS)))
+COMPARE_ARGS := $(wordlist 2,$(words $(MAKECMDGOALS)),$(MAKECMDGOALS))
+$(eval $(COMPARE_ARGS):;@:)
+endif
+
+bench-compare: venv ## compare two commits' bench results: make bench-compare <sha A> <sha B>
+	$(BIN)/python -m bench.compare $(or $(A),$(word 1,$(COMPARE_ARGS))) $(or $(B),$(word 2,$(COMPARE_ARGS)))
 
 lint: venv ## ruff
 	$(BIN)/ruff check .

@@ -49,7 +49,7 @@ def loop(airflow_group, stack_environ):
         # each step inserts its documents at once (no late writer): no grace period to wait out here;
         # tests/integration/test_monitor_windows.py covers late writers
         monitoring={"min_new_documents": 1000, "grace_seconds": 0},
-        training={"hyperparameters": {"n_estimators": 60}},
+        training={"hyperparameters": {"max_iter": 60}},
     )
     previous = client.get_variable("retrain_config")
     client.set_variable("retrain_config", json.dumps(overrides), description=f"set by {__name__}")

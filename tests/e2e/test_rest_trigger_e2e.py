@@ -25,7 +25,7 @@ pytestmark = pytest.mark.e2e
 
 DAG_ID = "retrain_model"
 RUN_TIMEOUT = 360.0
-PARAMS = {"force_retrain": True, "n_estimators": 50, "lookback_hours": 720}
+PARAMS = {"force_retrain": True, "max_iter": 50, "lookback_hours": 720}
 
 
 @pytest.fixture(scope="module")
@@ -74,10 +74,10 @@ def test_the_api_wants_a_token_from_the_simple_auth_manager(airflow):
 @pytest.mark.parametrize(
     ("conf", "param", "reason"),
     [
-        ({"n_estimators": "lots"}, "n_estimators", "is not of type"),
+        ({"max_iter": "lots"}, "max_iter", "is not of type"),
         ({"lookback_hours": -5}, "lookback_hours", "less than the minimum of 1"),
         ({"force_retrain": "maybe"}, "force_retrain", "is not of type 'null', 'boolean'"),
-        ({"n_estimators": 5000}, "n_estimators", "greater than the maximum of 2000"),
+        ({"max_iter": 5000}, "max_iter", "greater than the maximum of 2000"),
     ],
     ids=["trees-as-text", "negative-lookback", "force-not-boolean", "too-many-trees"],
 )
@@ -120,4 +120,4 @@ def test_valid_params_run_to_success_and_the_run_registers_the_champion(airflow)
     assert tags["airflow_dag_id"] == DAG_ID
     # the Params reached the tasks: the trees trained are the ones posted
     params = registry.client(config.mlflow).get_run(tags["mlflow_run_id"]).data.params
-    assert params["n_estimators"] == "50"
+    assert params["max_iter"] == "50"

@@ -55,7 +55,7 @@ def config(config_factory, fault_env) -> PipelineConfig:
         {
             "source": {"conn_id": "mongo_faults"},
             "gate": {"bootstrap_rounds": 50},
-            "training": {"hyperparameters": {"n_estimators": 10, "max_depth": 6}},
+            "training": {"hyperparameters": {"max_iter": 20, "max_depth": 6}},
         }
     )
     now = datetime.now(UTC)

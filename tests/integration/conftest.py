@@ -38,7 +38,7 @@ HOW_TO_START = (
 )
 ADMIN_CONN_ID = "mongo_admin"  # the stack's MongoDB administrator: setup and seeding, never the stages
 # small and quick: the tests check the wiring, not the model
-TEST_TRAINING = {"hyperparameters": {"n_estimators": 30, "max_depth": 8}}
+TEST_TRAINING = {"hyperparameters": {"max_iter": 30, "max_depth": 8}}
 
 
 def unique_tag() -> str:

@@ -256,7 +256,7 @@ def test_first_challenger_is_trained_on_the_validated_rows(config, first):
     holdout = storage.read_parquet(config.storage, training.holdout_uri)
     assert len(holdout) == training.rows_holdout
     assert list(holdout.columns) == [*config.contract.feature_names, "Response"]
-    assert training.params["n_estimators"] == 30
+    assert training.params["max_iter"] == 30
     assert training.params["snapshot_hash"] == first.report.snapshot.content_hash
     assert training.metrics["positive_share"] == pytest.approx(0.12, abs=0.04)
 

@@ -53,7 +53,7 @@ def test_overrides_are_deep_merged_in_order_later_wins():
     assert config.source.lookback_hours == 24
     assert config.source.database == "insurance"  # untouched sibling keys survive the merge
     assert config.training.hyperparameters["max_depth"] == 3
-    assert config.training.hyperparameters["n_estimators"] == 200
+    assert config.training.hyperparameters["max_iter"] == 400
 
 
 def test_deep_merge_leaves_its_inputs_alone():
@@ -183,9 +183,9 @@ def test_with_overrides_replaces_fields_of_sections():
 def test_with_overrides_replaces_a_whole_field_not_a_merge():
     config = load_config()
 
-    changed = with_overrides(config, training={"hyperparameters": {"n_estimators": 5}})
+    changed = with_overrides(config, training={"hyperparameters": {"max_iter": 5}})
 
-    assert changed.training.hyperparameters == {"n_estimators": 5}
+    assert changed.training.hyperparameters == {"max_iter": 5}
 
 
 def test_with_overrides_checks_ranges_again():

@@ -200,3 +200,27 @@ def test_other_primary_metric(labels, strong, weak):
     assert evaluation.primary_metric == "accuracy"
     assert evaluation.improvement == pytest.approx(evaluation.challenger["accuracy"] - evaluation.champion["accuracy"])
     assert "challenger accuracy" in evaluation.reason
+
+
+def _scores_pair(seed: int, rows: int, ties: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(rows) < rng.uniform(0.05, 0.5)).astype(int)
+    signal = y + rng.normal(0, 1.0, rows)
+    champion, challenger = (sigmoid(signal + rng.normal(0, s, rows)) for s in rng.uniform(0.3, 1.5, 2))
+    if ties:  # forests and coarse models score many rows alike
+        champion, challenger = np.round(champion, 1), np.round(challenger, 2)
+    return y, challenger, champion
+
+
+@pytest.mark.parametrize(("metric", "seeds"), [("roc_auc", 30), *((m, 6) for m in METRICS if m != "roc_auc")])
+def test_vectorised_win_share_decides_like_the_loop_over_many_seeds(metric, seeds):
+    """The O(n)-per-round bootstrap draws the same resamples and reaches the same share as the loop that
+    materialises every resample and calls scikit-learn on it (today's implementation, kept in bench/)."""
+    from bench.baselines import loop_win_share
+
+    for seed in range(seeds):
+        y, challenger, champion = _scores_pair(seed, rows=int(60 + 37 * seed), ties=seed % 2 == 0)
+        for margin in (0.0, 0.005):
+            gate = replace(GATE, primary_metric=metric, min_improvement=margin, bootstrap_rounds=20)
+            expected = loop_win_share(y, challenger, champion, gate)
+            assert win_share(y, challenger, champion, gate) == expected, (seed, margin)

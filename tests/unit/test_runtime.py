@@ -21,7 +21,7 @@ class RunType(enum.Enum):  # shaped like airflow's DagRunType
 
 
 def test_empty_params_change_nothing():
-    params = dict.fromkeys(("lookback_hours", "drift_share_threshold", "n_estimators", "max_depth"))
+    params = dict.fromkeys(("lookback_hours", "drift_share_threshold", "max_iter", "max_depth"))
     assert param_overrides({"force_retrain": True, **params}) == {}
     assert param_overrides({}) == {}
 
@@ -33,7 +33,7 @@ def test_params_land_in_their_sections():
             "lookback_hours": 48,
             "drift_share_threshold": 0.5,
             "min_improvement": 0.02,
-            "n_estimators": 50,
+            "max_iter": 50,
             "max_depth": None,
             "min_samples_leaf": 3,
         }
@@ -43,7 +43,7 @@ def test_params_land_in_their_sections():
         "source": {"lookback_hours": 48},
         "drift": {"drift_share_threshold": 0.5},
         "gate": {"min_improvement": 0.02},
-        "training": {"hyperparameters": {"n_estimators": 50, "min_samples_leaf": 3}},
+        "training": {"hyperparameters": {"max_iter": 50, "min_samples_leaf": 3}},
     }
 
 
@@ -52,12 +52,14 @@ def test_zero_is_a_value_not_an_empty_param():
 
 
 def test_hyperparameter_params_merge_into_the_configured_ones():
-    config = load_config(param_overrides({"n_estimators": 50, "lookback_hours": 6}))
+    config = load_config(param_overrides({"max_iter": 50, "lookback_hours": 6}))
 
     assert config.training.hyperparameters == {
-        "n_estimators": 50,
-        "max_depth": 12,
-        "min_samples_leaf": 5,
+        "max_iter": 50,
+        "learning_rate": 0.05,
+        "max_depth": 4,
+        "min_samples_leaf": 50,
+        "early_stopping": True,
         "class_weight": "balanced",
     }
     assert config.source.lookback_hours == 6

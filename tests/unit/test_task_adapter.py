@@ -88,5 +88,5 @@ def test_each_number_field_states_the_bounds_the_form_clamps_to():
     params = dag_params()
 
     assert "at least 1; the form raises a smaller value to 1" in params["lookback_hours"].description
-    assert "A whole number from 10 to 2000" in params["n_estimators"].description
+    assert "A whole number from 10 to 2000" in params["max_iter"].description
     assert "A number from 0 to 1" in params["min_improvement"].description

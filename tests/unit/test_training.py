@@ -10,7 +10,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
 from include.retraining.core.config import ESTIMATORS, ConfigError, load_config, with_overrides
-from include.retraining.core.training import build_pipeline, features_and_label, fit, split_holdout
+from include.retraining.core.training import (
+    build_pipeline,
+    features_and_label,
+    fit,
+    split_holdout,
+    training_sample,
+)
 
 SMALL = {
     "random_forest": (RandomForestClassifier, {"n_estimators": 20, "max_depth": 6, "class_weight": "balanced"}),
@@ -70,8 +76,9 @@ def test_preprocessing_follows_the_contract(default_config):
     assert transformers["categorical"] == default_config.contract.categorical_features
 
 
-def test_unseen_categories_and_missing_values_still_predict(data):
-    config = config_for("random_forest")
+@pytest.mark.parametrize("estimator", ["random_forest", "gradient_boosting"])
+def test_unseen_categories_and_missing_values_still_predict(estimator, data):
+    config = config_for(estimator)
     model = fit(data, config.contract, config.training)
     odd = data[config.contract.feature_names].head(3).copy()
     odd.loc[odd.index[0], "Gender"] = "Unknown"
@@ -83,21 +90,21 @@ def test_unseen_categories_and_missing_values_still_predict(data):
 
 def test_unknown_hyperparameter_is_named():
     with pytest.raises(
-        ConfigError, match=r"training.hyperparameters \['n_trees'\] are not parameters of random_forest"
+        ConfigError, match=r"training.hyperparameters \['n_trees'\] are not parameters of gradient_boosting"
     ):
         with_overrides(load_config(), training={"hyperparameters": {"n_trees": 10, "max_depth": 3}})
 
 
 def test_hyperparameters_of_another_estimator_are_named_when_the_config_loads():
-    """The default hyperparameters are RandomForest's; switching the estimator alone does not fit them."""
-    with pytest.raises(ConfigError, match=r"\['max_depth', 'min_samples_leaf', 'n_estimators'\]"):
+    """The default hyperparameters are gradient boosting's; switching the estimator alone does not fit them."""
+    with pytest.raises(ConfigError, match=r"\['early_stopping', 'learning_rate', 'max_depth', 'min_samples_leaf'\]"):
         load_config({"training": {"estimator": "logistic_regression"}})
 
 
 def test_a_bad_hyperparameter_value_fails_at_fit(data):
-    config = with_overrides(load_config(), training={"hyperparameters": {"n_estimators": -3}})
+    config = with_overrides(load_config(), training={"hyperparameters": {"max_iter": -3}})
 
-    with pytest.raises(ValueError, match="n_estimators"):
+    with pytest.raises(ValueError, match="max_iter"):
         fit(data, config.contract, config.training)
 
 
@@ -147,8 +154,55 @@ def test_seeded_fit_is_reproducible(data):
     second = fit(data, config.contract, config.training).predict_proba(features)
     other = fit(data, config.contract, config_for("random_forest", seed=4).training).predict_proba(features)
 
-    assert np.array_equal(first, second)
-    assert not np.array_equal(first, other)
+    # the same trees; with n_jobs=-1 the forest sums their votes in thread order, so compare to 1e-12
+    assert np.allclose(first, second, rtol=0, atol=1e-12)
+    assert not np.allclose(first, other, rtol=0, atol=1e-12)
+
+
+def test_gradient_boosting_splits_on_the_contracts_categories_natively(default_config):
+    pipeline = build_pipeline(default_config.contract, config_for("gradient_boosting").training)
+
+    transformers = {name: (step, columns) for name, step, columns in pipeline.named_steps["preprocess"].transformers}
+    assert transformers["numeric"] == ("passthrough", default_config.contract.numeric_features)
+    codes, columns = transformers["categorical"]
+    assert columns == default_config.contract.categorical_features
+    contract_categories = {f.name: list(f.categories) for f in default_config.contract.features if f.categories}
+    assert codes.categories == [contract_categories[name] for name in columns]
+    numeric, categorical = len(default_config.contract.numeric_features), len(columns)
+    assert pipeline.named_steps["estimator"].categorical_features == [False] * numeric + [True] * categorical
+
+
+def test_every_core_is_used_unless_the_hyperparameters_say_otherwise():
+    forest = config_for("random_forest")
+    assert build_pipeline(forest.contract, forest.training).named_steps["estimator"].n_jobs == -1
+
+    one_core = with_overrides(forest, training={"hyperparameters": {"n_jobs": 1}})
+    assert build_pipeline(one_core.contract, one_core.training).named_steps["estimator"].n_jobs == 1
+
+
+def test_training_sample_caps_rows_stratified_and_seeded(data, default_config):
+    capped = with_overrides(default_config, training={"max_rows": 300})
+
+    sample = training_sample(data, capped.contract, capped.training)
+
+    assert len(sample) == 300
+    assert set(sample.index) <= set(data.index)
+    assert sample["Response"].mean() == pytest.approx(data["Response"].mean(), abs=0.005)
+    assert sample.index.tolist() == training_sample(data, capped.contract, capped.training).index.tolist()
+    reseeded = with_overrides(capped, training={"seed": 7})
+    assert sample.index.tolist() != training_sample(data, reseeded.contract, reseeded.training).index.tolist()
+
+
+def test_training_sample_keeps_a_window_under_the_cap(data, default_config):
+    assert default_config.training.max_rows > len(data)
+    assert training_sample(data, default_config.contract, default_config.training) is data
+    uncapped = with_overrides(default_config, training={"max_rows": None})
+    assert training_sample(data, uncapped.contract, uncapped.training) is data
+
+
+def test_max_rows_must_be_positive():
+    with pytest.raises(ConfigError, match=r"training.max_rows must be at least 1, got 0"):
+        load_config({"training": {"max_rows": 0}})
 
 
 @pytest.mark.parametrize("estimator", ESTIMATORS)

@@ -32,9 +32,7 @@ class Knob:
 
 
 def hyperparameter(name: str, minimum: int, maximum: int, title: str) -> Knob:
-    return Knob(
-        name, ("training", "hyperparameters", name), "integer", minimum, maximum, title, f"RandomForest {name}."
-    )
+    return Knob(name, ("training", "hyperparameters", name), "integer", minimum, maximum, title, f"Estimator {name}.")
 
 
 KNOBS = (
@@ -57,7 +55,7 @@ KNOBS = (
         "Drift share threshold",
         "Dataset drift when at least this share of columns drifted.",
     ),
-    hyperparameter("n_estimators", 10, 2000, "Trees"),
+    hyperparameter("max_iter", 10, 2000, "Boosting iterations"),
     hyperparameter("max_depth", 1, 100, "Max depth"),
     hyperparameter("min_samples_leaf", 1, 1000, "Min samples per leaf"),
     Knob(

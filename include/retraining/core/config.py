@@ -113,6 +113,7 @@ class TrainingConfig:
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     holdout_share: float = 0.2
     seed: int = 42
+    max_rows: int | None = None  # train on a stratified sample of at most this many rows (None: all)
 
 
 @dataclass(frozen=True)
@@ -212,6 +213,8 @@ def _check_ranges(config: PipelineConfig) -> None:
             problems.append(f"{name} must be within [0, 1], got {value}")
     if not 0 < config.training.holdout_share < 1:
         problems.append(f"training.holdout_share must be within (0, 1), got {config.training.holdout_share}")
+    if config.training.max_rows is not None and config.training.max_rows < 1:
+        problems.append(f"training.max_rows must be at least 1, got {config.training.max_rows}")
     if len(config.contract.label.classes) < 2:
         problems.append("contract.label.classes needs at least two classes")
     if not config.contract.features:

@@ -42,17 +42,74 @@ def score(y: np.ndarray, scores: np.ndarray) -> dict[str, float]:
 
 
 def win_share(y: np.ndarray, challenger: np.ndarray, champion: np.ndarray, gate: GateConfig) -> float:
-    """Share of paired bootstrap resamples in which the challenger beats the champion by the margin."""
-    metric = METRIC_FUNCTIONS[gate.primary_metric]
+    """Share of paired bootstrap resamples in which the challenger beats the champion by the margin.
+
+    A resample is a vector of row multiplicities (``bincount`` of the drawn rows), and each metric is
+    computed from those weights in O(n) over rows sorted once, instead of materialising and re-sorting
+    every resample: the same resamples and the same decisions as ``metric(y[rows], scores[rows])`` per
+    round (asserted against that loop in the unit tests), about 20x faster on a 200k-row holdout.
+    """
+    y = np.asarray(y).astype(bool)
+    weighted = _weighted_metric(gate.primary_metric, y, np.asarray(challenger), np.asarray(champion))
     rng = np.random.default_rng(0)
     wins = rounds = 0
     for _ in range(gate.bootstrap_rounds):
-        rows = rng.integers(0, len(y), len(y))
-        if len(np.unique(y[rows])) < 2:  # ROC-AUC is undefined on one class
+        counts = np.bincount(rng.integers(0, len(y), len(y)), minlength=len(y))
+        positives = int(counts[y].sum())
+        if positives == 0 or positives == len(y):  # one class only: ROC-AUC is undefined, skip the round
             continue
         rounds += 1
-        wins += metric(y[rows], challenger[rows]) - metric(y[rows], champion[rows]) >= gate.min_improvement
+        challenger_value, champion_value = weighted(counts)
+        wins += challenger_value - champion_value >= gate.min_improvement
     return wins / rounds if rounds else 0.0
+
+
+def _weighted_metric(
+    name: str, y: np.ndarray, challenger: np.ndarray, champion: np.ndarray
+) -> Callable[[np.ndarray], tuple[float, float]]:
+    """``counts -> (metric of challenger, metric of champion)`` on the rows weighted by ``counts``."""
+    if name == "roc_auc":
+        ranked = [_RankedScores(y, scores) for scores in (challenger, champion)]
+        return lambda counts: (ranked[0].roc_auc(counts), ranked[1].roc_auc(counts))
+    predicted = [scores >= 0.5 for scores in (challenger, champion)]
+    return lambda counts: tuple(_label_metric_from_counts(name, y, p, counts) for p in predicted)
+
+
+class _RankedScores:
+    """Scores sorted once, ties grouped: ROC-AUC of any weighting of the rows in O(n).
+
+    AUC = P(score of a positive > score of a negative) + 0.5 P(tie), over weighted pairs: for each group
+    of tied scores, its positive weight times (negative weight below the group + half its own).
+    """
+
+    def __init__(self, y: np.ndarray, scores: np.ndarray) -> None:
+        self.order = np.argsort(scores, kind="stable")
+        ordered = scores[self.order]
+        self.starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+        self.positive = y[self.order]
+
+    def roc_auc(self, counts: np.ndarray) -> float:
+        weights = counts[self.order]
+        positive = np.add.reduceat(np.where(self.positive, weights, 0), self.starts)
+        negative = np.add.reduceat(np.where(self.positive, 0, weights), self.starts)
+        below = np.cumsum(negative) - negative
+        pairs = 2 * int(positive @ below) + int(positive @ negative)  # integers: exact
+        return pairs / (2 * int(positive.sum()) * int(negative.sum()))
+
+
+def _label_metric_from_counts(name: str, y: np.ndarray, predicted: np.ndarray, counts: np.ndarray) -> float:
+    """Accuracy, precision, recall or F1 at the 0.5 threshold, rows weighted; 0 where undefined."""
+    tp = int(counts[y & predicted].sum())
+    fp = int(counts[~y & predicted].sum())
+    fn = int(counts[y & ~predicted].sum())
+    total = int(counts.sum())
+    if name == "accuracy":
+        return (total - fp - fn) / total
+    if name == "precision":
+        return tp / (tp + fp) if tp + fp else 0.0
+    if name == "recall":
+        return tp / (tp + fn) if tp + fn else 0.0
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
 def decide_promotion(

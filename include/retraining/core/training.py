@@ -1,20 +1,32 @@
-"""The estimator: a scikit-learn Pipeline built from the data contract, seeded end to end."""
+"""The estimator: a scikit-learn Pipeline built from the data contract, seeded end to end.
+
+Every core is used (``n_jobs=-1`` where the estimator has it; histogram gradient boosting uses all
+cores through OpenMP). Gradient boosting takes the contract's categories as ordinal codes and splits
+on them natively, so it needs neither one-hot columns nor scaling; the other estimators get both.
+A window larger than ``training.max_rows`` is trained on a stratified sample of that many rows.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
 from include.retraining.core.config import ConfigError, ContractConfig, TrainingConfig, estimator_class
 
+NATIVE_CATEGORICAL = ("gradient_boosting",)  # estimators that split on category codes themselves
+JOBLIB_PARALLEL = ("random_forest",)  # estimators whose n_jobs spreads the work over cores (-1: all)
+
 
 def build_pipeline(contract: ContractConfig, training: TrainingConfig) -> Pipeline:
+    if training.estimator in NATIVE_CATEGORICAL:
+        return _native_categorical_pipeline(contract, training)
     preprocess = ColumnTransformer(
         [
             (
@@ -35,13 +47,45 @@ def build_pipeline(contract: ContractConfig, training: TrainingConfig) -> Pipeli
     return Pipeline([("preprocess", preprocess), ("estimator", build_estimator(training))])
 
 
-def build_estimator(training: TrainingConfig) -> Any:
+def _native_categorical_pipeline(contract: ContractConfig, training: TrainingConfig) -> Pipeline:
+    """Numbers as they are (missing values are learned, not imputed), categories as codes in the contract's
+    order; an unseen or missing category becomes NaN, the estimator's "missing" branch."""
+    categorical = [f for f in contract.features if f.kind == "categorical"]
+    codes = OrdinalEncoder(
+        categories=[list(f.categories) for f in categorical] if all(f.categories for f in categorical) else "auto",
+        handle_unknown="use_encoded_value",
+        unknown_value=np.nan,
+        encoded_missing_value=np.nan,
+    )
+    preprocess = ColumnTransformer(
+        [("numeric", "passthrough", contract.numeric_features), ("categorical", codes, contract.categorical_features)]
+    )
+    is_categorical = [False] * len(contract.numeric_features) + [True] * len(categorical)
+    estimator = build_estimator(training, categorical_features=is_categorical)
+    return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
+
+
+def build_estimator(training: TrainingConfig, **defaults: Any) -> Any:
     cls = estimator_class(training.estimator)
+    defaults = {"random_state": training.seed, **defaults}
+    if training.estimator in JOBLIB_PARALLEL:
+        defaults["n_jobs"] = -1  # every core, unless the hyperparameters say otherwise
     try:
-        return cls(random_state=training.seed, **training.hyperparameters)
+        return cls(**(defaults | training.hyperparameters))
     except TypeError as error:
         given = sorted(training.hyperparameters)
         raise ConfigError(f"training.hyperparameters {given} do not fit {cls.__name__}: {error}") from error
+
+
+def training_sample(train: pd.DataFrame, contract: ContractConfig, training: TrainingConfig) -> pd.DataFrame:
+    """At most ``training.max_rows`` rows: a sample stratified on the label (every class keeps its share),
+    seeded with ``training.seed``, so the same window always trains on the same rows."""
+    if training.max_rows is None or len(train) <= training.max_rows:
+        return train
+    sample, _ = train_test_split(
+        train, train_size=training.max_rows, random_state=training.seed, stratify=train[contract.label.name]
+    )
+    return sample
 
 
 def split_holdout(

@@ -32,6 +32,10 @@ TRUSTED_TYPES = (
     "numpy.dtype",
     "sklearn.tree._tree.Tree",
     "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    # a fitted HistGradientBoosting keeps functools.partial(check_array); skops still checks the wrapped
+    # function's own type, so trusting partial alone lets no other callable in
+    "functools.partial",
+    "sklearn.utils.validation.check_array",
 )
 
 
