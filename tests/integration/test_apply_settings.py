@@ -109,7 +109,8 @@ def assert_listed_exactly_once(state: dict[str, list[dict[str, Any]]], settings:
             if name == "password" and name not in conn:
                 continue  # airflow_settings.yaml holds no secret: it neither sets nor erases one
             assert text(row[name]) == text(conn.get(name)), f"{conn_id}.{name}"
-        assert {k: text(v) for k, v in row["extra_dejson"].items()} == {k: text(v) for k, v in conn["extra"].items()}
+        declared_extra = conn.get("extra") or {}  # a connection may declare none (airflow_api)
+        assert {k: text(v) for k, v in row["extra_dejson"].items()} == {k: text(v) for k, v in declared_extra.items()}
     keys = [v["key"] for v in state["variables"]]
     for key, value in settings["variables"].items():
         assert keys.count(key) == 1, keys
