@@ -28,6 +28,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 RAISE = object()  # request(): a 404 is an error
+DATABASE_RETRIES = 3  # request(): a transient metadata-database error is retried this often
 
 
 class AirflowAPIError(RuntimeError):
@@ -100,11 +101,14 @@ class AirflowClient:
 
     def request(self, method: str, path: str, *, expect=(200,), if_missing: Any = RAISE, **kwargs) -> Any:
         """One authenticated call; the decoded JSON body (None for an empty one), or ``if_missing`` on a 404."""
-        for attempt in range(2):
+        for attempt in range(DATABASE_RETRIES + 1):
             headers = {"Authorization": f"Bearer {self._token or self.login()}"}
             response = self._http.request(method, path, headers=headers, **kwargs)
             if response.status_code == 401 and attempt == 0:
                 self._token = None  # expired or signed with another secret: log in again, once
+                continue
+            if _database_error(response) and attempt < DATABASE_RETRIES:
+                time.sleep(1 + attempt)  # the transaction was rolled back: the same call again is safe
                 continue
             break
         if response.status_code == 404 and if_missing is not RAISE:
@@ -174,6 +178,17 @@ class AirflowClient:
         """False if there was no such variable."""
         path = f"/api/v2/variables/{_q(key)}"
         return self.request("DELETE", path, expect=(204,), if_missing=False) is not False
+
+
+def _database_error(response: httpx.Response) -> bool:
+    """A 500 from the metadata database, e.g. SQLite's "database is locked" while the scheduler writes
+    (the local stack's SQLite allows one writer at a time): transient, unlike any other 500."""
+    if response.status_code != 500:
+        return False
+    try:
+        return response.json().get("reason") == "Database error"
+    except (ValueError, AttributeError):
+        return False
 
 
 def _q(part: str) -> str:

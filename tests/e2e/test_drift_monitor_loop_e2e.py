@@ -13,6 +13,7 @@ import email
 import email.policy
 import json
 import os
+import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -81,9 +82,12 @@ def end_monitor_runs(client: AirflowClient) -> None:
 
 
 def insert(config, rows: int, seed: int, **knobs) -> datetime:
-    """Documents stamped from now on, so they are all newer than any watermark already set."""
-    start = datetime.now(UTC)
-    docs = generate_documents(rows, start=start, end=start + timedelta(seconds=2), seed=seed, **knobs)
+    """Documents stamped in the last seconds: newer than any watermark already set, and none in the future
+    (the sensor counts up to now, so documents stamped ahead would be split across two windows)."""
+    end = datetime.now(UTC) - timedelta(milliseconds=500)
+    start = end - timedelta(seconds=2)
+    docs = generate_documents(rows, start=start, end=end, seed=seed, **knobs)
+    random.Random(seed).shuffle(docs)  # like concurrent writers: a sensor poll during the insert sees the newest stamp
     seed_source(config, docs)
     return start
 
