@@ -12,7 +12,7 @@ STACK := $(BIN)/python -m scripts.local_stack
 WITH_STACK := set -a && source .local/stack.env && set +a &&
 SEED_ROWS ?= 20000
 
-.PHONY: help venv up down status seed mongo-setup demo dags-test rollback summary test lint airflow bench bench-1m bench-compare bench-estimators
+.PHONY: help venv up down status seed mongo-setup load-csv demo dags-test rollback summary test lint airflow bench bench-1m bench-compare bench-estimators
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -52,6 +52,10 @@ summary: ## print what the last retrain produced and where to look
 
 mongo-setup: up ## as MongoDB's admin: indexes and the pipeline role's privileges for the config (retrain_config)
 	$(WITH_STACK) $(BIN)/python -m include.retraining.adapters.mongo_setup --admin-conn-id mongo_admin
+
+load-csv: up ## load a CSV into MongoDB: CSV=file.csv DB=db COLLECTION=name [TIMESTAMP=field] [TIMESTAMP_TYPE=date]
+	$(WITH_STACK) $(BIN)/python -m scripts.load_csv --csv "$(CSV)" --database "$(DB)" --collection "$(COLLECTION)" \
+		--timestamp "$(or $(TIMESTAMP),ingested_at)" --timestamp-type "$(or $(TIMESTAMP_TYPE),date)"
 
 demo: seed ## the main job: stack up, sample data, two retrain runs (first champion, then drift), summary
 	$(WITH_STACK) $(BIN)/python -m include.demo.demo

@@ -1,0 +1,117 @@
+"""``python -m scripts.load_csv``: load a CSV file into a MongoDB collection, to onboard a dataset locally.
+
+Production data arrives through its own ingestion (or ``mongoimport``); the local stack's server has no
+import tool, so this is the first step of onboarding a dataset there::
+
+    make load-csv CSV=weather.csv DB=weather COLLECTION=daily TIMESTAMP=observed_at
+    make onboard DB=weather COLLECTION=daily LABEL=summary TIMESTAMP=observed_at
+
+Column types are pandas' inference; an empty cell becomes an absent field. The timestamp column, when
+the CSV has it, is parsed (UTC unless it carries an offset) and stored as ``--timestamp-type``; when it
+has none, the rows are stamped in file order, evenly over the ``--days`` before ``--end``, as a feed
+that arrived over time. Runs as a MongoDB user that may write (``$SEED_MONGO_CONN_ID``; the pipeline's
+own user may only read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+TIMESTAMP_TYPES = ("date", "iso_string", "epoch_seconds", "epoch_millis")
+BATCH = 5000
+
+
+def stamped(frame: pd.DataFrame, field: str, days: float, end: datetime) -> pd.Series:
+    """The CSV's own timestamps, or file order spread evenly over ``days`` up to ``end``."""
+    if field in frame.columns:
+        parsed = pd.to_datetime(frame[field], utc=True, errors="coerce")
+        if bad := int(parsed.isna().sum()):
+            raise ValueError(
+                f"{bad} of {len(frame)} values of column {field!r} are not dates (e.g. row "
+                f"{int(parsed.isna().to_numpy().argmax()) + 2} of the file): fix them, or drop the column to "
+                "stamp the rows in file order"
+            )
+        return parsed
+    step = timedelta(days=days) / max(len(frame), 1)
+    start = end - timedelta(days=days)
+    return pd.Series([start + step * (i + 1) for i in range(len(frame))], index=frame.index)
+
+
+def stored(moment: pd.Timestamp, timestamp_type: str) -> Any:
+    """A UTC timestamp in the storage form the model config declares (``source.timestamp_type``)."""
+    moment = moment.to_pydatetime().astimezone(UTC)
+    if timestamp_type == "iso_string":
+        return moment.isoformat()
+    if timestamp_type == "epoch_seconds":
+        return moment.timestamp()
+    if timestamp_type == "epoch_millis":
+        return round(moment.timestamp() * 1000)
+    return moment
+
+
+def documents(frame: pd.DataFrame, field: str, timestamp_type: str, days: float, end: datetime) -> list[dict]:
+    stamps = stamped(frame, field, days, end)
+    rows = frame.drop(columns=[field], errors="ignore").to_dict(orient="records")
+    return [
+        {key: native(value) for key, value in row.items() if not _missing(value)}
+        | {field: stored(stamp, timestamp_type)}
+        for row, stamp in zip(rows, stamps, strict=True)
+    ]
+
+
+def native(value: Any) -> Any:
+    """numpy scalars as Python values: BSON has no numpy types."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m scripts.load_csv", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--csv", type=Path, required=True)
+    parser.add_argument("--database", required=True)
+    parser.add_argument("--collection", required=True)
+    parser.add_argument("--timestamp", default="ingested_at", help="the timestamp field (default ingested_at)")
+    parser.add_argument("--timestamp-type", choices=TIMESTAMP_TYPES, default="date")
+    parser.add_argument("--days", type=float, default=30.0, help="span of file-order stamps (no timestamp column)")
+    parser.add_argument("--end", type=datetime.fromisoformat, help="end of file-order stamps (default now, UTC)")
+    parser.add_argument("--id-column", help="a CSV column to store as _id (default: MongoDB's ObjectId)")
+    parser.add_argument("--conn-id", default=os.environ.get("SEED_MONGO_CONN_ID", "mongo_default"))
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from include.retraining.adapters.mongo import insert_documents
+
+    args = _parse_args(argv)
+    frame = pd.read_csv(args.csv)
+    if args.id_column:
+        frame = frame.rename(columns={args.id_column: "_id"})
+    end = (args.end or datetime.now(UTC)).astimezone(UTC)
+    try:
+        docs = documents(frame, args.timestamp, args.timestamp_type, args.days, end)
+    except ValueError as error:
+        print(f"load-csv: {args.csv}: {error}", file=sys.stderr)
+        return 2
+    target = {"database": args.database, "collection": args.collection, "conn_id": args.conn_id}
+    inserted = sum(insert_documents(docs[i : i + BATCH], **target) for i in range(0, len(docs), BATCH))
+    print(
+        f"loaded {inserted} documents from {args.csv} into {args.database}.{args.collection} "
+        f"({args.timestamp} stored as {args.timestamp_type})"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
