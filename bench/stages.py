@@ -114,7 +114,7 @@ def train_evaluate(rows: int, today: bool) -> dict:
     from bench.baselines import loop_win_share
     from include.demo.sample_data import generate_frame
     from include.retraining.core.config import load_config, with_overrides
-    from include.retraining.core.evaluation import positive_scores, score, win_share
+    from include.retraining.core.evaluation import predict, score, targets, win_share
     from include.retraining.core.training import features_and_label, fit, split_holdout, training_sample
 
     config = load_config()
@@ -127,9 +127,9 @@ def train_evaluate(rows: int, today: bool) -> dict:
     model = fit(training_sample(train, config.contract, config.training), config.contract, config.training)
     trained = time.perf_counter()
     features, label = features_and_label(holdout, config.contract)
-    y = label.to_numpy().astype(int)
-    challenger = positive_scores(model, features)
-    champion = positive_scores(model, features)  # the steady state: the champion is a model like this one
+    y = targets(config.contract.label, label)
+    challenger = predict(model, features, config.contract.label)
+    champion = predict(model, features, config.contract.label)  # the steady state: a model like this one
     metrics = score(y, challenger)
     score(y, champion)
     (loop_win_share if today else win_share)(y, challenger, champion, config.gate)

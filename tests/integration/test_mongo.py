@@ -6,11 +6,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 from bson import ObjectId
 
 from include.retraining.adapters import mongo
-from include.retraining.core.config import PipelineConfig
+from include.retraining.core.config import LabelSpec, PipelineConfig, with_overrides
 from tests.integration.conftest import ADMIN_CONN_ID
 
 pytestmark = pytest.mark.integration
@@ -216,3 +217,38 @@ def test_watermarks_are_per_key(pipeline_config):
 
     assert mongo.read_watermark(source, state, "model-a") == T
     assert mongo.read_watermark(source, state, "model-b") == T - timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("label", "stored", "read"),
+    [
+        # strings survive (they were nulls when every label was read as float64); a number is no string
+        (
+            {"objective": "multiclass", "classes": ["rain", "sun", "fog"]},
+            ["rain", "fog", 3, None],
+            ["rain", "fog", None, None],
+        ),
+        ({"classes": (False, True)}, [True, False, 1, "yes"], [True, False, None, None]),
+        # int classes: 1.5 must reach validation as 1.5 (an int64 column would truncate it to 1)
+        ({"classes": (0, 1)}, [1, 0, 1.5, "1"], [1.0, 0.0, 1.5, None]),
+        (
+            {"objective": "regression", "classes": [], "positive_class": None},
+            [151.0, 75, -2.5, "x"],
+            [151.0, 75.0, -2.5, None],
+        ),
+    ],
+)
+def test_the_label_is_read_with_the_type_of_its_kind(config_factory, label, stored, read):
+    config = with_overrides(
+        config_factory(),
+        contract={"label": LabelSpec("Response", **label)},
+        training={"hyperparameters": {}},
+        gate={"primary_metric": None},
+    )
+    insert(config, [document(T + timedelta(minutes=i), Response=value) for i, value in enumerate(stored)])
+
+    frame = mongo.read_window(config.source, config.contract, None, T + timedelta(hours=1))
+
+    values = [None if pd.isna(value) else value for value in frame["Response"].tolist()]  # NaN, None: null
+    assert values == read
+    assert [type(value) for value in values] == [type(value) for value in read]

@@ -130,7 +130,7 @@ def test_a_section_that_is_not_an_object():
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ({"gate": {"primary_metric": "auc"}}, "gate.primary_metric 'auc' is not one of"),
+        ({"gate": {"primary_metric": "auc"}}, "gate.primary_metric 'auc' is not a metric of objective binary: use"),
         ({"training": {"estimator": "xgboost"}}, "training.estimator 'xgboost' is not one of"),
         ({"contract": {"max_quarantine_share": 1.5}}, "contract.max_quarantine_share must be within [0, 1], got 1.5"),
         ({"drift": {"drift_share_threshold": -0.1}}, "drift.drift_share_threshold must be within [0, 1], got -0.1"),

@@ -1,4 +1,5 @@
-"""Scoring and the promotion gate: floor, margin and paired-bootstrap confidence."""
+"""Binary scoring and the promotion gate: floor, margin and paired-bootstrap confidence (the other
+objectives: test_objectives.py)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from include.retraining.core.config import METRICS, GateConfig
-from include.retraining.core.evaluation import METRIC_FUNCTIONS, decide_promotion, positive_scores, score, win_share
+from include.retraining.core.config import METRICS, GateConfig, LabelSpec
+from include.retraining.core.evaluation import METRIC_FUNCTIONS, decide_promotion, predict, score, win_share
 
-GATE = GateConfig(bootstrap_rounds=100)  # roc_auc, margin 0.005, floor 0.6, confidence 0.9; fewer rounds: ~2 ms each
+BINARY = tuple(METRICS["binary"])
+# margin 0.005, confidence 0.9 (the defaults); fewer rounds: ~2 ms each
+GATE = GateConfig(primary_metric="roc_auc", floor=0.6, bootstrap_rounds=100)
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -46,13 +49,16 @@ def test_score_has_every_configured_metric():
 
     scored = score(y, scores)
 
-    assert set(scored) == set(METRICS) == set(METRIC_FUNCTIONS)
+    assert set(scored) == set(BINARY)
+    assert set(METRIC_FUNCTIONS) == {name for metrics in METRICS.values() for name in metrics}
     # predictions at 0.5: [0, 1, 1, 1, 0, 0] -> tp 2, fp 1, fn 1, tn 2
     assert scored["accuracy"] == pytest.approx(4 / 6)
     assert scored["precision"] == pytest.approx(2 / 3)
     assert scored["recall"] == pytest.approx(2 / 3)
     assert scored["f1"] == pytest.approx(2 / 3)
     assert scored["roc_auc"] == pytest.approx(8 / 9)  # 8 of the 9 positive/negative pairs ordered right
+    # ranked by score: 0.9+, 0.7+, 0.6-, 0.4+, 0.2-, 0.1-: precision at each positive 1, 1, 3/4
+    assert scored["pr_auc"] == pytest.approx((1 + 1 + 3 / 4) / 3)
     assert all(isinstance(value, float) for value in scored.values())
 
 
@@ -63,15 +69,17 @@ def test_label_metrics_without_positive_predictions_are_zero_not_an_error():
     assert scored["roc_auc"] == 1.0
 
 
-def test_positive_scores_picks_the_positive_class_column():
+def test_predict_picks_the_positive_class_column():
     class Model:
         classes_ = np.array([1, 0])  # positive class first, unlike the usual order
 
         def predict_proba(self, features):
             return np.array([[0.9, 0.1], [0.2, 0.8]])
 
-    assert positive_scores(Model(), None, positive_class=1).tolist() == [0.9, 0.2]
-    assert positive_scores(Model(), None, positive_class=0).tolist() == [0.1, 0.8]
+    positive_one = LabelSpec("y", classes=(0, 1), positive_class=1)
+    positive_zero = LabelSpec("y", classes=(0, 1), positive_class=0)
+    assert predict(Model(), [1, 2], positive_one).tolist() == [0.9, 0.2]
+    assert predict(Model(), [1, 2], positive_zero).tolist() == [0.1, 0.8]
 
 
 def test_below_the_floor_fails_even_without_champion(labels, noise):
@@ -212,7 +220,7 @@ def _scores_pair(seed: int, rows: int, ties: bool) -> tuple[np.ndarray, np.ndarr
     return y, challenger, champion
 
 
-@pytest.mark.parametrize(("metric", "seeds"), [("roc_auc", 30), *((m, 6) for m in METRICS if m != "roc_auc")])
+@pytest.mark.parametrize(("metric", "seeds"), [("roc_auc", 30), *((m, 6) for m in BINARY if m != "roc_auc")])
 def test_vectorised_win_share_decides_like_the_loop_over_many_seeds(metric, seeds):
     """The O(n)-per-round bootstrap draws the same resamples and reaches the same share as the loop that
     materialises every resample and calls scikit-learn on it (today's implementation, kept in bench/)."""

@@ -262,3 +262,33 @@ def test_no_alert_without_drift(status, default_config):
 
     # returns before touching S3, MLflow or SMTP: nothing here is reachable
     assert mail_drift_alert(default_config, RUN, result, None) == {"sent": False, "reason": f"no drift ({status})"}
+
+
+def test_regression_metrics_and_a_metric_the_champion_lacks():
+    """Metrics of any objective are listed; one undefined for the champion (left out of its record) shows '-'."""
+    evaluation = Evaluation(
+        primary_metric="rmse",
+        challenger={"rmse": 52.25, "mae": 41.5, "r2": 0.41},
+        champion={"rmse": 58.0, "mae": 45.0},
+        champion_version="3",
+        improvement=5.75,
+        confidence=0.97,
+        passed=True,
+        reason="challenger rmse 52.2500 beats champion v3 58.0000 (lower is better)",
+    )
+    message = render_summary(
+        summary(
+            drift=DRIFTED.to_dict(),
+            decision=Decision(retrain=True, reason="forced by the force_retrain Param").to_dict(),
+            evaluation=evaluation.to_dict(),
+            registration=REGISTRATION.to_dict(),
+            promotion=Promotion(
+                promoted=True, champion_version="4", previous_champion="3", reason="promoted"
+            ).to_dict(),
+        )
+    )
+
+    text = " ".join(html.unescape(message.html).split())
+    assert "<td>rmse</td><td>52.2500</td> <td>58.0000</td>" in text
+    assert "<td>r2</td><td>0.4100</td> <td>-</td>" in text
+    assert "(lower is better)" in text

@@ -89,4 +89,4 @@ def test_each_number_field_states_the_bounds_the_form_clamps_to():
 
     assert "at least 1; the form raises a smaller value to 1" in params["lookback_hours"].description
     assert "A whole number from 10 to 2000" in params["max_iter"].description
-    assert "A number from 0 to 1" in params["min_improvement"].description
+    assert "A number, at least 0; the form raises a smaller value to 0" in params["min_improvement"].description

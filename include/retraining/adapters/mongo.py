@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from pymongo.collection import Collection
 
 ID_TYPES = {"objectid": ObjectId, "string": pa.string(), "int": pa.int64()}
+# The label's Arrow type by its kind, so string and bool classes arrive as themselves. Int classes are read
+# as float64 (exact up to 2**53): pymongoarrow truncates a double into an int64 column (1.5 arrives as 1),
+# which would hide a wrong label from validation; validation casts the valid ones to int64.
+LABEL_TYPES = {"int": pa.float64(), "float": pa.float64(), "str": pa.string(), "bool": pa.bool_()}
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,7 @@ def arrow_schema(source: SourceConfig, contract: ContractConfig) -> dict[str, An
     schema: dict[str, Any] = {source.id_field: ID_TYPES[source.id_type]}
     for feature in contract.features:
         schema[feature.name] = pa.float64() if feature.kind == "numeric" else pa.string()
-    schema[contract.label.name] = pa.float64()
+    schema[contract.label.name] = LABEL_TYPES[contract.label.kind]
     schema[source.timestamp_field] = pa.timestamp("ms", tz="UTC")
     return schema
 

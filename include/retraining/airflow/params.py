@@ -63,9 +63,10 @@ KNOBS = (
         ("gate", "min_improvement"),
         "number",
         0,
-        1,
+        None,  # in the metric's units: an RMSE margin can be well above 1
         "Gate margin",
-        "How much the challenger must beat the champion on the primary metric.",
+        "How much the challenger must beat the champion on the primary metric, in its units and direction "
+        "(for RMSE: how much lower).",
     ),
 )
 

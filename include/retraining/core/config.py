@@ -18,14 +18,37 @@ from include.retraining.core.records import RecordError, parse
 
 CONFIG_DIR = Path(__file__).parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "vehicle_insurance.json"
-METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
-# name -> scikit-learn class, imported only when needed (config loading stays light)
+OBJECTIVES = ("binary", "multiclass", "regression")
+Objective = Literal["binary", "multiclass", "regression"]
+HIGHER, LOWER = "higher", "lower"
+# objective -> its metrics and which way is better; the first is the default gate.primary_metric
+METRICS: dict[str, dict[str, str]] = {
+    "binary": {
+        "roc_auc": HIGHER,
+        "pr_auc": HIGHER,
+        "f1": HIGHER,
+        "precision": HIGHER,
+        "recall": HIGHER,
+        "accuracy": HIGHER,
+    },
+    "multiclass": {"macro_f1": HIGHER, "balanced_accuracy": HIGHER, "log_loss": LOWER, "roc_auc_ovr": HIGHER},
+    "regression": {"rmse": LOWER, "mae": LOWER, "r2": HIGHER},
+}
+# name -> the scikit-learn class per family, imported only when needed (config loading stays light)
 ESTIMATOR_CLASSES = {
-    "random_forest": ("sklearn.ensemble", "RandomForestClassifier"),
-    "gradient_boosting": ("sklearn.ensemble", "HistGradientBoostingClassifier"),
-    "logistic_regression": ("sklearn.linear_model", "LogisticRegression"),
+    "random_forest": {
+        "classification": ("sklearn.ensemble", "RandomForestClassifier"),
+        "regression": ("sklearn.ensemble", "RandomForestRegressor"),
+    },
+    "gradient_boosting": {
+        "classification": ("sklearn.ensemble", "HistGradientBoostingClassifier"),
+        "regression": ("sklearn.ensemble", "HistGradientBoostingRegressor"),
+    },
+    "logistic_regression": {"classification": ("sklearn.linear_model", "LogisticRegression")},
+    "ridge": {"regression": ("sklearn.linear_model", "Ridge")},
 }
 ESTIMATORS = tuple(ESTIMATOR_CLASSES)
+LabelKind = Literal["int", "str", "bool", "float"]
 
 
 class ConfigError(ValueError):
@@ -44,9 +67,38 @@ class FeatureSpec:
 
 @dataclass(frozen=True)
 class LabelSpec:
+    """The label and the task it poses. ``classes`` (binary, multiclass) are ints, strings or bools, in the
+    given order; ``positive_class`` (binary) defaults to the last class; ``min``/``max`` bound a regression
+    target."""
+
     name: str
-    classes: tuple[int, ...] = (0, 1)
-    positive_class: int = 1
+    objective: Objective = "binary"
+    classes: tuple[Any, ...] = ()
+    positive_class: Any = None
+    min: float | None = None
+    max: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.objective == "binary" and self.positive_class is None and self.classes:
+            object.__setattr__(self, "positive_class", self.classes[-1])
+
+    @property
+    def is_classification(self) -> bool:
+        return self.objective != "regression"
+
+    @property
+    def kind(self) -> LabelKind:
+        """The type the label keeps end to end: the classes' kind, or float for a regression target."""
+        if not self.is_classification:
+            return "float"
+        return value_kind(self.classes[0]) if self.classes else "int"  # type: ignore[return-value]
+
+
+def value_kind(value: Any) -> str:
+    """int, str, bool or the type's name; bool first: in Python a bool is also an int."""
+    if isinstance(value, bool):
+        return "bool"
+    return {int: "int", str: "str"}.get(type(value), type(value).__name__)
 
 
 @dataclass(frozen=True)
@@ -118,9 +170,13 @@ class TrainingConfig:
 
 @dataclass(frozen=True)
 class GateConfig:
-    primary_metric: str = "roc_auc"
+    """Read in the primary metric's direction: for a lower-is-better metric (RMSE, MAE, log-loss) ``floor``
+    is the worst acceptable value, a ceiling, and ``min_improvement`` how much lower the challenger must
+    score. ``primary_metric`` defaults to the objective's first metric; ``floor`` None: no floor."""
+
+    primary_metric: str | None = None
     min_improvement: float = 0.005
-    floor: float = 0.6
+    floor: float | None = None
     confidence: float = 0.9
     bootstrap_rounds: int = 300
 
@@ -152,6 +208,13 @@ class PipelineConfig:
 
     def __post_init__(self) -> None:
         _check_ranges(self)
+        if self.gate.primary_metric is None:  # resolved once here, so every stage reads the same metric
+            default = next(iter(METRICS[self.contract.label.objective]))
+            object.__setattr__(self, "gate", replace(self.gate, primary_metric=default))
+
+    @property
+    def objective(self) -> Objective:
+        return self.contract.label.objective
 
     @property
     def monitoring_database(self) -> str:
@@ -186,24 +249,48 @@ def with_overrides(config: PipelineConfig, **sections: Mapping[str, Any]) -> Pip
     return replace(config, **changes)
 
 
-def estimator_class(name: str) -> type:
-    module, class_name = ESTIMATOR_CLASSES[name]
+def family(objective: str) -> str:
+    return "regression" if objective == "regression" else "classification"
+
+
+def estimator_class(name: str, objective: str = "binary") -> type:
+    module, class_name = ESTIMATOR_CLASSES[name][family(objective)]
     return getattr(importlib.import_module(module), class_name)
 
 
-def unknown_hyperparameters(training: TrainingConfig) -> list[str]:
+def estimators_for(objective: str) -> list[str]:
+    return [name for name, classes in ESTIMATOR_CLASSES.items() if family(objective) in classes]
+
+
+def lower_is_better(metric: str) -> bool:
+    return any(metrics.get(metric) == LOWER for metrics in METRICS.values())
+
+
+def unknown_hyperparameters(training: TrainingConfig, objective: str = "binary") -> list[str]:
     """Caught at load time, so a wrong key fails before any data is read, not at the train task."""
-    if training.estimator not in ESTIMATOR_CLASSES:
+    if training.estimator not in estimators_for(objective):
         return []
-    return sorted(set(training.hyperparameters) - set(estimator_class(training.estimator)().get_params()))
+    parameters = estimator_class(training.estimator, objective)().get_params()
+    return sorted(set(training.hyperparameters) - set(parameters))
 
 
 def _check_ranges(config: PipelineConfig) -> None:
-    problems = []
-    if config.gate.primary_metric not in METRICS:
-        problems.append(f"gate.primary_metric {config.gate.primary_metric!r} is not one of {list(METRICS)}")
-    if config.training.estimator not in ESTIMATORS:
-        problems.append(f"training.estimator {config.training.estimator!r} is not one of {list(ESTIMATORS)}")
+    objective = config.contract.label.objective
+    problems = [*label_problems(config.contract.label)]
+    metric = config.gate.primary_metric
+    if metric is not None and metric not in METRICS[objective]:
+        problems.append(
+            f"gate.primary_metric {metric!r} is not a metric of objective {objective}: "
+            f"use one of {list(METRICS[objective])} (or leave it out for {next(iter(METRICS[objective]))})"
+        )
+    estimator = config.training.estimator
+    if estimator not in ESTIMATORS:
+        problems.append(f"training.estimator {estimator!r} is not one of {list(ESTIMATORS)}")
+    elif estimator not in estimators_for(objective):
+        problems.append(
+            f"training.estimator {estimator!r} has no {family(objective)} variant for objective {objective}: "
+            f"use one of {estimators_for(objective)}"
+        )
     for name, value in (
         ("contract.max_quarantine_share", config.contract.max_quarantine_share),
         ("drift.drift_share_threshold", config.drift.drift_share_threshold),
@@ -215,16 +302,78 @@ def _check_ranges(config: PipelineConfig) -> None:
         problems.append(f"training.holdout_share must be within (0, 1), got {config.training.holdout_share}")
     if config.training.max_rows is not None and config.training.max_rows < 1:
         problems.append(f"training.max_rows must be at least 1, got {config.training.max_rows}")
-    if len(config.contract.label.classes) < 2:
-        problems.append("contract.label.classes needs at least two classes")
     if not config.contract.features:
         problems.append("contract.features is empty")
-    if unknown := unknown_hyperparameters(config.training):
+    if unknown := unknown_hyperparameters(config.training, objective):
         problems.append(
-            f"training.hyperparameters {unknown} are not parameters of {config.training.estimator}: "
-            "set training.hyperparameters together with training.estimator"
+            f"training.hyperparameters {unknown} are not parameters of {config.training.estimator} "
+            f"for objective {objective}: set training.hyperparameters together with training.estimator"
         )
     if not config.notify.recipients:
         problems.append("notify.recipients is empty")
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
+
+
+def label_problems(label: LabelSpec) -> list[str]:
+    """The label's declaration checked against its objective, before any data is read."""
+    if label.objective not in OBJECTIVES:
+        return []  # the record parser already refused it
+    if not label.is_classification:
+        return _regression_label_problems(label)
+    problems = []
+    classes = list(label.classes)
+    kinds = sorted({value_kind(value) for value in classes})
+    if len(classes) < 2:
+        problems.append(f"contract.label.classes needs at least two classes for objective {label.objective}")
+    elif label.objective == "binary" and len(classes) != 2:
+        problems.append(
+            f"contract.label.classes has {len(classes)} classes {classes}: objective binary needs exactly two; "
+            "set contract.label.objective to multiclass"
+        )
+    if set(kinds) - {"int", "str", "bool"}:
+        problems.append(
+            f"contract.label.classes {classes} holds {kinds}: classes are ints, strings or bools "
+            "(a numeric target to predict is objective regression)"
+        )
+    elif len(kinds) > 1:
+        problems.append(
+            f"contract.label.classes {classes} mixes {kinds}: a label has one type; write every class as the "
+            "documents store it"
+        )
+    if len({(value_kind(value), value) for value in classes}) < len(classes):
+        problems.append(f"contract.label.classes {classes} repeats a class: list each once")
+    if label.objective == "binary" and classes and not _is_one_of(label.positive_class, classes):
+        problems.append(
+            f"contract.label.positive_class {label.positive_class!r} is not one of contract.label.classes "
+            f"{classes}: set it to one of them (of the same type)"
+        )
+    if label.objective == "multiclass" and label.positive_class is not None:
+        problems.append("contract.label.positive_class is for objective binary only: remove it for multiclass")
+    if label.min is not None or label.max is not None:
+        problems.append(
+            f"contract.label.min/max bound a regression target: remove them for objective {label.objective}"
+        )
+    return problems
+
+
+def _regression_label_problems(label: LabelSpec) -> list[str]:
+    problems = []
+    if label.classes:
+        problems.append(
+            "contract.label.classes is for objective binary or multiclass: remove it for objective regression"
+        )
+    if label.positive_class is not None:
+        problems.append("contract.label.positive_class is for objective binary only: remove it for regression")
+    for bound in ("min", "max"):
+        value = getattr(label, bound)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            problems.append(f"contract.label.{bound} must be a number, got {value!r}")
+    if not problems and label.min is not None and label.max is not None and label.min > label.max:
+        problems.append(f"contract.label.min {label.min} is above contract.label.max {label.max}: swap them")
+    return problems
+
+
+def _is_one_of(value: Any, classes: list[Any]) -> bool:
+    """Membership by type and value: ``True == 1`` in Python, but a bool class is not an int class."""
+    return any(value_kind(value) == value_kind(item) and value == item for item in classes)

@@ -11,9 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from include.retraining.core.config import ContractConfig, FeatureSpec
+from include.retraining.core.config import ContractConfig, FeatureSpec, LabelSpec
 
 EXAMPLE_IDS = 3
+EXAMPLE_VALUES = 5  # unknown label values listed with their counts
+# the pandas type a valid label keeps from validation on (the snapshot, training, evaluation)
+LABEL_DTYPES = {"int": "int64", "bool": "bool", "str": "object", "float": "float64"}
 MAX_TEXT = 200  # characters of a categorical value: anything longer is a broken document, not a category
 QUARANTINE_REASON = "quarantine_reason"
 
@@ -27,6 +30,7 @@ class RowCheck:
     field: str
     problem: str
     failing: pd.Series  # boolean mask over the frame
+    detail: str = ""  # said once in the problem list, not on every quarantined row
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ def validate_frame(
     _raise_if_too_many_bad(bad, total, problems, contract)
 
     valid = frame.loc[~bad].reset_index(drop=True)
-    valid[contract.label.name] = valid[contract.label.name].astype("int64")
+    valid[contract.label.name] = valid[contract.label.name].astype(LABEL_DTYPES[contract.label.kind])
     _raise_on_dataset_problems(valid, contract, total, for_training)
     return ValidationOutcome(valid=valid, quarantined=quarantine_frame(frame, checks, bad), problems=problems)
 
@@ -59,19 +63,39 @@ def row_checks(frame: pd.DataFrame, contract: ContractConfig) -> list[RowCheck]:
     checks = []
     for feature in contract.features:
         checks.extend(feature_checks(frame, feature))
-    label = contract.label
-    if label.name not in frame:
-        frame = frame.assign(**{label.name: float("nan")})
-    labels = frame[label.name]
-    checks.append(RowCheck(label.name, "label missing or not a number", labels.isna()))
-    checks.append(
-        RowCheck(
-            label.name,
-            f"label not one of {list(label.classes)}",
-            labels.notna() & ~labels.isin(label.classes),
+    return [*checks, *label_checks(frame, contract.label)]
+
+
+def label_checks(frame: pd.DataFrame, label: LabelSpec) -> list[RowCheck]:
+    """A class label must be one of the declared classes; a regression target a finite number in range.
+    A value of another type arrives as null from the extract, hence "missing or not a <kind>"."""
+    labels = frame[label.name] if label.name in frame else pd.Series(None, index=frame.index, dtype=object)
+    present = labels.notna()
+    kind = {"int": "number", "float": "number", "str": "string", "bool": "bool"}[label.kind]
+    checks = [RowCheck(label.name, f"label missing or not a {kind}", ~present)]
+    if label.is_classification:
+        unknown = present & ~labels.isin(list(label.classes))
+        problem = f"label not one of {list(label.classes)}"
+        checks.append(RowCheck(label.name, problem, unknown, _unknown_classes(labels[unknown])))
+        return checks
+    finite = np.isfinite(pd.to_numeric(labels, errors="coerce").astype(float))
+    checks.append(RowCheck(label.name, "label not a finite number (inf)", present & ~finite))
+    if label.min is not None:
+        checks.append(
+            RowCheck(label.name, f"label below contract.label.min {label.min:g}", present & (labels < label.min))
         )
-    )
+    if label.max is not None:
+        checks.append(
+            RowCheck(label.name, f"label above contract.label.max {label.max:g}", present & (labels > label.max))
+        )
     return checks
+
+
+def _unknown_classes(values: pd.Series) -> str:
+    counts = values.value_counts()
+    found = ", ".join(f"{value!r} ({count:,})" for value, count in counts.head(EXAMPLE_VALUES).items())
+    more = f" and {len(counts) - EXAMPLE_VALUES} more" if len(counts) > EXAMPLE_VALUES else ""
+    return f"; {len(counts)} unknown value(s): {found}{more}; add them to contract.label.classes or fix the documents"
 
 
 def duplicates(frame: pd.DataFrame, id_field: str) -> RowCheck:
@@ -109,6 +133,7 @@ def describe(check: RowCheck, frame: pd.DataFrame, id_field: str, total: int) ->
     examples = ", ".join(frame.loc[check.failing, id_field].astype(str).head(EXAMPLE_IDS))
     return (
         f"{check.field}: {count:,} of {total:,} rows ({count / total:.1%}) {check.problem}, e.g. {id_field} {examples}"
+        + check.detail
     )
 
 
@@ -145,9 +170,13 @@ def _raise_on_dataset_problems(valid: pd.DataFrame, contract: ContractConfig, to
             f"{len(valid):,} valid rows of {total:,}, fewer than contract.min_rows ({contract.min_rows:,}): "
             "widen the lookback or lower contract.min_rows"
         )
-    classes = sorted(valid[contract.label.name].unique().tolist())
-    if for_training and len(classes) < 2:
-        problems.append(f"{contract.label.name}: only class(es) {classes} present; training needs at least two classes")
+    values = sorted(valid[contract.label.name].unique().tolist())
+    if for_training and len(values) < 2:
+        what = "class(es)" if contract.label.is_classification else "value"
+        problems.append(
+            f"{contract.label.name}: only {what} {values} present; training needs at least two "
+            f"{'classes' if contract.label.is_classification else 'distinct values'}"
+        )
     for feature in contract.features:
         null_share = valid[feature.name].isna().mean() if len(valid) else 0.0
         if feature.max_null_share and null_share > feature.max_null_share:

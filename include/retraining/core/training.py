@@ -3,7 +3,9 @@
 Every core is used (``n_jobs=-1`` where the estimator has it; histogram gradient boosting uses all
 cores through OpenMP). Gradient boosting takes the contract's categories as ordinal codes and splits
 on them natively, so it needs neither one-hot columns nor scaling; the other estimators get both.
-A window larger than ``training.max_rows`` is trained on a stratified sample of that many rows.
+The estimator is the classifier or the regressor of the configured name, by the label's objective.
+A window larger than ``training.max_rows`` is trained on a sample of that many rows, stratified on the
+label for classification.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 
-from include.retraining.core.config import ConfigError, ContractConfig, TrainingConfig, estimator_class
+from include.retraining.core.config import ConfigError, ContractConfig, LabelSpec, TrainingConfig, estimator_class
 
 NATIVE_CATEGORICAL = ("gradient_boosting",)  # estimators that split on category codes themselves
 JOBLIB_PARALLEL = ("random_forest",)  # estimators whose n_jobs spreads the work over cores (-1: all)
@@ -44,7 +46,7 @@ def build_pipeline(contract: ContractConfig, training: TrainingConfig) -> Pipeli
             ),
         ]
     )
-    return Pipeline([("preprocess", preprocess), ("estimator", build_estimator(training))])
+    return Pipeline([("preprocess", preprocess), ("estimator", build_estimator(training, contract.label.objective))])
 
 
 def _native_categorical_pipeline(contract: ContractConfig, training: TrainingConfig) -> Pipeline:
@@ -61,12 +63,12 @@ def _native_categorical_pipeline(contract: ContractConfig, training: TrainingCon
         [("numeric", "passthrough", contract.numeric_features), ("categorical", codes, contract.categorical_features)]
     )
     is_categorical = [False] * len(contract.numeric_features) + [True] * len(categorical)
-    estimator = build_estimator(training, categorical_features=is_categorical)
+    estimator = build_estimator(training, contract.label.objective, categorical_features=is_categorical)
     return Pipeline([("preprocess", preprocess), ("estimator", estimator)])
 
 
-def build_estimator(training: TrainingConfig, **defaults: Any) -> Any:
-    cls = estimator_class(training.estimator)
+def build_estimator(training: TrainingConfig, objective: str = "binary", **defaults: Any) -> Any:
+    cls = estimator_class(training.estimator, objective)
     defaults = {"random_state": training.seed, **defaults}
     if training.estimator in JOBLIB_PARALLEL:
         defaults["n_jobs"] = -1  # every core, unless the hyperparameters say otherwise
@@ -78,12 +80,12 @@ def build_estimator(training: TrainingConfig, **defaults: Any) -> Any:
 
 
 def training_sample(train: pd.DataFrame, contract: ContractConfig, training: TrainingConfig) -> pd.DataFrame:
-    """At most ``training.max_rows`` rows: a sample stratified on the label (every class keeps its share),
-    seeded with ``training.seed``, so the same window always trains on the same rows."""
+    """At most ``training.max_rows`` rows: a sample stratified on a class label (every class keeps its
+    share), seeded with ``training.seed``, so the same window always trains on the same rows."""
     if training.max_rows is None or len(train) <= training.max_rows:
         return train
     sample, _ = train_test_split(
-        train, train_size=training.max_rows, random_state=training.seed, stratify=train[contract.label.name]
+        train, train_size=training.max_rows, random_state=training.seed, stratify=_strata(train, contract)
     )
     return sample
 
@@ -91,13 +93,15 @@ def training_sample(train: pd.DataFrame, contract: ContractConfig, training: Tra
 def split_holdout(
     frame: pd.DataFrame, contract: ContractConfig, training: TrainingConfig
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Stratified so a rare positive class is present on both sides."""
+    """Stratified on a class label so a rare class is present on both sides; a regression target is split
+    at random."""
     return train_test_split(
-        frame,
-        test_size=training.holdout_share,
-        random_state=training.seed,
-        stratify=frame[contract.label.name],
+        frame, test_size=training.holdout_share, random_state=training.seed, stratify=_strata(frame, contract)
     )
+
+
+def _strata(frame: pd.DataFrame, contract: ContractConfig) -> pd.Series | None:
+    return frame[contract.label.name] if contract.label.is_classification else None
 
 
 def features_and_label(frame: pd.DataFrame, contract: ContractConfig) -> tuple[pd.DataFrame, pd.Series]:
@@ -107,3 +111,13 @@ def features_and_label(frame: pd.DataFrame, contract: ContractConfig) -> tuple[p
 def fit(train: pd.DataFrame, contract: ContractConfig, training: TrainingConfig) -> Pipeline:
     features, label = features_and_label(train, contract)
     return build_pipeline(contract, training).fit(features, label)
+
+
+def label_metrics(values: pd.Series, label: LabelSpec) -> dict[str, float]:
+    """What the training rows' label looks like, logged with the model: the positive share (binary), the
+    number of classes seen (multiclass) or the target's mean and spread (regression)."""
+    if label.objective == "binary":
+        return {"positive_share": float((values == label.positive_class).mean())}
+    if label.objective == "multiclass":
+        return {"classes_in_training": float(values.nunique())}
+    return {"label_mean": float(values.mean()), "label_std": float(values.std(ddof=0))}

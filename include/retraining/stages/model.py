@@ -6,7 +6,7 @@ import logging
 
 from include.retraining.adapters import registry, storage
 from include.retraining.core.config import PipelineConfig
-from include.retraining.core.evaluation import decide_promotion, positive_scores
+from include.retraining.core.evaluation import decide_promotion, predict, targets
 from include.retraining.core.reasons import gate_sentence, promotion_outcome, promotion_sentence, version_description
 from include.retraining.core.records import (
     Decision,
@@ -18,14 +18,14 @@ from include.retraining.core.records import (
     TrainingResult,
     ValidationReport,
 )
-from include.retraining.core.training import features_and_label, fit, split_holdout
+from include.retraining.core.training import features_and_label, fit, label_metrics, split_holdout
 from include.retraining.stages.data import run_prefix
 
 log = logging.getLogger(__name__)
 
 
 def train(config: PipelineConfig, run: RunInfo, validation: ValidationReport, drift: DriftResult) -> TrainingResult:
-    """Fit on the validated snapshot minus a stratified holdout, which is kept for the evaluation stage.
+    """Fit on the validated snapshot minus a holdout (stratified for classes), kept for the evaluation stage.
 
     A retry finds the model an earlier try logged into this run and does not fit or log another: the
     split is seeded, so the holdout is the same rows again."""
@@ -46,7 +46,7 @@ def train(config: PipelineConfig, run: RunInfo, validation: ValidationReport, dr
     metrics = {
         "rows_train": float(len(train_rows)),
         "rows_holdout": float(len(holdout)),
-        "positive_share": float((train_rows[label] == config.contract.label.positive_class).mean()),
+        **label_metrics(train_rows[label], config.contract.label),
     }
     run_id = drift.mlflow_run_id
     model_uri = registry.logged_model(config.mlflow, run_id)
@@ -72,19 +72,20 @@ def evaluate(config: PipelineConfig, training: TrainingResult) -> Evaluation:
     """Score challenger and current champion on the same holdout and apply the gate."""
     holdout = storage.read_parquet(config.storage, training.holdout_uri)
     features, y = features_and_label(holdout, config.contract)
-    positive = config.contract.label.positive_class
+    label = config.contract.label
     challenger = registry.load_model(config.mlflow, training.model_uri, training.model_sha256)
     champion = registry.champion(config.mlflow, config.model_name)
-    champion_scores = None
+    champion_predictions = None
     if champion:
         champion_model = registry.load_model(config.mlflow, champion.model_uri, champion.model_sha256)
-        champion_scores = positive_scores(champion_model, features, positive)
+        champion_predictions = predict(champion_model, features, label)
     evaluation = decide_promotion(
-        (y == positive).astype(int).to_numpy(),
-        positive_scores(challenger, features, positive),
-        champion_scores,
+        targets(label, y),
+        predict(challenger, features, label),
+        champion_predictions,
         champion.version if champion else None,
         config.gate,
+        label.objective,
     )
     registry.log_evaluation(config.mlflow, training.mlflow_run_id, evaluation)
     log.info(gate_sentence(evaluation))

@@ -57,6 +57,7 @@ def log_training(
 
     Call ``logged_model`` first: a retried task must not log a second model into the run."""
     from mlflow.models import infer_signature
+    from sklearn.base import is_classifier
 
     mlflow = fluent(mlflow_config)
     features = train.drop(columns=[label])
@@ -67,7 +68,10 @@ def log_training(
             train, source=snapshot.uri, targets=label, name=f"snapshot-{snapshot.content_hash[:12]}"
         )
         mlflow.log_input(dataset, context="training")
-        signature = infer_signature(features, model.predict_proba(features.head(100)))
+        head = features.head(100)  # a classifier's signature is its probabilities, a regressor's its predictions
+        signature = infer_signature(
+            features, model.predict_proba(head) if is_classifier(model) else model.predict(head)
+        )
         info = mlflow.sklearn.log_model(
             model,
             name=MODEL_ARTIFACT,
