@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from include.retraining.core.records import RecordError, parse
+from include.retraining.core.timestamps import TimestampType
 
 CONFIG_DIR = Path(__file__).parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "vehicle_insurance.json"
@@ -75,8 +76,9 @@ class SourceConfig:
     collection: str
     conn_id: str = "mongo_default"
     id_field: str = "_id"
-    id_type: Literal["objectid", "string", "int"] = "objectid"
+    id_type: Literal["objectid", "string", "int", "auto"] = "objectid"  # auto: any BSON type, read as text
     timestamp_field: str = "ingested_at"
+    timestamp_type: TimestampType = "date"  # how the field is stored: see core/timestamps.py
     lookback_hours: float | None = None
 
 
