@@ -104,10 +104,9 @@ def from_stored(value: Any, timestamp_type: str) -> datetime:
         IsoLayout.of(value)  # refuses non-UTC offsets and non-ISO text
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    raise TimestampError(
-        f"{value!r} is a {stored_type(value) or type(value).__name__}, not the declared {timestamp_type}: "
-        f"set source.timestamp_type to {stored_type(value) or 'the stored form'}"
-    )
+    found = stored_type(value)
+    fix = f"set source.timestamp_type to {found!r}" if found else "point source.timestamp_field at a timestamp"
+    raise TimestampError(f"{value!r} is not stored as the declared {timestamp_type}: {fix}")
 
 
 def is_number(value: Any) -> bool:

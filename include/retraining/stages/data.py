@@ -98,8 +98,8 @@ def empty_window(config: PipelineConfig, window: Window) -> str:
     where = f"{source.database}.{source.collection}"
     start = window.start.isoformat() if window.start else "the beginning"
     message = (
-        f"the extract window ({start}, {window.end.isoformat()}] holds no documents of {where} on field "
-        f"{source.timestamp_field!r} stored as {source.timestamp_type!r}"
+        f"the extract window holds no documents: {where} has none with {source.timestamp_field!r} "
+        f"(declared source.timestamp_type {source.timestamp_type!r}) in ({start}, {window.end.isoformat()}]"
     )
     held = mongo.stored_types(source)
     others = {bson: count for bson, count in held.items() if bson != BSON_TYPES[source.timestamp_type]}
