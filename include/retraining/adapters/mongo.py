@@ -274,13 +274,34 @@ def latest_documents(
 
 
 def latest_timestamp(source: SourceConfig) -> datetime | None:
-    """The newest value of the timestamp field in the source collection."""
+    """The newest value of the timestamp field in the source collection (in its declared form)."""
+    return _edge_timestamp(source, -1)
+
+
+def earliest_timestamp(source: SourceConfig) -> datetime | None:
+    return _edge_timestamp(source, 1)
+
+
+def _edge_timestamp(source: SourceConfig, direction: int) -> datetime | None:
     docs = collection(source.conn_id, source.database, source.collection)
     field, declared = source.timestamp_field, source.timestamp_type
-    newest = docs.find_one(
-        {field: {"$type": timestamps.BSON_TYPES[declared]}}, sort=[(field, -1)], projection={field: 1}
+    edge = docs.find_one(
+        {field: {"$type": timestamps.BSON_TYPES[declared]}}, sort=[(field, direction)], projection={field: 1}
     )
-    return timestamps.from_stored(newest[field], declared) if newest else None
+    return timestamps.from_stored(edge[field], declared) if edge else None
+
+
+def sample_documents(source: SourceConfig, size: int) -> list[dict[str, Any]]:
+    """Up to ``size`` documents picked at random by the server (``$sample``)."""
+    docs = collection(source.conn_id, source.database, source.collection)
+    return list(docs.aggregate([{"$sample": {"size": size}}]))
+
+
+def id_types(source: SourceConfig) -> dict[str, int]:
+    """How many documents have an id of each BSON type (``objectId``, ``string``, ``int``, ...)."""
+    docs = collection(source.conn_id, source.database, source.collection)
+    groups = docs.aggregate([{"$group": {"_id": {"$type": f"${source.id_field}"}, "count": {"$sum": 1}}}])
+    return {group["_id"]: group["count"] for group in groups}
 
 
 def stamped_after(source: SourceConfig, moment: datetime, examples: int = 3) -> tuple[int, list[str]]:

@@ -11,6 +11,7 @@ import importlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,8 +47,11 @@ class FeatureSpec:
 @dataclass(frozen=True)
 class LabelSpec:
     name: str
+    objective: Literal["binary", "multiclass", "regression"] = "binary"
     classes: tuple[int, ...] = (0, 1)
     positive_class: int = 1
+    min: float | None = None  # regression only
+    max: float | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,7 @@ class PipelineConfig:
     gate: GateConfig
     mlflow: MlflowConfig
     notify: NotifyConfig
+    start_date: str | None = None  # ISO date of the DAGs' first run (onboarding: the earliest document's day)
 
     def __post_init__(self) -> None:
         _check_ranges(self)
@@ -162,10 +167,12 @@ class PipelineConfig:
 
 
 def load_config(*overrides: Mapping[str, Any] | None, base: Path = DEFAULT_CONFIG) -> PipelineConfig:
-    """Defaults from ``base``, then each override deep-merged in order (later wins)."""
+    """Defaults from ``base``, then each override deep-merged in order (later wins). Keys starting with
+    ``_`` are comments (JSON has none), e.g. the ``_onboarding`` notes ``make onboard`` writes."""
     merged: dict[str, Any] = json.loads(base.read_text())
     for override in overrides:
         merged = deep_merge(merged, override or {})
+    merged = without_comments(merged)
     try:
         return parse(PipelineConfig, merged, "config")
     except RecordError as error:
@@ -180,6 +187,14 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
         else:
             merged[key] = value
     return merged
+
+
+def without_comments(document: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: without_comments(value) if isinstance(value, Mapping) else value
+        for key, value in document.items()
+        if not key.startswith("_")
+    }
 
 
 def with_overrides(config: PipelineConfig, **sections: Mapping[str, Any]) -> PipelineConfig:
@@ -226,7 +241,17 @@ def _check_ranges(config: PipelineConfig) -> None:
             f"training.hyperparameters {unknown} are not parameters of {config.training.estimator}: "
             "set training.hyperparameters together with training.estimator"
         )
+    if config.start_date is not None and not _is_iso_date(config.start_date):
+        problems.append(f"start_date {config.start_date!r} is not an ISO date like '2024-01-31'")
     if not config.notify.recipients:
         problems.append("notify.recipients is empty")
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
+
+
+def _is_iso_date(text: Any) -> bool:
+    try:
+        date.fromisoformat(text)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -1,0 +1,138 @@
+"""``make onboard`` on public scikit-learn datasets loaded into the stack's MongoDB, each with its timestamp
+in another stored form: the inferred objective, classes, feature kinds, id and timestamp types are right,
+and the written file loads with the pipeline's config loader."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from include.demo.datasets import END, documents
+from include.retraining import onboard
+from include.retraining.adapters import mongo
+from include.retraining.core import config as config_module
+from include.retraining.core.config import load_config
+from include.retraining.core.onboarding import TRAINING
+from tests.integration.conftest import ADMIN_CONN_ID
+
+pytestmark = pytest.mark.integration
+
+CASES = {
+    # dataset, timestamp form, int ids -> objective, classes, id type
+    "breast_cancer": ("date", False, "binary", [0, 1], "objectid"),
+    "wine": ("iso_string", False, "multiclass", ["class_0", "class_1", "class_2"], "objectid"),
+    "diabetes": ("epoch_millis", False, "regression", None, "objectid"),
+    "digits": ("epoch_seconds", True, "multiclass", list(range(10)), "int"),
+}
+
+
+@pytest.fixture(scope="module")
+def database(stack_env) -> Iterator[str]:
+    name = f"onboard_{uuid.uuid4().hex[:8]}"
+    yield name
+    mongo.client(ADMIN_CONN_ID).drop_database(name)
+
+
+def load(database: str, dataset: str, **options) -> list[dict]:
+    docs = documents(dataset, **options)
+    mongo.insert_documents(docs, database=database, collection=dataset, conn_id=ADMIN_CONN_ID)
+    return docs
+
+
+def onboarded(database: str, collection: str, out: Path, *extra: str) -> tuple[dict, str]:
+    args = ["--db", database, "--collection", collection, "--label", "target", "--conn", ADMIN_CONN_ID]
+    completed = subprocess.run(
+        [sys.executable, "-m", "include.retraining.onboard", *args, "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(out.read_text()), completed.stdout
+
+
+@pytest.mark.parametrize("dataset", CASES)
+def test_onboarding_infers_the_dataset(database, dataset, tmp_path):
+    stored, int_ids, objective, classes, id_type = CASES[dataset]
+    docs = load(database, dataset, timestamp_type=stored, int_ids=int_ids)
+
+    config, printed = onboarded(database, dataset, tmp_path / f"{dataset}.json")
+
+    label, source = config["contract"]["label"], config["source"]
+    features = {feature["name"]: feature for feature in config["contract"]["features"]}
+    assert (label["objective"], label.get("classes")) == (objective, classes)
+    assert (source["id_type"], source["timestamp_field"], source["timestamp_type"]) == (id_type, "observed_at", stored)
+    assert source["conn_id"] == "mongo_default"  # the pipeline's own user, not the one that onboarded
+    assert set(features) == set(docs[0]) - {"_id", "target", "observed_at"}
+    assert {feature["kind"] for feature in features.values()} == {"numeric"}
+    for name, feature in features.items():  # every sampled value lies within the plausible range
+        values = [doc[name] for doc in docs]
+        assert feature["min"] <= min(values), name
+        assert max(values) <= feature["max"], name
+    assert config["start_date"] == "2024-05-01"  # 60 days up to END: the earliest document's day
+    assert config["gate"]["primary_metric"] == TRAINING[objective][2]
+    assert f"DAGs: retrain_{dataset}, drift_monitor_{dataset}" in printed
+    assert f"next: airflow dags test retrain_{dataset} {END.date().isoformat()}" in printed
+    assert config["_onboarding"]["next"] in printed
+
+
+def test_binary_labels_get_the_positive_class_and_the_file_loads(database, tmp_path):
+    config, _ = onboarded(database, "breast_cancer", tmp_path / "breast_cancer.json")
+
+    loaded = load_config(config)
+
+    assert loaded.contract.label.positive_class == 1
+    assert loaded.start_date == "2024-05-01"
+    assert loaded.source.timestamp_type == "date"
+    assert len(loaded.contract.features) == 30
+    assert loaded.training.hyperparameters == config["training"]["hyperparameters"]
+
+
+@pytest.mark.parametrize("dataset", ["wine", "diabetes", "digits"])
+def test_other_objectives_load_once_the_loader_knows_their_metric(database, dataset, tmp_path):
+    config, _ = onboarded(database, dataset, tmp_path / f"{dataset}.json")
+    metric = config["gate"]["primary_metric"]
+    if metric not in config_module.METRICS:
+        pytest.skip(f"the config loader has no {metric!r} yet (objectives come with issue #8 item 1)")
+
+    loaded = load_config(config)
+
+    assert loaded.contract.label.objective == config["contract"]["label"]["objective"]
+
+
+def test_a_guessed_timestamp_and_a_model_name(database, tmp_path):
+    collection = f"iris_{uuid.uuid4().hex[:6]}"
+    docs = documents("iris", timestamp_field="loaded_at", timestamp_type="iso_string")
+    mongo.insert_documents(docs, database=database, collection=collection, conn_id=ADMIN_CONN_ID)
+
+    config, printed = onboarded(database, collection, tmp_path / "iris.json", "--model", "Iris Species v2")
+
+    assert config["model_name"] == "iris_species_v2"
+    assert (config["source"]["timestamp_field"], config["source"]["timestamp_type"]) == ("loaded_at", "iso_string")
+    assert config["contract"]["label"]["classes"] == ["setosa", "versicolor", "virginica"]
+    assert "retrain_iris_species_v2" in printed
+
+
+def test_the_default_path_is_the_models_folder_and_is_not_overwritten(database, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RETRAIN_MODELS_DIR", str(tmp_path))
+    args = ["--db", database, "--collection", "breast_cancer", "--label", "target", "--conn", ADMIN_CONN_ID]
+
+    assert onboard.main(args) == 0
+    assert (tmp_path / "breast_cancer.json").exists()
+    assert onboard.main(args) == 2
+    assert "exists: review and edit it, or pass FORCE=1" in capsys.readouterr().err
+
+
+def test_a_missing_label_and_an_empty_collection_are_named(database, capsys):
+    args = ["--db", database, "--conn", ADMIN_CONN_ID, "--out", "/dev/null/never"]
+
+    assert onboard.main([*args, "--collection", "breast_cancer", "--label", "Target"]) == 2
+    assert "label 'Target': no sampled document has it" in capsys.readouterr().err
+    assert onboard.main([*args, "--collection", "nothing_here", "--label", "target"]) == 2
+    assert "holds no documents" in capsys.readouterr().err
