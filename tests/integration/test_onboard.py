@@ -15,10 +15,12 @@ import pytest
 
 from include.demo.datasets import END, documents
 from include.retraining import onboard
-from include.retraining.adapters import mongo
+from include.retraining.adapters import mongo, registry, storage
 from include.retraining.core import config as config_module
 from include.retraining.core.config import load_config
 from include.retraining.core.onboarding import TRAINING
+from include.retraining.core.records import RunInfo
+from include.retraining.stages import decide, detect_drift, evaluate, extract, promote, register, train, validate
 from tests.integration.conftest import ADMIN_CONN_ID
 
 pytestmark = pytest.mark.integration
@@ -136,3 +138,35 @@ def test_a_missing_label_and_an_empty_collection_are_named(database, capsys):
     assert "label 'Target': no sampled document has it" in capsys.readouterr().err
     assert onboard.main([*args, "--collection", "nothing_here", "--label", "target"]) == 2
     assert "holds no documents" in capsys.readouterr().err
+
+
+def test_an_onboarded_model_with_epoch_millis_and_int_ids_becomes_champion(config_factory, tmp_path):
+    """The onboarded file as the pipeline's config: extract, validate, drift, train, evaluate, register and
+    promote on breast_cancer stamped in epoch milliseconds with integer ids."""
+    database, collection = f"onboard_{uuid.uuid4().hex[:8]}", "cancer_epoch_ms"
+    docs = documents("breast_cancer", timestamp_type="epoch_millis", int_ids=True)
+    mongo.insert_documents(docs, database=database, collection=collection, conn_id=ADMIN_CONN_ID)
+    onboarded_config, _ = onboarded(database, collection, tmp_path / "cancer.json")
+    deployment = {k: v for k, v in onboarded_config.items() if k not in ("model_name", "mlflow")}
+    config = config_factory(deployment)  # the stack's bucket, MLflow and a unique model name
+    run = RunInfo(
+        dag_id=f"retrain_{config.model_name}", run_id=f"onboarded__{uuid.uuid4().hex}", run_end=END.isoformat()
+    )
+
+    snapshot = extract(config, run)
+    validation = validate(config, run, snapshot)
+    drift = detect_drift(config, run, validation)
+    training = train(config, run, validation, drift)
+    evaluation = evaluate(config, training)
+    registration = register(config, run, validation, drift, training, evaluation, decide(run, drift))
+    promotion = promote(config, registration, evaluation)
+
+    assert (config.source.timestamp_type, config.source.id_type) == ("epoch_millis", "int")
+    assert snapshot.rows == len(docs)
+    assert validation.rows_quarantined == 0
+    frame = storage.read_parquet(config.storage, validation.snapshot.uri)
+    assert str(frame["observed_at"].dt.tz) == "UTC"
+    assert sorted(frame["_id"].astype(int)) == list(range(1, len(docs) + 1))
+    assert evaluation.challenger[config.gate.primary_metric] > 0.9
+    assert promotion.promoted
+    assert registry.champion(config.mlflow, config.model_name).version == registration.version
