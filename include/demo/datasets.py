@@ -76,6 +76,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--timestamp-type", choices=TIMESTAMP_TYPES, default="date")
     parser.add_argument("--int-ids", action="store_true", help="_id 1..n instead of ObjectIds")
     parser.add_argument("--days", type=float, default=60)
+    parser.add_argument("--end", type=datetime.fromisoformat, default=END, help="the newest timestamp, ISO with offset")
     parser.add_argument("--conn-id", default=os.environ.get("SEED_MONGO_CONN_ID", "mongo_admin"))
     args = parser.parse_args(argv)
     docs = documents(
@@ -84,6 +85,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         timestamp_type=args.timestamp_type,
         int_ids=args.int_ids,
         days=args.days,
+        end=args.end,
     )
     inserted = mongo.insert_documents(docs, database=args.database, collection=args.collection, conn_id=args.conn_id)
     print(f"inserted {inserted} {args.dataset} documents into {args.database}.{args.collection}")
