@@ -85,6 +85,17 @@ def test_iso_strings_in_another_layout_are_reported(config_factory):
     assert expected == "ISO strings like '2024-06-01T12:00:00.123Z'"
 
 
+def test_timestamps_of_another_bson_type_are_reported(config_factory):
+    config = config_factory()  # declares BSON dates
+    misfits = [stamped(T, "iso_string"), stamped(T, "epoch_seconds")]
+    insert(config, [stamped(T - timedelta(minutes=m), "date") for m in (1, 2)] + misfits)
+
+    count, ids, expected = mongo.off_form(config.source, None, T)
+
+    assert (count, sorted(ids), expected) == (2, sorted(str(doc["_id"]) for doc in misfits), "date")
+    assert mongo.stored_types(config.source) == {"date": 2, "string": 1, "number": 1}
+
+
 def test_the_probe_names_the_stored_form_when_none_has_the_declared_one(config_factory):
     config = config_factory()  # declares BSON dates
     insert(config, [stamped(T, "epoch_millis")])

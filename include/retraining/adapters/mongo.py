@@ -29,6 +29,13 @@ if TYPE_CHECKING:
 # "auto" ids are rendered as text by the server ($toString), whatever their BSON type
 ID_TYPES = {"objectid": ObjectId, "string": pa.string(), "int": pa.int64(), "auto": pa.string()}
 TIMESTAMP_BSON_TYPES = ("date", "string", "number")
+# every value of one BSON type, as a bounded range (MongoDB compares within a type only): unlike $type,
+# an index on the field answers it
+TYPE_RANGES = {
+    "date": {"$gte": datetime(1, 1, 1, tzinfo=UTC), "$lte": datetime(9999, 12, 31, tzinfo=UTC)},
+    "string": {"$gte": "", "$lte": "\U0010ffff"},
+    "number": {"$gte": float("-inf"), "$lte": float("inf")},
+}
 # epoch numbers are read as float64 (ints and doubles alike) and converted after the read
 TIMESTAMP_ARROW_TYPES = {
     "date": pa.timestamp("ms", tz="UTC"),
@@ -87,7 +94,7 @@ def window_filter(
 def iso_layout(docs: Collection, timestamp_field: str) -> IsoLayout:
     """The layout of the newest ISO-string timestamp (the default layout on an empty collection)."""
     newest = docs.find_one(
-        {timestamp_field: {"$type": "string"}}, {timestamp_field: 1, "_id": 0}, sort=[(timestamp_field, -1)]
+        {timestamp_field: TYPE_RANGES["string"]}, {timestamp_field: 1, "_id": 0}, sort=[(timestamp_field, -1)]
     )
     return IsoLayout.of(newest[timestamp_field]) if newest else IsoLayout()
 
@@ -154,27 +161,37 @@ def _refuse_unread_ids(docs: Collection, source: SourceConfig, query: dict[str, 
     )
 
 
-def off_form(source: SourceConfig, examples: int = 3) -> tuple[int, list[str], str]:
-    """Documents whose timestamp is set but not in the declared form (another BSON type, or an ISO string
-    in another layout): no window finds them, or finds them at the wrong place. Returns their count, a few
-    ids and the form expected."""
+def off_form(
+    source: SourceConfig, start: datetime | None = None, end: datetime | None = None, examples: int = 3
+) -> tuple[int, list[str], str]:
+    """Documents whose timestamp is set but not in the declared form: no window finds them (another BSON
+    type) or one finds them at the wrong place (an ISO string in another layout). Returns their count, a
+    few ids and the form expected. Every query is a bounded range, so the field's index answers it; ISO
+    layouts are checked within the window's range (start, end], where a misfit would be mis-windowed."""
     docs = collection(source.conn_id, source.database, source.collection)
     field, declared = source.timestamp_field, source.timestamp_type
+    bson = timestamps.BSON_TYPES[declared]
+    suspects = [{field: TYPE_RANGES[other]} for other in TIMESTAMP_BSON_TYPES if other != bson]
+    expected = declared
     if declared == "iso_string":
         layout = iso_layout(docs, field)
-        test, expected = {"$not": {"$regex": layout.pattern}}, f"ISO strings like {layout.describe()!r}"
-    else:
-        test, expected = {"$not": {"$type": timestamps.BSON_TYPES[declared]}}, declared
-    query = {field: {"$exists": True, "$ne": None, **test}}
-    count = docs.count_documents(query)
-    found = docs.find(query, {"_id": 1}, limit=examples) if count else []
-    return count, [str(doc["_id"]) for doc in found], expected
+        in_window = TYPE_RANGES["string"] | (window_filter(source, start, end, layout)[field] if end else {})
+        suspects.append({field: {**in_window, "$not": {"$regex": layout.pattern}}})
+        expected = f"ISO strings like {layout.describe()!r}"
+    counts = [docs.count_documents(query) for query in suspects]  # one range each: $or would scan
+    found = [
+        doc
+        for query, count in zip(suspects, counts, strict=True)
+        if count
+        for doc in docs.find(query, {"_id": 1}, limit=examples)
+    ]
+    return sum(counts), [str(doc["_id"]) for doc in found[:examples]], expected
 
 
 def stored_types(source: SourceConfig) -> dict[str, int]:
     """How many documents store the timestamp field as a date, a string, a number (BSON type names)."""
     docs = collection(source.conn_id, source.database, source.collection)
-    counts = {bson: docs.count_documents({source.timestamp_field: {"$type": bson}}) for bson in TIMESTAMP_BSON_TYPES}
+    counts = {bson: docs.count_documents({source.timestamp_field: TYPE_RANGES[bson]}) for bson in TIMESTAMP_BSON_TYPES}
     return {bson: count for bson, count in counts.items() if count}
 
 
@@ -252,7 +269,7 @@ def _source_problem(db: Any, name: str, timestamp_field: str, timestamp_type: st
             "(and the Mongo connection) or start the ingestion that writes there"
         )
     docs = db[name]
-    declared = {"$type": timestamps.BSON_TYPES[timestamp_type]}
+    declared = TYPE_RANGES[timestamps.BSON_TYPES[timestamp_type]]
     if docs.find_one({timestamp_field: declared}, {"_id": 1}) or not docs.find_one({}, {"_id": 1}):
         return None
     other = docs.find_one({timestamp_field: {"$exists": True, "$ne": None}}, {timestamp_field: 1})
@@ -286,7 +303,7 @@ def _edge_timestamp(source: SourceConfig, direction: int) -> datetime | None:
     docs = collection(source.conn_id, source.database, source.collection)
     field, declared = source.timestamp_field, source.timestamp_type
     edge = docs.find_one(
-        {field: {"$type": timestamps.BSON_TYPES[declared]}}, sort=[(field, direction)], projection={field: 1}
+        {field: TYPE_RANGES[timestamps.BSON_TYPES[declared]]}, sort=[(field, direction)], projection={field: 1}
     )
     return timestamps.from_stored(edge[field], declared) if edge else None
 

@@ -67,7 +67,7 @@ def extract(config: PipelineConfig, run: RunInfo) -> Snapshot:
     documents no window can find (a timestamp in another form). An empty window fails with the reason."""
     window = read_window(config, run)
     source = config.source
-    misfits, misfit_ids, expected = mongo.off_form(source)
+    misfits, misfit_ids, expected = mongo.off_form(source, window.start, window.end)
     if misfits:
         log.warning(
             "%s: %d documents store the timestamp in another form than %s (e.g. _id %s): they are in no "
