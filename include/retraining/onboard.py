@@ -28,6 +28,7 @@ from include.retraining.core.onboarding import timestamp_type as infer_timestamp
 
 MODELS_DIR = Path(__file__).parents[1] / "models"
 SAMPLE_SIZE = 5000
+LINE = 110  # characters of a JSON line before it is split
 
 
 def models_dir() -> Path:
@@ -79,7 +80,20 @@ def write(path: Path, onboarding: Onboarding, command: str) -> None:
         "next": command,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"_onboarding": notes, **onboarding.config}, indent=2, default=str) + "\n")
+    path.write_text(readable_json({"_onboarding": notes, **onboarding.config}) + "\n")
+
+
+def readable_json(value: object, indent: str = "") -> str:
+    """JSON for review: anything that fits on a line stays on one line (a feature, a class list)."""
+    inline = json.dumps(value, default=str)
+    if len(indent) + len(inline) <= LINE or not isinstance(value, dict | list):
+        return inline
+    inner = indent + "  "
+    if isinstance(value, list):
+        items = [inner + readable_json(item, inner) for item in value]
+        return "[\n" + ",\n".join(items) + "\n" + indent + "]"
+    items = [f"{inner}{json.dumps(key)}: {readable_json(item, inner)}" for key, item in value.items()]
+    return "{\n" + ",\n".join(items) + "\n" + indent + "}"
 
 
 def report(path: Path, onboarding: Onboarding, command: str) -> str:

@@ -193,11 +193,12 @@ def _quantile(ordered: list[float], share: float) -> float:
 
 
 def _round(value: float, direction: Any) -> float:
-    """Outward to three significant digits: 31417.2 -> 31500 (ceil), -0.0123 -> -0.0124 (floor)."""
+    """Outward to three significant digits: 31417.2 -> 31500.0 (ceil), -0.01234 -> -0.0124 (floor)."""
     if value == 0:
         return 0.0
-    step = 10 ** (math.floor(math.log10(abs(value))) - 2)
-    return float(direction(value / step) * step) if step < 1 else float(int(direction(value / step) * step))
+    digits = 2 - math.floor(math.log10(abs(value)))
+    step = 10.0**-digits
+    return round(direction(value / step) * step, max(digits, 0))
 
 
 def propose(facts: CollectionFacts, label: str, model: str) -> Onboarding:
