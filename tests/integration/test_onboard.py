@@ -4,9 +4,10 @@ and the written file loads with the pipeline's config loader."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,34 +36,47 @@ CASES = {
 
 
 @pytest.fixture(scope="module")
-def database(stack_env) -> Iterator[str]:
-    name = f"onboard_{uuid.uuid4().hex[:8]}"
-    yield name
-    mongo.client(ADMIN_CONN_ID).drop_database(name)
+def loaded(stack_env) -> Iterator[tuple[str, dict[str, list[dict]]]]:
+    """A database holding every dataset of CASES in its timestamp form: its name and the documents."""
+    database = f"onboard_{uuid.uuid4().hex[:8]}"
+    docs = {}
+    for dataset, (stored, int_ids, *_) in CASES.items():
+        docs[dataset] = documents(dataset, timestamp_type=stored, int_ids=int_ids)
+        mongo.insert_documents(docs[dataset], database=database, collection=dataset, conn_id=ADMIN_CONN_ID)
+    yield database, docs
+    mongo.client(ADMIN_CONN_ID).drop_database(database)
 
 
-def load(database: str, dataset: str, **options) -> list[dict]:
-    docs = documents(dataset, **options)
-    mongo.insert_documents(docs, database=database, collection=dataset, conn_id=ADMIN_CONN_ID)
-    return docs
+@pytest.fixture(scope="module")
+def database(loaded) -> str:
+    return loaded[0]
 
 
 def onboarded(database: str, collection: str, out: Path, *extra: str) -> tuple[dict, str]:
+    """``make onboard`` in this process (the CLI itself is run once, by ``test_make_onboard``)."""
     args = ["--db", database, "--collection", collection, "--label", "target", "--conn", ADMIN_CONN_ID]
-    completed = subprocess.run(
-        [sys.executable, "-m", "include.retraining.onboard", *args, "--out", str(out), *extra],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert onboard.main([*args, "--out", str(out), *extra]) == 0
+    return json.loads(out.read_text()), printed.getvalue()
+
+
+def test_make_onboard(database, tmp_path):
+    out = tmp_path / "cancer.json"
+    variables = [f"DB={database}", "COLLECTION=breast_cancer", "LABEL=target", "CONN=mongo_admin", f"OUT={out}"]
+
+    completed = subprocess.run(["make", "onboard", *variables], capture_output=True, text=True, check=False)
+
     assert completed.returncode == 0, completed.stderr
-    return json.loads(out.read_text()), completed.stdout
+    assert "next: airflow dags test retrain_breast_cancer" in completed.stdout
+    assert json.loads(out.read_text())["contract"]["label"]["objective"] == "binary"
 
 
 @pytest.mark.parametrize("dataset", CASES)
-def test_onboarding_infers_the_dataset(database, dataset, tmp_path):
-    stored, int_ids, objective, classes, id_type = CASES[dataset]
-    docs = load(database, dataset, timestamp_type=stored, int_ids=int_ids)
+def test_onboarding_infers_the_dataset(loaded, dataset, tmp_path):
+    database, documents_of = loaded
+    stored, _, objective, classes, id_type = CASES[dataset]
+    docs = documents_of[dataset]
 
     config, printed = onboarded(database, dataset, tmp_path / f"{dataset}.json")
 
