@@ -12,7 +12,7 @@ STACK := $(BIN)/python -m scripts.local_stack
 WITH_STACK := set -a && source .local/stack.env && set +a &&
 SEED_ROWS ?= 20000
 
-.PHONY: help venv up down status seed mongo-setup load-csv demo dags-test rollback summary test lint airflow bench bench-1m bench-compare bench-estimators
+.PHONY: help venv up down status seed mongo-setup load-csv onboard demo dags-test rollback summary test lint airflow bench bench-1m bench-compare bench-estimators
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -56,6 +56,11 @@ mongo-setup: up ## as MongoDB's admin: indexes and the pipeline role's privilege
 load-csv: up ## load a CSV into MongoDB: CSV=file.csv DB=db COLLECTION=name [TIMESTAMP=field] [TIMESTAMP_TYPE=date]
 	$(WITH_STACK) $(BIN)/python -m scripts.load_csv --csv "$(CSV)" --database "$(DB)" --collection "$(COLLECTION)" \
 		--timestamp "$(or $(TIMESTAMP),ingested_at)" --timestamp-type "$(or $(TIMESTAMP_TYPE),date)"
+
+onboard: venv ## write a model config from a sample: make onboard DB=.. COLLECTION=.. LABEL=.. [TIMESTAMP=.. MODEL=.. CONN=.. OUT=.. FORCE=1]
+	@test -n "$(DB)" -a -n "$(COLLECTION)" -a -n "$(LABEL)" || { echo "usage: make onboard DB=<db> COLLECTION=<name> LABEL=<field> [TIMESTAMP=<field>] [MODEL=<name>] [CONN=<conn id>] [OUT=<file>] [FORCE=1]"; exit 2; }
+	$(if $(wildcard .local/stack.env),$(WITH_STACK)) $(BIN)/python -m include.retraining.onboard --db "$(DB)" --collection "$(COLLECTION)" --label "$(LABEL)" \
+		$(if $(TIMESTAMP),--timestamp "$(TIMESTAMP)") $(if $(MODEL),--model "$(MODEL)") $(if $(CONN),--conn "$(CONN)") $(if $(OUT),--out "$(OUT)") $(if $(FORCE),--force)
 
 demo: seed ## the main job: stack up, sample data, two retrain runs (first champion, then drift), summary
 	$(WITH_STACK) $(BIN)/python -m include.demo.demo

@@ -72,6 +72,7 @@ def drift_monitor():
         database=window["database"],
         collection=window["collection"],
         timestamp_field=window["timestamp_field"],
+        timestamp_type=window["timestamp_type"],
         watermark=window["watermark"],
         min_documents=window["min_documents"],
         grace_seconds=window["grace_seconds"],

@@ -41,12 +41,14 @@ def probe(
     watermark: str | datetime,
     min_documents: int,
     grace_seconds: float,
+    timestamp_type: str = "date",
 ) -> NewDocuments:
     from include.retraining.adapters import mongo
 
     grace = timedelta(seconds=grace_seconds)
+    moment = mongo.as_watermark(watermark)
     return mongo.new_documents(
-        conn_id, database, collection, timestamp_field, mongo.as_watermark(watermark), min_documents, grace
+        conn_id, database, collection, timestamp_field, moment, min_documents, grace, timestamp_type
     )
 
 
@@ -75,6 +77,7 @@ class MongoNewDataTrigger(BaseTrigger):
         poke_interval: float = 60.0,
         timeout_at: str | None = None,
         grace_seconds: float = 0.0,
+        timestamp_type: str = "date",
     ) -> None:
         super().__init__()
         self.conn_id = conn_id
@@ -86,6 +89,7 @@ class MongoNewDataTrigger(BaseTrigger):
         self.poke_interval = float(poke_interval)
         self.timeout_at = timeout_at
         self.grace_seconds = float(grace_seconds)
+        self.timestamp_type = timestamp_type
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return TRIGGER_CLASSPATH, {
@@ -98,6 +102,7 @@ class MongoNewDataTrigger(BaseTrigger):
             "poke_interval": self.poke_interval,
             "timeout_at": self.timeout_at,
             "grace_seconds": self.grace_seconds,
+            "timestamp_type": self.timestamp_type,
         }
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -115,6 +120,7 @@ class MongoNewDataTrigger(BaseTrigger):
                 self.watermark,
                 self.min_documents,
                 self.grace_seconds,
+                self.timestamp_type,
             )
             self._log_poll(found.count, last_count)
             last_count = found.count
@@ -159,7 +165,8 @@ class MongoNewDataTrigger(BaseTrigger):
 
 
 class MongoNewDataSensor(BaseSensorOperator):
-    """Wait until at least ``min_documents`` documents have ``timestamp_field`` after ``watermark``.
+    """Wait until at least ``min_documents`` documents have ``timestamp_field`` after ``watermark``; the field
+    is compared in its stored form, ``timestamp_type`` (date, iso_string, epoch_seconds, epoch_millis).
 
     Returns (XCom) ``{"count", "watermark", "latest", "future"}``: the new documents are the window
     (watermark, latest], where ``latest`` is at most now - ``grace_seconds`` (later ones may still be
@@ -177,6 +184,7 @@ class MongoNewDataSensor(BaseSensorOperator):
         "timestamp_field",
         "min_documents",
         "grace_seconds",
+        "timestamp_type",
     )
 
     def __init__(
@@ -187,6 +195,7 @@ class MongoNewDataSensor(BaseSensorOperator):
         watermark: str | datetime,
         mongo_conn_id: str = "mongo_default",
         timestamp_field: str = "ingested_at",
+        timestamp_type: str = "date",
         min_documents: int | str = 1,
         grace_seconds: float | str = 0.0,
         poke_interval: timedelta | float = 60,
@@ -199,6 +208,7 @@ class MongoNewDataSensor(BaseSensorOperator):
         self.database = database
         self.collection = collection
         self.timestamp_field = timestamp_field
+        self.timestamp_type = timestamp_type
         self.watermark = watermark
         self.min_documents = min_documents
         self.grace_seconds = grace_seconds
@@ -230,6 +240,7 @@ class MongoNewDataSensor(BaseSensorOperator):
             poke_interval=self.poke_interval,
             timeout_at=deadline.isoformat(),
             grace_seconds=float(self.grace_seconds),
+            timestamp_type=self.timestamp_type,
         )
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
@@ -257,6 +268,7 @@ class MongoNewDataSensor(BaseSensorOperator):
             self.watermark,
             self._min_documents(),
             float(self.grace_seconds),
+            self.timestamp_type,
         )
         self.log.info("%s.%s: %d new documents after %s", self.database, self.collection, found.count, self.watermark)
         if found.count >= self._min_documents():

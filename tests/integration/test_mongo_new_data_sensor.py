@@ -137,3 +137,22 @@ def test_reports_documents_without_a_date_in_the_field(collection):
 
     assert event["status"] == "error"
     assert "'ingested_at'" in event["message"]
+    assert "set source.timestamp_type to 'iso_string'" in event["message"]
+
+
+@pytest.mark.parametrize(
+    ("timestamp_type", "stored"),
+    [
+        ("iso_string", lambda moment: moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")),
+        ("epoch_millis", lambda moment: int(moment.timestamp() * 1000)),
+    ],
+)
+def test_fires_on_timestamps_stored_as_strings_or_numbers(collection, timestamp_type, stored):
+    docs = [{"ingested_at": stored(doc["ingested_at"]), "n": doc["n"]} for doc in docs_at(-60, 0, 1, 30.5)]
+    asyncio.run(insert(collection, docs))
+
+    trigger = trigger_for(collection, min_documents=2, timestamp_type=timestamp_type)
+    event = asyncio.run(first_event(trigger))
+
+    assert (event["status"], event["count"]) == ("new_data", 2)
+    assert event["latest"] == (WATERMARK + timedelta(seconds=30.5)).isoformat()

@@ -97,6 +97,7 @@ def test_unknown_key_inside_a_list_of_records():
     ("override", "path", "value"),
     [
         ({"source": {"id_type": "uuid"}}, "config.source.id_type", "'uuid'"),
+        ({"source": {"timestamp_type": "unix"}}, "config.source.timestamp_type", "'unix'"),
         (
             {"contract": {"features": [{"name": "Age", "kind": "text"}]}},
             r"config.contract.features[0].kind",
@@ -140,6 +141,7 @@ def test_a_section_that_is_not_an_object():
         ({"contract": {"label": {"classes": [1]}}}, "contract.label.classes needs at least two classes"),
         ({"contract": {"features": []}}, "contract.features is empty"),
         ({"notify": {"recipients": []}}, "notify.recipients is empty"),
+        ({"start_date": "31/01/2024"}, "start_date '31/01/2024' is not an ISO date like '2024-01-31'"),
     ],
 )
 def test_range_checks(override, expected):
@@ -196,3 +198,13 @@ def test_with_overrides_checks_ranges_again():
 def test_with_overrides_refuses_unknown_fields():
     with pytest.raises(TypeError, match="flor"):
         with_overrides(load_config(), gate={"flor": 0.7})
+
+
+def test_keys_starting_with_an_underscore_are_comments():
+    notes = {"_onboarding": {"unsure": ["check Age"]}, "source": {"_comment": "ISO strings, UTC", "id_type": "auto"}}
+
+    config = load_config(notes, {"start_date": "2024-01-31"})
+
+    assert config.source.id_type == "auto"
+    assert config.start_date == "2024-01-31"
+    assert config.source.timestamp_type == "date"  # the default form

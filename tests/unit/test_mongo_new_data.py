@@ -241,6 +241,7 @@ def test_execute_defers_to_the_trigger_with_a_deadline_and_a_backstop():
             "min_documents": 3,
             "poke_interval": 30.0,
             "grace_seconds": 0.0,
+            "timestamp_type": "date",
         },
     )
 

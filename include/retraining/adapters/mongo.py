@@ -17,14 +17,32 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 from bson import ObjectId
 
+from include.retraining.core import timestamps
 from include.retraining.core.config import ContractConfig, SourceConfig
+from include.retraining.core.timestamps import IsoLayout
 
 if TYPE_CHECKING:
     import pandas as pd
     from pymongo import MongoClient
     from pymongo.collection import Collection
 
-ID_TYPES = {"objectid": ObjectId, "string": pa.string(), "int": pa.int64()}
+# "auto" ids are rendered as text by the server ($toString), whatever their BSON type
+ID_TYPES = {"objectid": ObjectId, "string": pa.string(), "int": pa.int64(), "auto": pa.string()}
+TIMESTAMP_BSON_TYPES = ("date", "string", "number")
+# every value of one BSON type, as a bounded range (MongoDB compares within a type only): unlike $type,
+# an index on the field answers it
+TYPE_RANGES = {
+    "date": {"$gte": datetime(1, 1, 1, tzinfo=UTC), "$lte": datetime(9999, 12, 31, tzinfo=UTC)},
+    "string": {"$gte": "", "$lte": "\U0010ffff"},
+    "number": {"$gte": float("-inf"), "$lte": float("inf")},
+}
+# epoch numbers are read as float64 (ints and doubles alike) and converted after the read
+TIMESTAMP_ARROW_TYPES = {
+    "date": pa.timestamp("ms", tz="UTC"),
+    "iso_string": pa.string(),
+    "epoch_seconds": pa.float64(),
+    "epoch_millis": pa.float64(),
+}
 # The label's Arrow type by its kind, so string and bool classes arrive as themselves. Int classes are read
 # as float64 (exact up to 2**53): pymongoarrow truncates a double into an int64 column (1.5 arrives as 1),
 # which would hide a wrong label from validation; validation casts the valid ones to int64.
@@ -65,12 +83,28 @@ def count_documents(*, database: str, collection: str, conn_id: str = "mongo_def
     return client(conn_id)[database][collection].count_documents({})
 
 
-def window_filter(source: SourceConfig, start: datetime | None, end: datetime) -> dict[str, Any]:
-    """Half-open window (start, end] on the timestamp field: consecutive windows never overlap."""
-    bounds: dict[str, Any] = {"$lte": end}
+def window_filter(
+    source: SourceConfig, start: datetime | None, end: datetime, layout: IsoLayout | None = None
+) -> dict[str, Any]:
+    """Half-open window (start, end] on the timestamp field, in its stored form: consecutive windows never
+    overlap. ``layout``: how ISO-string timestamps are written (``iso_layout``)."""
+    stored = functools.partial(timestamps.to_stored, timestamp_type=source.timestamp_type, layout=layout)
+    bounds: dict[str, Any] = {"$lte": stored(end)}
     if start is not None:
-        bounds["$gt"] = start
+        bounds["$gt"] = stored(start)
     return {source.timestamp_field: bounds}
+
+
+def iso_layout(docs: Collection, timestamp_field: str) -> IsoLayout:
+    """The layout of the newest ISO-string timestamp (the default layout on an empty collection)."""
+    newest = docs.find_one(
+        {timestamp_field: TYPE_RANGES["string"]}, {timestamp_field: 1, "_id": 0}, sort=[(timestamp_field, -1)]
+    )
+    return IsoLayout.of(newest[timestamp_field]) if newest else IsoLayout()
+
+
+def layout_of(docs: Collection, timestamp_field: str, timestamp_type: str) -> IsoLayout | None:
+    return iso_layout(docs, timestamp_field) if timestamp_type == "iso_string" else None
 
 
 def arrow_schema(source: SourceConfig, contract: ContractConfig) -> dict[str, Any]:
@@ -78,25 +112,91 @@ def arrow_schema(source: SourceConfig, contract: ContractConfig) -> dict[str, An
     for feature in contract.features:
         schema[feature.name] = pa.float64() if feature.kind == "numeric" else pa.string()
     schema[contract.label.name] = LABEL_TYPES[contract.label.kind]
-    schema[source.timestamp_field] = pa.timestamp("ms", tz="UTC")
+    schema[source.timestamp_field] = TIMESTAMP_ARROW_TYPES[source.timestamp_type]
     return schema
 
 
 def read_window(source: SourceConfig, contract: ContractConfig, start: datetime | None, end: datetime) -> pd.DataFrame:
-    """The contracted columns of every document in the window, ordered by timestamp."""
-    from pymongoarrow.api import Schema, find_arrow_all
+    """The contracted columns of every document in the window, ordered by timestamp; the timestamp as a
+    UTC datetime whatever its stored form, the id as text whatever its BSON type."""
+    from pymongoarrow.api import Schema, aggregate_arrow_all, find_arrow_all
 
     docs = collection(source.conn_id, source.database, source.collection)
-    table = find_arrow_all(
-        docs,
-        window_filter(source, start, end),
-        schema=Schema(arrow_schema(source, contract)),
-        allow_invalid=True,
-        sort=[(source.timestamp_field, 1)],
-    )
+    query = window_filter(source, start, end, layout_of(docs, source.timestamp_field, source.timestamp_type))
+    schema = arrow_schema(source, contract)
+    if source.id_type == "auto":  # ids of any type: the server renders each one as text
+        projection = dict.fromkeys(schema, 1) | {source.id_field: {"$toString": f"${source.id_field}"}}
+        pipeline = [{"$match": query}, {"$sort": {source.timestamp_field: 1}}, {"$project": projection}]
+        table = aggregate_arrow_all(docs, pipeline, schema=Schema(schema), allow_invalid=True)
+    else:
+        sort = [(source.timestamp_field, 1)]
+        table = find_arrow_all(docs, query, schema=Schema(schema), allow_invalid=True, sort=sort)
     frame = table.to_pandas()
+    _refuse_unread_ids(docs, source, query, frame)
     frame[source.id_field] = frame[source.id_field].astype(str)
+    frame[source.timestamp_field] = as_datetimes(frame[source.timestamp_field], source.timestamp_type)
     return frame
+
+
+def as_datetimes(values: pd.Series, timestamp_type: str) -> pd.Series:
+    """Stored timestamps as ``datetime64[ms, UTC]``; a value that is no timestamp becomes NaT."""
+    import pandas as pd
+
+    if timestamp_type == "date":
+        return values
+    if timestamp_type == "iso_string":
+        parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+    else:
+        parsed = pd.to_datetime(values, utc=True, unit="s" if timestamp_type == "epoch_seconds" else "ms")
+    return parsed.astype("datetime64[ms, UTC]")
+
+
+def _refuse_unread_ids(docs: Collection, source: SourceConfig, query: dict[str, Any], frame: pd.DataFrame) -> None:
+    """An id of another BSON type than ``source.id_type`` reads as null: say so, instead of reporting "None"."""
+    unread = int(frame[source.id_field].isna().sum())
+    if not unread:
+        return
+    bson_type = {"objectid": "objectId", "string": "string", "int": ["int", "long"]}[source.id_type]
+    others = docs.find({**query, source.id_field: {"$not": {"$type": bson_type}}}, {source.id_field: 1}, limit=3)
+    examples = ", ".join(repr(doc[source.id_field]) for doc in others)
+    raise ValueError(
+        f"{source.id_field}: {unread:,} of {len(frame):,} documents in the window have an id that is not a "
+        f"{source.id_type} (e.g. {examples}): set source.id_type to their type, or to 'auto' for ids of any type"
+    )
+
+
+def off_form(
+    source: SourceConfig, start: datetime | None = None, end: datetime | None = None, examples: int = 3
+) -> tuple[int, list[str], str]:
+    """Documents whose timestamp is set but not in the declared form: no window finds them (another BSON
+    type) or one finds them at the wrong place (an ISO string in another layout). Returns their count, a
+    few ids and the form expected. Every query is a bounded range, so the field's index answers it; ISO
+    layouts are checked within the window's range (start, end], where a misfit would be mis-windowed."""
+    docs = collection(source.conn_id, source.database, source.collection)
+    field, declared = source.timestamp_field, source.timestamp_type
+    bson = timestamps.BSON_TYPES[declared]
+    suspects = [{field: TYPE_RANGES[other]} for other in TIMESTAMP_BSON_TYPES if other != bson]
+    expected = declared
+    if declared == "iso_string":
+        layout = iso_layout(docs, field)
+        in_window = TYPE_RANGES["string"] | (window_filter(source, start, end, layout)[field] if end else {})
+        suspects.append({field: {**in_window, "$not": {"$regex": layout.pattern}}})
+        expected = f"ISO strings like {layout.describe()!r}"
+    counts = [docs.count_documents(query) for query in suspects]  # one range each: $or would scan
+    found = [
+        doc
+        for query, count in zip(suspects, counts, strict=True)
+        if count
+        for doc in docs.find(query, {"_id": 1}, limit=examples)
+    ]
+    return sum(counts), [str(doc["_id"]) for doc in found[:examples]], expected
+
+
+def stored_types(source: SourceConfig) -> dict[str, int]:
+    """How many documents store the timestamp field as a date, a string, a number (BSON type names)."""
+    docs = collection(source.conn_id, source.database, source.collection)
+    counts = {bson: docs.count_documents({source.timestamp_field: TYPE_RANGES[bson]}) for bson in TIMESTAMP_BSON_TYPES}
+    return {bson: count for bson, count in counts.items() if count}
 
 
 def record_once(conn_id: str, database: str, name: str, key: dict[str, Any], doc: dict[str, Any]) -> str:
@@ -139,24 +239,31 @@ def new_documents(
     watermark: datetime,
     min_documents: int,
     grace: timedelta = timedelta(0),
+    timestamp_type: str = "date",
 ) -> NewDocuments:
     """Count the settled new documents: ``timestamp_field`` in (watermark, now - grace]. A document stamped
     exactly at the watermark belongs to the previous window; one stamped in the last ``grace`` may still
-    be overtaken by a concurrent writer's older timestamp, so it waits for the next window. Synchronous:
-    the trigger runs it in a thread."""
+    be overtaken by a concurrent writer's older timestamp, so it waits for the next window. Bounds are
+    compared in the stored form (``timestamp_type``). Synchronous: the trigger runs it in a thread."""
     now = datetime.now(UTC)
-    query = {timestamp_field: {"$gt": watermark, "$lte": now - grace}}
     db = client(conn_id)[database]
     docs = db[name]
+    layout = layout_of(docs, timestamp_field, timestamp_type)
+
+    def stored(moment: datetime) -> Any:
+        return timestamps.to_stored(moment, timestamp_type, layout)
+
+    query = {timestamp_field: {"$gt": stored(watermark), "$lte": stored(now - grace)}}
     count = docs.count_documents(query)
-    future = docs.count_documents({timestamp_field: {"$gt": max(now + grace, watermark)}})
+    future = docs.count_documents({timestamp_field: {"$gt": stored(max(now + grace, watermark))}})
     if count < min_documents:
-        return NewDocuments(count, None, _source_problem(db, name, timestamp_field), future)
+        return NewDocuments(count, None, _source_problem(db, name, timestamp_field, timestamp_type), future)
     newest = docs.find_one(query, {timestamp_field: 1, "_id": 0}, sort=[(timestamp_field, -1)])
-    return NewDocuments(count, _utc(newest[timestamp_field]).isoformat(), None, future)
+    latest = timestamps.from_stored(newest[timestamp_field], timestamp_type)
+    return NewDocuments(count, latest.isoformat(), None, future)
 
 
-def _source_problem(db: Any, name: str, timestamp_field: str) -> str | None:
+def _source_problem(db: Any, name: str, timestamp_field: str, timestamp_type: str = "date") -> str | None:
     """An empty collection may fill up; a missing or undated one never will. ``authorizedCollections``
     lets a read-only user without the listCollections privilege ask."""
     where = f"{db.name}.{name}"
@@ -166,11 +273,17 @@ def _source_problem(db: Any, name: str, timestamp_field: str) -> str | None:
             "(and the Mongo connection) or start the ingestion that writes there"
         )
     docs = db[name]
-    if docs.find_one({timestamp_field: {"$type": "date"}}, {"_id": 1}) or not docs.find_one({}, {"_id": 1}):
+    declared = TYPE_RANGES[timestamps.BSON_TYPES[timestamp_type]]
+    if docs.find_one({timestamp_field: declared}, {"_id": 1}) or not docs.find_one({}, {"_id": 1}):
         return None
+    other = docs.find_one({timestamp_field: {"$exists": True, "$ne": None}}, {timestamp_field: 1})
+    found = timestamps.stored_type(other[timestamp_field]) if other else None
+    fix = (
+        f"set source.timestamp_type to {found!r}" if found else "set source.timestamp_field to the ingestion-time field"
+    )
     return (
-        f"no document in {where} has a date in field {timestamp_field!r} (missing, or stored as a string?): "
-        "set timestamp_field to the ingestion-time field, stored as a BSON date"
+        f"no document in {where} stores field {timestamp_field!r} as the declared timestamp_type "
+        f"{timestamp_type!r} ({'they hold ' + found if found else 'missing or not a timestamp'}): {fix}"
     )
 
 
@@ -182,20 +295,41 @@ def latest_documents(
 
 
 def latest_timestamp(source: SourceConfig) -> datetime | None:
-    """The newest value of the timestamp field in the source collection."""
+    """The newest value of the timestamp field in the source collection (in its declared form)."""
+    return _edge_timestamp(source, -1)
+
+
+def earliest_timestamp(source: SourceConfig) -> datetime | None:
+    return _edge_timestamp(source, 1)
+
+
+def _edge_timestamp(source: SourceConfig, direction: int) -> datetime | None:
     docs = collection(source.conn_id, source.database, source.collection)
-    newest = docs.find_one(
-        {source.timestamp_field: {"$ne": None}},
-        sort=[(source.timestamp_field, -1)],
-        projection={source.timestamp_field: 1},
+    field, declared = source.timestamp_field, source.timestamp_type
+    edge = docs.find_one(
+        {field: TYPE_RANGES[timestamps.BSON_TYPES[declared]]}, sort=[(field, direction)], projection={field: 1}
     )
-    return _utc(newest[source.timestamp_field]) if newest else None
+    return timestamps.from_stored(edge[field], declared) if edge else None
+
+
+def sample_documents(source: SourceConfig, size: int) -> list[dict[str, Any]]:
+    """Up to ``size`` documents picked at random by the server (``$sample``)."""
+    docs = collection(source.conn_id, source.database, source.collection)
+    return list(docs.aggregate([{"$sample": {"size": size}}]))
+
+
+def id_types(source: SourceConfig) -> dict[str, int]:
+    """How many documents have an id of each BSON type (``objectId``, ``string``, ``int``, ...)."""
+    docs = collection(source.conn_id, source.database, source.collection)
+    groups = docs.aggregate([{"$group": {"_id": {"$type": f"${source.id_field}"}, "count": {"$sum": 1}}}])
+    return {group["_id"]: group["count"] for group in groups}
 
 
 def stamped_after(source: SourceConfig, moment: datetime, examples: int = 3) -> tuple[int, list[str]]:
     """How many documents carry a timestamp after ``moment``, and a few of their ids."""
     docs = collection(source.conn_id, source.database, source.collection)
-    query = {source.timestamp_field: {"$gt": moment}}
+    layout = layout_of(docs, source.timestamp_field, source.timestamp_type)
+    query = {source.timestamp_field: {"$gt": timestamps.to_stored(moment, source.timestamp_type, layout)}}
     count = docs.count_documents(query)
     found = docs.find(query, {"_id": 1}, limit=examples) if count else []
     return count, [str(doc["_id"]) for doc in found]

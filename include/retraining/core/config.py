@@ -11,10 +11,12 @@ import importlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
 from include.retraining.core.records import RecordError, parse
+from include.retraining.core.timestamps import TimestampType
 
 CONFIG_DIR = Path(__file__).parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "vehicle_insurance.json"
@@ -127,8 +129,9 @@ class SourceConfig:
     collection: str
     conn_id: str = "mongo_default"
     id_field: str = "_id"
-    id_type: Literal["objectid", "string", "int"] = "objectid"
+    id_type: Literal["objectid", "string", "int", "auto"] = "objectid"  # auto: any BSON type, read as text
     timestamp_field: str = "ingested_at"
+    timestamp_type: TimestampType = "date"  # how the field is stored: see core/timestamps.py
     lookback_hours: float | None = None
 
 
@@ -205,6 +208,7 @@ class PipelineConfig:
     gate: GateConfig
     mlflow: MlflowConfig
     notify: NotifyConfig
+    start_date: str | None = None  # ISO date of the DAGs' first run (onboarding: the earliest document's day)
 
     def __post_init__(self) -> None:
         _check_ranges(self)
@@ -223,10 +227,12 @@ class PipelineConfig:
 
 
 def load_config(*overrides: Mapping[str, Any] | None, base: Path = DEFAULT_CONFIG) -> PipelineConfig:
-    """Defaults from ``base``, then each override deep-merged in order (later wins)."""
+    """Defaults from ``base``, then each override deep-merged in order (later wins). Keys starting with
+    ``_`` are comments (JSON has none), e.g. the ``_onboarding`` notes ``make onboard`` writes."""
     merged: dict[str, Any] = json.loads(base.read_text())
     for override in overrides:
         merged = deep_merge(merged, override or {})
+    merged = without_comments(merged)
     try:
         return parse(PipelineConfig, merged, "config")
     except RecordError as error:
@@ -241,6 +247,14 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
         else:
             merged[key] = value
     return merged
+
+
+def without_comments(document: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        key: without_comments(value) if isinstance(value, Mapping) else value
+        for key, value in document.items()
+        if not key.startswith("_")
+    }
 
 
 def with_overrides(config: PipelineConfig, **sections: Mapping[str, Any]) -> PipelineConfig:
@@ -309,6 +323,8 @@ def _check_ranges(config: PipelineConfig) -> None:
             f"training.hyperparameters {unknown} are not parameters of {config.training.estimator} "
             f"for objective {objective}: set training.hyperparameters together with training.estimator"
         )
+    if config.start_date is not None and not _is_iso_date(config.start_date):
+        problems.append(f"start_date {config.start_date!r} is not an ISO date like '2024-01-31'")
     if not config.notify.recipients:
         problems.append("notify.recipients is empty")
     if problems:
@@ -377,3 +393,9 @@ def _regression_label_problems(label: LabelSpec) -> list[str]:
 def _is_one_of(value: Any, classes: list[Any]) -> bool:
     """Membership by type and value: ``True == 1`` in Python, but a bool class is not an int class."""
     return any(value_kind(value) == value_kind(item) and value == item for item in classes)
+def _is_iso_date(text: Any) -> bool:
+    try:
+        date.fromisoformat(text)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -17,8 +17,9 @@ import pandas as pd
 from include.retraining.adapters import mongo, registry, storage
 from include.retraining.core import drift as drift_lib
 from include.retraining.core.config import PipelineConfig
-from include.retraining.core.contract import validate_frame
+from include.retraining.core.contract import DataContractError, validate_frame
 from include.retraining.core.records import DriftResult, RunInfo, Snapshot, ValidationReport
+from include.retraining.core.timestamps import BSON_TYPES
 
 log = logging.getLogger(__name__)
 
@@ -62,19 +63,56 @@ def park(config: PipelineConfig, run: RunInfo, window: Window, frame: pd.DataFra
 
 
 def extract(config: PipelineConfig, run: RunInfo) -> Snapshot:
-    """Read the run's window and park it as the extract snapshot; say what lies beyond its end."""
+    """Read the run's window and park it as the extract snapshot; say what lies beyond its end, and which
+    documents no window can find (a timestamp in another form). An empty window fails with the reason."""
     window = read_window(config, run)
-    later, examples = mongo.stamped_after(config.source, window.end)
+    source = config.source
+    misfits, misfit_ids, expected = mongo.off_form(source, window.start, window.end)
+    if misfits:
+        log.warning(
+            "%s: %d documents store the timestamp in another form than %s (e.g. _id %s): they are in no "
+            "window or in the wrong one; rewrite them, or fix source.timestamp_type",
+            source.timestamp_field,
+            misfits,
+            expected,
+            ", ".join(misfit_ids),
+        )
+    if window.frame.empty:
+        raise DataContractError(empty_window(config, window))
+    later, examples = mongo.stamped_after(source, window.end)
     if later:
         log.warning(
             "%s: %d documents are stamped after this run's end %s (e.g. _id %s): not in this window; "
             "future-dated timestamps come from the writer's clock or a wrong field",
-            config.source.timestamp_field,
+            source.timestamp_field,
             later,
             window.end.isoformat(),
             ", ".join(examples),
         )
     return park(config, run, window, window.frame, "extract")
+
+
+def empty_window(config: PipelineConfig, window: Window) -> str:
+    """Why a window holds nothing: its bounds, the field and its declared form, and what the collection holds."""
+    source = config.source
+    where = f"{source.database}.{source.collection}"
+    start = window.start.isoformat() if window.start else "the beginning"
+    message = (
+        f"the extract window holds no documents: {where} has none with {source.timestamp_field!r} "
+        f"(declared source.timestamp_type {source.timestamp_type!r}) in ({start}, {window.end.isoformat()}]"
+    )
+    held = mongo.stored_types(source)
+    others = {bson: count for bson, count in held.items() if bson != BSON_TYPES[source.timestamp_type]}
+    if others:
+        found = ", ".join(f"{count:,} as a {bson}" for bson, count in others.items())
+        forms = [form for form, bson in BSON_TYPES.items() if bson in others]
+        return (
+            f"{message}; the collection stores that field {found}: set source.timestamp_type to "
+            f"{' or '.join(map(repr, forms))} (`make onboard` infers it)"
+        )
+    if held:
+        return f"{message}; its documents are stamped outside the window: pick a logical date inside the data"
+    return f"{message}; no document has that field: check source.collection and source.timestamp_field, or load data"
 
 
 def validate(config: PipelineConfig, run: RunInfo, snapshot: Snapshot) -> ValidationReport:

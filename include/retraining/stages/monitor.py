@@ -47,6 +47,7 @@ def open_window(config: PipelineConfig, run: RunInfo) -> dict[str, Any]:
         "database": config.source.database,
         "collection": config.source.collection,
         "timestamp_field": config.source.timestamp_field,
+        "timestamp_type": config.source.timestamp_type,
     }
 
 
