@@ -26,7 +26,9 @@ from typing import Any
 
 import pandas as pd
 
-TIMESTAMP_TYPES = ("date", "iso_string", "epoch_seconds", "epoch_millis")
+from include.retraining.core.timestamps import TIMESTAMP_TYPES, IsoLayout, to_stored
+
+ISO_LAYOUT = IsoLayout(fraction_digits=3)
 BATCH = 5000
 
 
@@ -47,15 +49,9 @@ def stamped(frame: pd.DataFrame, field: str, days: float, end: datetime) -> pd.S
 
 
 def stored(moment: pd.Timestamp, timestamp_type: str) -> Any:
-    """A UTC timestamp in the storage form the model config declares (``source.timestamp_type``)."""
-    moment = moment.to_pydatetime().astimezone(UTC)
-    if timestamp_type == "iso_string":
-        return moment.isoformat()
-    if timestamp_type == "epoch_seconds":
-        return moment.timestamp()
-    if timestamp_type == "epoch_millis":
-        return round(moment.timestamp() * 1000)
-    return moment
+    """A UTC timestamp in the storage form the model config declares (``source.timestamp_type``); ISO
+    strings in one layout (milliseconds, ``Z``), so they compare as the windows expect."""
+    return to_stored(moment.to_pydatetime().astimezone(UTC), timestamp_type, ISO_LAYOUT)
 
 
 def documents(frame: pd.DataFrame, field: str, timestamp_type: str, days: float, end: datetime) -> list[dict]:
