@@ -96,30 +96,28 @@ def problem(
 ) -> str | None:
     """Why this window cannot train and fairly judge a challenger, in one sentence with the fix; else None."""
     label = contract.label
-    newer = (
-        f" newer than the champion's training data (which ends {champion_training_end.isoformat()})"
-        if (champion_training_end)
-        else ""
-    )
+    newer = ""
+    if champion_training_end:
+        newer = f" newer than the champion's training data (which ends {champion_training_end.isoformat()})"
     if len(holdout) < training.min_holdout_rows:
         return (
             f"only {len(holdout):,} labeled rows{newer} for the out-of-time holdout, fewer than "
             f"training.min_holdout_rows ({training.min_holdout_rows:,}): wait for more labeled documents, "
             "or lower training.min_holdout_rows"
         )
+    if label.is_classification:
+        for name, rows in (("training rows", train), ("out-of-time holdout", holdout)):
+            present = sorted(map(str, rows[label.name].unique()))
+            if len(present) == 1:
+                return (
+                    f"the {name} ({len(rows):,} rows) hold only class {present} of {label.name}: a model cannot "
+                    "be trained or compared on one class; wait for more labeled documents"
+                )
+    elif train[label.name].nunique() == 1:
+        return f"the training rows hold a single value of {label.name}: nothing to learn; wait for more data"
     if len(train) < contract.min_rows:
         return (
             f"only {len(train):,} labeled rows older than the holdout to train on, fewer than contract.min_rows "
             f"({contract.min_rows:,}): widen training.window_days, or wait for more labeled documents"
         )
-    if label.is_classification:
-        for name, rows in (("training rows", train), ("out-of-time holdout", holdout)):
-            present = sorted(map(str, rows[label.name].unique()))
-            if len(present) < 2:
-                return (
-                    f"the {name} ({len(rows):,} rows) hold only class {present} of {label.name}: a model cannot "
-                    "be trained or compared on one class; wait for more labeled documents"
-                )
-    elif train[label.name].nunique() < 2:
-        return f"the training rows hold a single value of {label.name}: nothing to learn; wait for more data"
     return None
