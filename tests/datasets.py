@@ -17,7 +17,11 @@ import pandas as pd
 from include.retraining.core.config import FeatureSpec, LabelSpec, PipelineConfig, with_overrides
 
 DIGIT_NAMES = ("zero", "one", "two", "three", "four")
-SMALL_TRAINING = {"estimator": "gradient_boosting", "hyperparameters": {"max_iter": 40, "max_depth": 4}}
+SMALL_TRAINING = {
+    "estimator": "gradient_boosting",
+    "hyperparameters": {"max_iter": 40, "max_depth": 4},
+    "min_holdout_rows": 50,
+}
 
 
 @dataclass(frozen=True)

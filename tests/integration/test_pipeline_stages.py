@@ -112,13 +112,18 @@ def retrain(config: PipelineConfig, run: RunInfo, *, force: bool = False) -> Run
 
 
 def breaks_contract(doc: dict[str, Any]) -> bool:
-    """The contract, restated independently of validation.py, for the generator's defects."""
-    for name in ("Age", "Response"):
-        if not isinstance(doc.get(name), int | float):
-            return True
+    """The contract, restated independently of validation.py, for the generator's defects. A document
+    without a label breaks nothing: its label has not arrived yet."""
+    if not isinstance(doc.get("Age"), int | float):
+        return True
     if any(doc.get(name) not in allowed for name, allowed in CATEGORIES.items()):
         return True
-    return not 18 <= doc["Age"] <= 100 or doc["Annual_Premium"] < 0 or doc["Response"] not in (0, 1)
+    label = doc.get("Response")
+    return not 18 <= doc["Age"] <= 100 or doc["Annual_Premium"] < 0 or (label is not None and label not in (0, 1))
+
+
+def unlabeled(docs: list[dict[str, Any]]) -> set[str]:
+    return {str(doc["_id"]) for doc in docs if doc.get("Response") is None and not breaks_contract(doc)}
 
 
 def insert(config: PipelineConfig, docs: list[dict]) -> None:
@@ -195,7 +200,9 @@ def test_extract_writes_the_whole_window_as_a_snapshot(config, first, first_docs
     snapshot = first.snapshot
 
     assert snapshot.rows == FIRST_ROWS
-    assert snapshot.window_start is None  # no lookback: everything up to the run's end
+    # no lookback: the sliding training window (training.window_days) up to the run's end, not all history
+    end = datetime.fromisoformat(first.run.run_end)
+    assert datetime.fromisoformat(snapshot.window_start) == end - timedelta(days=config.training.window_days)
     assert snapshot.window_end == first.run.run_end
     contract = config.contract
     assert snapshot.columns == ("_id", *contract.feature_names, contract.label.name, "ingested_at")
@@ -211,19 +218,22 @@ def test_validate_quarantines_the_broken_documents(config, first, first_docs):
     report = first.report
     broken = {str(doc["_id"]) for doc in first_docs if breaks_contract(doc)}
 
-    assert len(broken) == round(MALFORMED_SHARE * FIRST_ROWS)  # the generator breaks one field per document
+    # the generator breaks one field per document; a missing label is no defect
+    assert len(broken) + len(unlabeled(first_docs)) == round(MALFORMED_SHARE * FIRST_ROWS)
     assert report.rows_in == FIRST_ROWS
     assert report.rows_quarantined == len(broken)
+    assert report.rows_unlabeled == len(unlabeled(first_docs)) > 0
     assert report.snapshot.rows + report.rows_quarantined == report.rows_in
     assert report.problems
-    assert all(" of 3,000 rows (" in problem for problem in report.problems)
+    assert all(" of 3,000 rows (" in problem for problem in report.problems[:-1])
+    assert report.problems[-1].endswith("valid rows have no label yet: drift only")
     quarantined = storage.read_parquet(config.storage, report.quarantine_uri)
     assert set(quarantined["_id"]) == broken
     assert quarantined[QUARANTINE_REASON].str.len().gt(0).all()
     valid = storage.read_parquet(config.storage, report.snapshot.uri)
     assert len(valid) == report.snapshot.rows
     assert set(valid["_id"]).isdisjoint(broken)
-    assert valid["Response"].dtype == "int64"
+    assert valid["Response"].dtype == "Int64"  # nullable: a row may await its label
     assert valid[config.contract.feature_names].notna().all().all()
     assert storage.content_hash(valid) == report.snapshot.content_hash
     assert report.snapshot.uri != first.snapshot.uri
@@ -251,11 +261,17 @@ def test_first_challenger_is_trained_on_the_validated_rows(config, first):
     training = first.training
 
     assert training.mlflow_run_id == first.drift.mlflow_run_id  # one MLflow run per Airflow run
-    assert training.rows_train + training.rows_holdout == first.report.snapshot.rows
-    assert training.rows_holdout == pytest.approx(0.2 * first.report.snapshot.rows, abs=1)
+    labeled = first.report.snapshot.rows - first.report.rows_unlabeled
+    assert training.rows_train + training.rows_holdout == labeled  # every labeled row, once
+    assert training.rows_holdout == pytest.approx(0.2 * labeled, abs=1)
     holdout = storage.read_parquet(config.storage, training.holdout_uri)
+    fitted = storage.read_parquet(config.storage, training.training_uri)
     assert len(holdout) == training.rows_holdout
-    assert list(holdout.columns) == [*config.contract.feature_names, "Response"]
+    assert len(fitted) == training.rows_train
+    assert list(holdout.columns) == ["_id", "ingested_at", *config.contract.feature_names, "Response"]
+    assert fitted["ingested_at"].max() < holdout["ingested_at"].min()  # out of time
+    assert holdout["Response"].notna().all()
+    assert fitted["Response"].notna().all()
     assert training.params["max_iter"] == 30
     assert training.params["snapshot_hash"] == first.report.snapshot.content_hash
     assert training.metrics["positive_share"] == pytest.approx(0.12, abs=0.04)
@@ -278,7 +294,10 @@ def test_first_challenger_becomes_champion(config, first):
         model_uri=f"models:/{config.model_name}/1",
         snapshot_uri=first.report.snapshot.uri,
         model_sha256=first.training.model_sha256,
+        training_uri=first.training.training_uri,
+        training_end=first.training.windows.training.end,
     )
+    assert first.champion.reference_uri == first.training.training_uri  # the next drift check's reference
     tags = registry.version_tags(config.mlflow, config.model_name, "1")
     assert tags["snapshot_uri"] == first.report.snapshot.uri
     assert tags["promotion_reason"] == promotion.reason
@@ -302,8 +321,8 @@ def test_drift_is_detected_against_the_champions_snapshot(recent, first, second)
 
     assert drift.status == "drift"
     assert drift.champion_version == "1"
-    assert drift.reference_uri == first.report.snapshot.uri
-    assert drift.rows_reference == first.report.snapshot.rows
+    assert drift.reference_uri == first.training.training_uri  # the rows v1 was fitted on, not its holdout
+    assert drift.rows_reference == first.training.rows_train
     assert drift.rows_current == DRIFTED_ROWS
     assert {"Age", "Annual_Premium"} <= set(drift.drifted_column_names)
     assert drift.drift_share >= recent.drift.drift_share_threshold
@@ -339,15 +358,22 @@ def test_retrained_model_beats_the_stale_champion(recent, second):
     assert promotion.promoted
     assert (promotion.champion_version, promotion.previous_champion) == ("2", "1")
     assert second.champion.version == "2"
-    assert second.champion.snapshot_uri == second.report.snapshot.uri  # the next drift check's reference
+    assert second.champion.reference_uri == second.training.training_uri  # the next drift check's reference
+    # v2's holdout lies strictly after v1's training data: v1 was never scored on a row it learned
+    v1_rows = storage.read_parquet(recent.storage, second.drift.reference_uri)
+    holdout = storage.read_parquet(recent.storage, second.training.holdout_uri)
+    assert set(holdout["_id"]).isdisjoint(v1_rows["_id"])
+    assert holdout["ingested_at"].min() > v1_rows["ingested_at"].max()
 
 
 # --- run 3: the gate refuses ------------------------------------------------------------------------
 
 
-def test_same_data_shows_no_drift(third, second):
-    assert third.drift.status == "no_drift"
-    assert third.drift.reference_uri == second.report.snapshot.uri
+def test_the_same_data_again_holds_nothing_new_to_the_champion(third, second):
+    """v2 was fitted on the older 80% of the same day: only its holdout rows are new to it."""
+    assert third.drift.status == "no_new_data"
+    assert third.drift.rows_current == second.training.rows_holdout
+    assert third.drift.reference_uri == second.training.training_uri
     assert third.drift.drifted_columns == 0
     assert third.decision.reason == "forced by the force_retrain Param"
 
@@ -427,7 +453,7 @@ def test_a_monitor_check_against_an_older_champion_is_checked_again(recent, seco
 
     assert drift.champion_version == "2"
     assert drift.check_id != second.drift.check_id
-    assert drift.status == "no_drift"
+    assert drift.status == "no_new_data"  # checked again, against v2: only v2's holdout rows are new to it
 
 
 # --- a broken window ----------------------------------------------------------------------------------
@@ -435,12 +461,11 @@ def test_a_monitor_check_against_an_older_champion_is_checked_again(recent, seco
 
 def test_too_many_broken_documents_stop_before_anything_is_registered(config, first):
     broken_config = with_overrides(config, source={"collection": f"broken_{uuid.uuid4().hex[:8]}"})
-    insert(
-        broken_config,
-        generate_documents(
-            1_000, start=NOW - timedelta(days=3), end=NOW - timedelta(days=1), seed=303, malformed_share=0.2
-        ),
+    docs = generate_documents(
+        1_000, start=NOW - timedelta(days=3), end=NOW - timedelta(days=1), seed=303, malformed_share=0.2
     )
+    bad = sum(map(breaks_contract, docs))
+    insert(broken_config, docs)
     versions = version_count(config)
     champion = registry.champion(config.mlflow, config.model_name)
     run = new_run()
@@ -449,7 +474,7 @@ def test_too_many_broken_documents_stop_before_anything_is_registered(config, fi
         retrain(broken_config, run, force=True)
 
     message = str(raised.value)
-    assert "200 of 1,000 rows (20.0%) break the data contract" in message
+    assert f"{bad} of 1,000 rows ({bad / 10:.1f}%) break the data contract" in message
     assert "e.g. _id " in message
     assert "raise contract.max_quarantine_share" in message
     assert version_count(config) == versions > 0

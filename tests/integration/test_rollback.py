@@ -25,7 +25,10 @@ def register_version(config, previous: str | None) -> str:
     from sklearn.dummy import DummyClassifier
 
     mlflow = registry.fluent(config.mlflow)
-    experiment = mlflow.set_experiment(config.mlflow.experiment).experiment_id
+    # not mlflow.set_experiment: an active experiment would outlive this test and refuse later tests' runs
+    mlflow_client = registry.client(config.mlflow)
+    found = mlflow_client.get_experiment_by_name(config.mlflow.experiment)
+    experiment = found.experiment_id if found else mlflow_client.create_experiment(config.mlflow.experiment)
     with mlflow.start_run(experiment_id=experiment) as run:
         model_uri = mlflow.sklearn.log_model(DummyClassifier().fit([[0], [1]], [0, 1]), name="model").model_uri
     tags = registry.tags_as_strings({"previous_champion": previous})

@@ -11,17 +11,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from include.retraining.core import windows
 from include.retraining.core.config import (
     METRICS,
     ConfigError,
     GateConfig,
     LabelSpec,
+    TrainingConfig,
     estimator_class,
     estimators_for,
     load_config,
     with_overrides,
 )
-from include.retraining.core.contract import DataContractError, validate_frame
+from include.retraining.core.contract import DataContractError, labeled_rows, validate_frame
 from include.retraining.core.evaluation import (
     METRIC_FUNCTIONS,
     decide_promotion,
@@ -150,7 +152,8 @@ def _frame(labels: list) -> pd.DataFrame:
     contract = load_config().contract  # the default features, filled with valid values
     values = {f.name: (f.categories[0] if f.categories else f.min or 0.0) for f in contract.features}
     values["Vintage"] = np.arange(len(labels), dtype=float)  # rows differ: none is a duplicate of another
-    return pd.DataFrame({"_id": [f"doc-{i}" for i in range(len(labels))], **values, "y": column})
+    stamps = pd.date_range("2024-01-01", periods=len(labels), freq="h", tz="UTC")
+    return pd.DataFrame({"_id": [f"doc-{i}" for i in range(len(labels))], **values, "y": column, "ingested_at": stamps})
 
 
 def test_string_classes_keep_their_type_and_unknown_values_are_counted_and_listed():
@@ -159,15 +162,15 @@ def test_string_classes_keep_their_type_and_unknown_values_are_counted_and_liste
 
     outcome = validate_frame(_frame(labels), contract, "_id")
 
-    assert outcome.valid["y"].tolist() == [v for v in labels if v in ("sun", "rain", "fog")]
+    assert outcome.valid["y"].tolist() == [v for v in labels if v in ("sun", "rain", "fog", None)]
+    assert labeled_rows(outcome.valid, contract)["y"].tolist() == [v for v in labels if v in ("sun", "rain", "fog")]
     unknown = next(p for p in outcome.problems if "not one of" in p)
     assert unknown.startswith("y: 3 of 12 rows (25.0%) label not one of ['sun', 'rain', 'fog'], e.g. _id doc-4")
     assert "2 unknown value(s): 'hail' (2), 'snow' (1); add them to contract.label.classes" in unknown
-    assert any(p.startswith("y: 1 of 12 rows (8.3%) label missing or not a string") for p in outcome.problems)
-    assert set(outcome.quarantined["quarantine_reason"]) == {
-        "y: label not one of ['sun', 'rain', 'fog']",
-        "y: label missing or not a string",
-    }
+    # a missing label has not arrived yet: the row stays valid for the drift check, and is counted
+    assert outcome.unlabeled == 1
+    assert "y: 1 of 9 valid rows have no label yet: drift only" in outcome.problems
+    assert set(outcome.quarantined["quarantine_reason"]) == {"y: label not one of ['sun', 'rain', 'fog']"}
 
 
 def test_too_many_unknown_classes_stop_the_run_naming_them():
@@ -184,10 +187,12 @@ def test_bool_and_int_classes_end_up_typed():
     bools = validate_frame(_frame([True, False, True]), _contract(LabelSpec("y", "binary", (False, True))), "_id")
     ints = validate_frame(_frame([0.0, 2.0, 1.0, 2.0]), _contract(LabelSpec("y", "multiclass", (0, 1, 2))), "_id")
 
-    assert bools.valid["y"].dtype == bool
-    assert bools.valid["y"].tolist() == [True, False, True]
-    assert ints.valid["y"].dtype == np.int64
-    assert ints.valid["y"].tolist() == [0, 2, 1, 2]
+    bool_labels = labeled_rows(bools.valid, _contract(LabelSpec("y", "binary", (False, True))))["y"]
+    int_labels = labeled_rows(ints.valid, _contract(LabelSpec("y", "multiclass", (0, 1, 2))))["y"]
+    assert bool_labels.dtype == bool
+    assert bool_labels.tolist() == [True, False, True]
+    assert int_labels.dtype == np.int64
+    assert int_labels.tolist() == [0, 2, 1, 2]
 
 
 def test_regression_target_is_checked_against_its_range():
@@ -197,20 +202,25 @@ def test_regression_target_is_checked_against_its_range():
 
     outcome = validate_frame(frame, contract, "_id")
 
-    assert outcome.valid["y"].tolist() == [1.5, 99.0, 42.0, 7.25]
-    assert outcome.valid["y"].dtype == np.float64
+    assert labeled_rows(outcome.valid, contract)["y"].tolist() == [1.5, 99.0, 42.0, 7.25]
+    assert labeled_rows(outcome.valid, contract)["y"].dtype == np.float64
+    assert outcome.unlabeled == 1  # doc-4's label has not arrived: valid for the drift check only
     reasons = outcome.quarantined.set_index("_id")["quarantine_reason"].to_dict()
     assert reasons == {
         "doc-2": "y: label below contract.label.min 0",
         "doc-3": "y: label above contract.label.max 100",
-        "doc-4": "y: label missing or not a number",
         "doc-5": "y: label not a finite number (inf); y: label above contract.label.max 100",
     }
 
 
 def test_a_constant_regression_target_cannot_be_trained_on():
-    with pytest.raises(DataContractError, match=r"y: only value \[3.0\] present; training needs at least two distinct"):
-        validate_frame(_frame([3.0, 3.0, 3.0]), _contract(LabelSpec("y", "regression")), "_id")
+    contract = _contract(LabelSpec("y", "regression"))
+    valid = validate_frame(_frame([3.0] * 8), contract, "_id").valid
+    training = TrainingConfig(min_holdout_rows=1)
+
+    plan = windows.plan(valid, contract, training, "_id", "ingested_at", champion_training_end=None)
+
+    assert plan.problem == "the training rows hold a single value of y: nothing to learn; wait for more data"
 
 
 # --- metrics ------------------------------------------------------------------------------------------

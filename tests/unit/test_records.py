@@ -18,9 +18,11 @@ from include.retraining.core.records import (
     RecordError,
     Registration,
     RunInfo,
+    Slice,
     Snapshot,
     TrainingResult,
     ValidationReport,
+    WindowPlan,
     parse,
 )
 
@@ -51,6 +53,13 @@ DRIFT = DriftResult(
     mlflow_run_id="0123456789abcdef",
     check_id="6b03b8c4c5c3e80419eb791a",
 )
+WINDOWS = WindowPlan(
+    current=Slice(start="2024-01-31T00:00:00+00:00", end="2024-02-01T00:00:00+00:00", rows=2_000, ids_hash="c" * 64),
+    training=Slice(start="2024-01-01T00:00:00+00:00", end="2024-01-31T20:00:00+00:00", rows=2_280, ids_hash="d" * 64),
+    holdout=Slice(start="2024-01-31T20:00:01+00:00", end="2024-02-01T00:00:00+00:00", rows=570, ids_hash="e" * 64),
+    rows_unlabeled=0,
+    champion_training_end="2024-01-30T23:59:59+00:00",
+)
 RECORDS = [
     RunInfo(
         dag_id="retrain_model",
@@ -80,6 +89,8 @@ RECORDS = [
         rows_holdout=570,
         params={"estimator": "random_forest", "n_estimators": 30, "class_weight": "balanced", "max_depth": None},
         metrics={"rows_train": 2280.0, "positive_share": 0.12},
+        training_uri="s3://bucket/training.parquet",
+        windows=WINDOWS,  # a nested optional record
     ),
     Evaluation(
         primary_metric="roc_auc",
@@ -104,6 +115,8 @@ RECORDS = [
     Registration(model_name="m", version="4", model_uri="models:/m-0123", tags={"snapshot_uri": "s3://x"}),
     Promotion(promoted=True, champion_version="4", previous_champion="3", reason="better"),
     NewData(count=1_200, watermark="2024-05-01T00:00:00+00:00", latest="2024-05-01T06:00:00+00:00"),
+    WINDOWS,
+    Slice(start=None, end=None, rows=0, ids_hash="f" * 64),  # an empty slice has no bounds
 ]
 
 

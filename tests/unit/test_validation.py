@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from include.retraining.core.config import ContractConfig, with_overrides
-from include.retraining.core.contract import QUARANTINE_REASON, DataContractError, validate_frame
+from include.retraining.core.contract import QUARANTINE_REASON, DataContractError, labeled_rows, validate_frame
 
 PROBLEM = re.compile(
     r"^(?P<field>\w+): (?P<count>[\d,]+) of (?P<total>[\d,]+) rows \((?P<percent>[\d.]+)%\) (?P<problem>.+), "
@@ -42,8 +42,9 @@ def test_clean_frame_passes_whole(make_frame, default_config):
     assert outcome.quarantined.empty
     assert outcome.problems == []
     assert outcome.valid["_id"].tolist() == frame["_id"].tolist()
-    assert outcome.valid["Response"].dtype == np.int64
-    assert outcome.valid["Response"].tolist() == frame["Response"].astype(int).tolist()
+    labels = labeled_rows(outcome.valid, default_config.contract)["Response"]
+    assert labels.dtype == np.int64
+    assert labels.tolist() == frame["Response"].astype(int).tolist()
 
 
 def test_generated_defects_are_quarantined_exactly(make_frame, default_config):
@@ -51,17 +52,21 @@ def test_generated_defects_are_quarantined_exactly(make_frame, default_config):
     broken = make_frame(1_000, seed=2, malformed_share=0.03)
     # the generator breaks rows last, so the two frames differ exactly in the broken rows
     differs = ~((clean == broken) | (clean.isna() & broken.isna())).all(axis=1)
-    broken_ids = set(broken.loc[differs, "_id"])
-    assert len(broken_ids) == 30
+    # a row whose only defect is a missing label is valid, awaiting its label (the drift check reads it)
+    unlabeled = differs & broken["Response"].isna()
+    broken_ids = set(broken.loc[differs & ~unlabeled, "_id"])
+    assert len(broken_ids) + unlabeled.sum() == 30
+    assert unlabeled.sum() > 0
 
     outcome = validate_frame(broken, default_config.contract, "_id")
 
     assert ids(outcome.quarantined) == broken_ids
     assert ids(outcome.valid) == ids(broken) - broken_ids
+    assert outcome.unlabeled == unlabeled.sum()
     assert len(outcome.valid) + len(outcome.quarantined) == 1_000
     assert outcome.quarantined[QUARANTINE_REASON].str.len().gt(0).all()
     counted = 0
-    for problem in outcome.problems:
+    for problem in outcome.problems[:-1]:  # the last one counts the unlabeled rows
         match = PROBLEM.match(problem)
         assert match, problem
         count = int(match["count"].replace(",", ""))
@@ -73,7 +78,11 @@ def test_generated_defects_are_quarantined_exactly(make_frame, default_config):
         assert set(examples) <= broken_ids
         reasons = outcome.quarantined.set_index("_id").loc[examples, QUARANTINE_REASON]
         assert reasons.str.startswith(match["field"] + ": ").all()
-    assert counted == 30  # one defect per broken row
+    assert counted == len(broken_ids)  # one defect per broken row
+    assert (
+        outcome.problems[-1]
+        == f"Response: {unlabeled.sum()} of {len(outcome.valid)} valid rows have no label yet: drift only"
+    )
 
 
 def test_problem_text_names_field_count_share_and_examples(frame, contract):
@@ -122,7 +131,6 @@ def test_a_row_with_two_defects_gets_both_reasons(frame, contract):
         ("Vehicle_Damage", "yes", "Vehicle_Damage: not one of ['Yes', 'No']"),
         ("Vehicle_Damage", None, "Vehicle_Damage: missing or not a string"),
         ("Response", 2.0, "Response: label not one of [0, 1]"),
-        ("Response", np.nan, "Response: label missing or not a number"),
     ],
 )
 def test_row_checks(frame, contract, column, value, reason):
@@ -171,7 +179,9 @@ def test_share_over_the_limit_stops_the_run(frame, contract):
 def test_generated_frame_far_over_the_limit(make_frame, default_config):
     frame = make_frame(1_000, seed=3, malformed_share=0.2)
 
-    with pytest.raises(DataContractError, match=r"200 of 1,000 rows \(20\.0%\) break the data contract"):
+    bad = 200 - int(frame["Response"].isna().sum())  # a missing label is no defect of the row
+
+    with pytest.raises(DataContractError, match=rf"{bad} of 1,000 rows \({bad / 10:.1f}%\) break the data contract"):
         validate_frame(frame, default_config.contract, "_id")
 
 
@@ -180,13 +190,25 @@ def test_empty_frame(frame, contract):
         validate_frame(frame.iloc[:0], contract, "_id")
 
 
-def test_single_class_label(frame, contract):
-    frame["Response"] = 0.0
+def test_a_missing_label_is_no_defect_the_row_awaits_it(frame, contract):
+    frame.loc[42, "Response"] = np.nan
 
-    with pytest.raises(DataContractError) as raised:
-        validate_frame(frame, contract, "_id")
+    outcome = validate_frame(frame, contract, "_id")
 
-    assert "Response: only class(es) [0] present; training needs at least two classes" in str(raised.value)
+    assert outcome.quarantined.empty
+    assert len(outcome.valid) == 100
+    assert outcome.unlabeled == 1
+    assert "doc-00042" not in set(labeled_rows(outcome.valid, contract)["_id"])
+
+
+def test_a_window_without_any_label_is_valid_for_the_drift_check(frame, contract):
+    frame["Response"] = np.nan
+
+    outcome = validate_frame(frame, contract, "_id")
+
+    assert len(outcome.valid) == 100
+    assert outcome.unlabeled == 100
+    assert labeled_rows(outcome.valid, contract).empty
 
 
 def test_min_rows_counts_valid_rows_only(make_frame, default_config):

@@ -166,9 +166,15 @@ class DriftConfig:
 class TrainingConfig:
     estimator: str = "random_forest"
     hyperparameters: dict[str, Any] = field(default_factory=dict)
+    # the out-of-time holdout: the newest share of the window's labeled rows, all newer than the champion's
+    # training data; both models are scored on it, and it needs this many rows to judge them
     holdout_share: float = 0.2
+    min_holdout_rows: int = 100
     seed: int = 42
     max_rows: int | None = None  # train on a stratified sample of at most this many rows (None: all)
+    # the extract, when source.lookback_hours is not set: a sliding window of this many days up to the
+    # run's end; None: expanding (every document up to the run's end, which grows every night)
+    window_days: float | None = 90.0
 
 
 @dataclass(frozen=True)
@@ -312,10 +318,7 @@ def _check_ranges(config: PipelineConfig) -> None:
     ):
         if not 0 <= value <= 1:
             problems.append(f"{name} must be within [0, 1], got {value}")
-    if not 0 < config.training.holdout_share < 1:
-        problems.append(f"training.holdout_share must be within (0, 1), got {config.training.holdout_share}")
-    if config.training.max_rows is not None and config.training.max_rows < 1:
-        problems.append(f"training.max_rows must be at least 1, got {config.training.max_rows}")
+    problems.extend(_training_range_problems(config.training))
     if not config.contract.features:
         problems.append("contract.features is empty")
     if unknown := unknown_hyperparameters(config.training, objective):
@@ -329,6 +332,19 @@ def _check_ranges(config: PipelineConfig) -> None:
         problems.append("notify.recipients is empty")
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
+
+
+def _training_range_problems(training: TrainingConfig) -> list[str]:
+    problems = []
+    if not 0 < training.holdout_share < 1:
+        problems.append(f"training.holdout_share must be within (0, 1), got {training.holdout_share}")
+    if training.min_holdout_rows < 1:
+        problems.append(f"training.min_holdout_rows must be at least 1, got {training.min_holdout_rows}")
+    if training.window_days is not None and training.window_days <= 0:
+        problems.append(f"training.window_days must be positive (null: expanding), got {training.window_days}")
+    if training.max_rows is not None and training.max_rows < 1:
+        problems.append(f"training.max_rows must be at least 1, got {training.max_rows}")
+    return problems
 
 
 def label_problems(label: LabelSpec) -> list[str]:
@@ -393,6 +409,8 @@ def _regression_label_problems(label: LabelSpec) -> list[str]:
 def _is_one_of(value: Any, classes: list[Any]) -> bool:
     """Membership by type and value: ``True == 1`` in Python, but a bool class is not an int class."""
     return any(value_kind(value) == value_kind(item) and value == item for item in classes)
+
+
 def _is_iso_date(text: Any) -> bool:
     try:
         date.fromisoformat(text)

@@ -15,7 +15,9 @@ from include.retraining.core.config import ContractConfig, FeatureSpec, LabelSpe
 
 EXAMPLE_IDS = 3
 EXAMPLE_VALUES = 5  # unknown label values listed with their counts
-# the pandas type a valid label keeps from validation on (the snapshot, training, evaluation)
+# the pandas type of a valid label: nullable in the snapshot (a row may await its label), plain in the
+# labeled rows that training and evaluation read
+NULLABLE_LABEL_DTYPES = {"int": "Int64", "bool": "boolean", "str": "object", "float": "float64"}
 LABEL_DTYPES = {"int": "int64", "bool": "bool", "str": "object", "float": "float64"}
 MAX_TEXT = 200  # characters of a categorical value: anything longer is a broken document, not a category
 QUARANTINE_REASON = "quarantine_reason"
@@ -38,13 +40,15 @@ class ValidationOutcome:
     valid: pd.DataFrame
     quarantined: pd.DataFrame
     problems: list[str]
+    unlabeled: int  # valid rows without a label yet: checked for drift, not trained or scored on
 
 
 def validate_frame(
     frame: pd.DataFrame, contract: ContractConfig, id_field: str, for_training: bool = True
 ) -> ValidationOutcome:
-    """Split ``frame`` into rows that meet the contract and rows to quarantine, or raise. Only a frame
-    ``for_training`` needs ``contract.min_rows`` rows and two classes; a drift check needs neither."""
+    """Split ``frame`` into rows that meet the contract and rows to quarantine, or raise. A row without a
+    label is valid (labels often arrive days later): the drift check reads it, training and evaluation do
+    not (``labeled_rows``). Only a frame ``for_training`` needs ``contract.min_rows`` valid rows."""
     total = len(frame)
     checks = [check for check in [*row_checks(frame, contract), duplicates(frame, id_field)] if check.failing.any()]
     problems = [describe(check, frame, id_field, total) for check in checks]
@@ -54,9 +58,21 @@ def validate_frame(
     _raise_if_too_many_bad(bad, total, problems, contract)
 
     valid = frame.loc[~bad].reset_index(drop=True)
-    valid[contract.label.name] = valid[contract.label.name].astype(LABEL_DTYPES[contract.label.kind])
+    label = contract.label
+    valid[label.name] = valid[label.name].astype(NULLABLE_LABEL_DTYPES[label.kind])
     _raise_on_dataset_problems(valid, contract, total, for_training)
-    return ValidationOutcome(valid=valid, quarantined=quarantine_frame(frame, checks, bad), problems=problems)
+    unlabeled = int(valid[label.name].isna().sum())
+    if unlabeled:
+        problems.append(f"{label.name}: {unlabeled:,} of {len(valid):,} valid rows have no label yet: drift only")
+    quarantined = quarantine_frame(frame, checks, bad)
+    return ValidationOutcome(valid=valid, quarantined=quarantined, problems=problems, unlabeled=unlabeled)
+
+
+def labeled_rows(frame: pd.DataFrame, contract: ContractConfig) -> pd.DataFrame:
+    """The rows whose label has arrived, the label in its plain type: what training and evaluation read."""
+    label = contract.label
+    rows = frame.loc[frame[label.name].notna()]
+    return rows.astype({label.name: LABEL_DTYPES[label.kind]})
 
 
 def row_checks(frame: pd.DataFrame, contract: ContractConfig) -> list[RowCheck]:
@@ -68,11 +84,11 @@ def row_checks(frame: pd.DataFrame, contract: ContractConfig) -> list[RowCheck]:
 
 def label_checks(frame: pd.DataFrame, label: LabelSpec) -> list[RowCheck]:
     """A class label must be one of the declared classes; a regression target a finite number in range.
-    A value of another type arrives as null from the extract, hence "missing or not a <kind>"."""
+    A missing label is no problem of the row: it has not arrived yet (a value of another type arrives as
+    null from the extract too, and is counted with them)."""
     labels = frame[label.name] if label.name in frame else pd.Series(None, index=frame.index, dtype=object)
     present = labels.notna()
-    kind = {"int": "number", "float": "number", "str": "string", "bool": "bool"}[label.kind]
-    checks = [RowCheck(label.name, f"label missing or not a {kind}", ~present)]
+    checks = []
     if label.is_classification:
         unknown = present & ~labels.isin(list(label.classes))
         problem = f"label not one of {list(label.classes)}"
@@ -169,13 +185,6 @@ def _raise_on_dataset_problems(valid: pd.DataFrame, contract: ContractConfig, to
         problems.append(
             f"{len(valid):,} valid rows of {total:,}, fewer than contract.min_rows ({contract.min_rows:,}): "
             "widen the lookback or lower contract.min_rows"
-        )
-    values = sorted(valid[contract.label.name].unique().tolist())
-    if for_training and len(values) < 2:
-        what = "class(es)" if contract.label.is_classification else "value"
-        problems.append(
-            f"{contract.label.name}: only {what} {values} present; training needs at least two "
-            f"{'classes' if contract.label.is_classification else 'distinct values'}"
         )
     for feature in contract.features:
         null_share = valid[feature.name].isna().mean() if len(valid) else 0.0

@@ -8,6 +8,16 @@ MONITOR_REASON = "drift_monitor"  # the conf reason drift_monitor sets when it t
 
 
 def decide_retrain(run: RunInfo, drift: DriftResult) -> Decision:
+    """Retrain when asked or when the data moved, and only when the window can train and fairly judge a
+    challenger (enough labeled rows, an out-of-time holdout with every class it needs)."""
+    wanted = wanted_retrain(run, drift)
+    plan = drift.windows
+    if wanted.retrain and plan and not plan.trainable:
+        return Decision(retrain=False, reason=f"{wanted.reason}, but no challenger can be judged: {plan.problem}")
+    return wanted
+
+
+def wanted_retrain(run: RunInfo, drift: DriftResult) -> Decision:
     if run.force_retrain:
         return Decision(retrain=True, reason="forced by the force_retrain Param")
     if run.reason == MONITOR_REASON:
@@ -22,6 +32,12 @@ def decide_retrain(run: RunInfo, drift: DriftResult) -> Decision:
         return Decision(retrain=True, reason="no champion yet: training the first model")
     if drift.status == "no_reference":
         return Decision(retrain=True, reason=f"champion v{drift.champion_version} has no recorded training snapshot")
+    if drift.status == "no_new_data":
+        return Decision(
+            retrain=False,
+            reason=f"only {drift.rows_current} rows are newer than champion v{drift.champion_version}'s training "
+            "data: too few to check for drift (contract.min_rows)",
+        )
     if drift.drifted:
         columns = ", ".join(drift.drifted_column_names)
         return Decision(

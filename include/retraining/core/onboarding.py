@@ -19,6 +19,7 @@ from include.retraining.core.timestamps import MILLIS_ABOVE, is_number, stored_t
 MAX_CATEGORIES = 50  # more distinct strings than this is free text or an identifier, not a category
 MAX_CLASSES = 20  # more distinct integer labels than this is a count to regress, not classes
 MIN_ROWS = 500  # the pipeline's default contract.min_rows, lowered for small collections
+MIN_HOLDOUT_ROWS = 100  # the pipeline's default training.min_holdout_rows, lowered the same way
 TIMESTAMP_HINTS = ("ingested", "created", "updated", "timestamp", "time", "date", "_at")
 # per objective: the estimator, its hyperparameters in full, the gate's primary metric
 TRAINING = {
@@ -227,7 +228,7 @@ def propose(facts: CollectionFacts, label: str, model: str) -> Onboarding:
             "lookback_hours": None,
         },
         "contract": {"label": label_fields, "features": features, "min_rows": min_rows, "max_quarantine_share": 0.05},
-        "training": training_section(objective),
+        "training": training_section(objective, facts.documents),
         "gate": gate_section(objective, label_fields, label_values),
         "mlflow": {"experiment": model},
     }
@@ -243,7 +244,8 @@ def propose(facts: CollectionFacts, label: str, model: str) -> Onboarding:
             else f" in [{label_fields['min']}, {label_fields['max']}]"
         ),
         f"features: {kinds['numeric']} numeric, {kinds['categorical']} categorical",
-        f"contract.min_rows {min_rows}; gate metric {config['gate']['primary_metric']}",
+        f"contract.min_rows {min_rows}; training.min_holdout_rows {config['training']['min_holdout_rows']}; "
+        f"training.window_days {config['training']['window_days']}; gate metric {config['gate']['primary_metric']}",
     ]
     if facts.off_form:
         unsure.append(f"{stamp}: {facts.off_form:,} documents store it in another form or layout; no window finds them")
@@ -252,12 +254,16 @@ def propose(facts: CollectionFacts, label: str, model: str) -> Onboarding:
     return Onboarding(config, inferred, unsure + label_unsure + feature_unsure)
 
 
-def training_section(objective: str) -> dict[str, Any]:
+def training_section(objective: str, documents: int) -> dict[str, Any]:
+    """The estimator for the objective; the out-of-time holdout's minimum lowered for small collections (a
+    tenth of them), as contract.min_rows is; a sliding window of 90 days."""
     estimator, extra, _ = TRAINING[objective]
     return {
         "estimator": estimator,
         "hyperparameters": BOOSTING | extra,
         "holdout_share": 0.2,
+        "min_holdout_rows": min(MIN_HOLDOUT_ROWS, max(20, documents // 10)),
+        "window_days": 90,
         "seed": 42,
         "max_rows": 200000,
     }

@@ -106,6 +106,31 @@ class ValidationReport(Record):
     rows_quarantined: int
     quarantine_uri: str | None
     problems: tuple[str, ...]
+    rows_unlabeled: int = 0  # valid rows awaiting their label: checked for drift, not trained or scored on
+
+
+@dataclass(frozen=True)
+class Slice(Record):
+    """A recorded window: its bounds (ISO timestamps, both inclusive), its rows and a hash of their ids."""
+
+    start: str | None
+    end: str | None
+    rows: int
+    ids_hash: str
+
+
+@dataclass(frozen=True)
+class WindowPlan(Record):
+    current: Slice
+    training: Slice
+    holdout: Slice
+    rows_unlabeled: int  # in the current slice: valid for drift, kept out of training and evaluation
+    champion_training_end: str | None  # the holdout starts strictly after it
+    problem: str | None = None  # why no challenger can be trained and judged on this window, if so
+
+    @property
+    def trainable(self) -> bool:
+        return self.problem is None
 
 
 @dataclass(frozen=True)
@@ -119,7 +144,8 @@ class ColumnDrift(Record):
 
 @dataclass(frozen=True)
 class DriftResult(Record):
-    status: Literal["drift", "no_drift", "no_reference"]
+    # no_new_data: fewer than contract.min_rows rows are newer than the champion's training data
+    status: Literal["drift", "no_drift", "no_reference", "no_new_data"]
     drift_share: float
     drifted_columns: int
     columns: tuple[ColumnDrift, ...]
@@ -132,6 +158,7 @@ class DriftResult(Record):
     report_uri: str | None
     mlflow_run_id: str | None
     check_id: str | None = None
+    windows: WindowPlan | None = None  # which rows each model sees (the retrain DAG's check only)
 
     @property
     def drifted(self) -> bool:
@@ -158,6 +185,8 @@ class TrainingResult(Record):
     rows_holdout: int
     params: dict[str, Any]
     metrics: dict[str, float]
+    training_uri: str | None = None  # the rows fitted on: the drift reference once registered
+    windows: WindowPlan | None = None
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,10 @@ import pandas as pd
 
 from include.retraining.adapters import mongo, registry, storage
 from include.retraining.core import drift as drift_lib
+from include.retraining.core import windows
 from include.retraining.core.config import PipelineConfig
 from include.retraining.core.contract import DataContractError, validate_frame
-from include.retraining.core.records import DriftResult, RunInfo, Snapshot, ValidationReport
+from include.retraining.core.records import DriftResult, RunInfo, Slice, Snapshot, ValidationReport, WindowPlan
 from include.retraining.core.timestamps import BSON_TYPES
 
 log = logging.getLogger(__name__)
@@ -38,11 +39,12 @@ def run_prefix(config: PipelineConfig, run: RunInfo) -> str:
 
 
 def read_window(config: PipelineConfig, run: RunInfo, start: datetime | None = None) -> Window:
-    """``(start, run end]``; without ``start`` it reaches back ``source.lookback_hours``, or to the beginning."""
+    """``(start, run end]``; without ``start`` it reaches back ``source.lookback_hours`` when set, else
+    ``training.window_days`` (a sliding window), else to the beginning (``window_days: null``, expanding)."""
     end = datetime.fromisoformat(run.run_end)
-    lookback = config.source.lookback_hours
-    if start is None and lookback:
-        start = end - timedelta(hours=lookback)
+    lookback, days = config.source.lookback_hours, config.training.window_days
+    if start is None and (lookback or days):
+        start = end - (timedelta(hours=lookback) if lookback else timedelta(days=days))
     frame = mongo.read_window(config.source, config.contract, start, end)
     log.info("read %d rows (%s, %s] from %s", len(frame), start, end, config.source.collection)
     return Window(frame, start, end)
@@ -139,6 +141,7 @@ def validated(
         rows_quarantined=len(outcome.quarantined),
         quarantine_uri=quarantine_uri,
         problems=tuple(outcome.problems),
+        rows_unlabeled=outcome.unlabeled,
     )
     return outcome.valid, report
 
@@ -149,17 +152,48 @@ def detect_drift(config: PipelineConfig, run: RunInfo, validation: ValidationRep
     mlflow_run_id = registry.pipeline_run(config.mlflow, run)
     champion = registry.champion(config.mlflow, config.model_name)
     handed_over = run.monitor_check
+    frame = storage.read_parquet(config.storage, validation.snapshot.uri)
     if handed_over and handed_over.champion_version == (champion.version if champion else None):
         log.info("reusing drift check %s of drift_monitor (%s)", handed_over.check_id, handed_over.status)
-        result = replace(handed_over, mlflow_run_id=mlflow_run_id)
+        plan = plan_windows(config, frame, champion)
+        result = replace(handed_over, mlflow_run_id=mlflow_run_id, windows=plan)
         registry.log_drift(config.mlflow, mlflow_run_id, result)
+        registry.log_windows(config.mlflow, mlflow_run_id, plan)
     else:
         if handed_over:
             log.info("the champion moved since drift_monitor's check %s: checking again", handed_over.check_id)
-        current = storage.read_parquet(config.storage, validation.snapshot.uri)
-        result = check_drift(config, run, current, validation.snapshot, mlflow_run_id)
+        result = check_drift(config, run, frame, validation.snapshot, mlflow_run_id, champion)
+    if result.windows:
+        log.info(window_sentence(result.windows))
     log_links(config, result)
     return result
+
+
+def plan_windows(config: PipelineConfig, frame: pd.DataFrame, champion: registry.Champion | None) -> WindowPlan:
+    """Which rows of the validated window are new to the champion, held out, and trained on."""
+    end = datetime.fromisoformat(champion.training_end) if champion and champion.training_end else None
+    source = config.source
+    return windows.plan(frame, config.contract, config.training, source.id_field, source.timestamp_field, end)
+
+
+def window_sentence(plan: WindowPlan) -> str:
+    def part(name: str, window: Slice) -> str:
+        return f"{name} {window.rows:,} rows ({window.start} .. {window.end})"
+
+    since = (
+        f"after the champion's training data (ends {plan.champion_training_end})"
+        if (plan.champion_training_end)
+        else "no champion yet"
+    )
+    parts = [part("current", plan.current), part("training", plan.training), part("holdout", plan.holdout)]
+    unlabeled = f"; {plan.rows_unlabeled:,} current rows await their label" if plan.rows_unlabeled else ""
+    return f"windows ({since}): " + ", ".join(parts) + unlabeled
+
+
+def new_to_champion(config: PipelineConfig, frame: pd.DataFrame, plan: WindowPlan | None) -> pd.DataFrame:
+    """The current slice: the rows stamped after the champion's training data (all rows without a record)."""
+    end = plan.champion_training_end if plan else None
+    return windows.after(frame, config.source.timestamp_field, datetime.fromisoformat(end) if end else None)
 
 
 def log_links(config: PipelineConfig, result: DriftResult) -> None:
@@ -176,10 +210,17 @@ def check_drift(
     current: pd.DataFrame,
     snapshot: Snapshot,
     mlflow_run_id: str,
+    champion: registry.Champion | None,
     extra: dict[str, Any] | None = None,
+    planned: bool = True,
 ) -> DriftResult:
-    """Compare ``current`` with the champion's training snapshot; record the check in MLflow and MongoDB."""
-    champion = registry.champion(config.mlflow, config.model_name)
+    """Compare ``current`` with the champion's training rows; record the check in MLflow and MongoDB.
+
+    ``planned`` (the retrain DAG): ``current`` is the whole validated window, planned into slices
+    (``plan_windows``) and compared from the champion's training end on; otherwise (the monitor's window)
+    all of ``current`` is new."""
+    plan = plan_windows(config, current, champion) if planned else None
+    current = new_to_champion(config, current, plan)
     result = DriftResult(
         status="no_reference",
         drift_share=0.0,
@@ -193,9 +234,14 @@ def check_drift(
         champion_version=champion.version if champion else None,
         report_uri=None,
         mlflow_run_id=mlflow_run_id,
+        windows=plan,
     )
-    if champion and champion.snapshot_uri:
-        reference = storage.read_parquet(config.storage, champion.snapshot_uri)
+    if plan:
+        registry.log_windows(config.mlflow, mlflow_run_id, plan)
+    if planned and champion and champion.reference_uri and len(current) < config.contract.min_rows:
+        result = replace(result, status="no_new_data", reference_uri=champion.reference_uri)
+    elif champion and champion.reference_uri:
+        reference = storage.read_parquet(config.storage, champion.reference_uri)
         computed = drift_lib.compute_drift(current, reference, config.contract, config.drift)
         drifted = drift_lib.dataset_drifted(computed.drift_share, result.threshold)
         result = replace(
@@ -205,12 +251,13 @@ def check_drift(
             drifted_columns=computed.drifted_columns,
             columns=computed.columns,
             rows_reference=len(reference),
-            reference_uri=champion.snapshot_uri,
+            reference_uri=champion.reference_uri,
             report_uri=registry.log_drift_report(config.mlflow, mlflow_run_id, computed.html),
         )
         registry.log_drift(config.mlflow, mlflow_run_id, result)
     key = {"model_name": config.model_name, "dag_id": run.dag_id, "run_id": run.run_id}  # one check per run
-    document = drift_check_document(config, run, result) | (extra or {})
+    current_slice = windows.slice_of(current, config.source.id_field, config.source.timestamp_field)
+    document = drift_check_document(config, run, result) | {"current": current_slice.to_dict()} | (extra or {})
     checks = (config.source.conn_id, config.monitoring_database, config.monitoring.collection)
     check_id = mongo.record_once(*checks, key, document)
     return replace(result, check_id=check_id)

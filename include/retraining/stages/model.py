@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+
+import pandas as pd
 
 from include.retraining.adapters import registry, storage
+from include.retraining.core import windows
 from include.retraining.core.config import PipelineConfig
+from include.retraining.core.contract import DataContractError
 from include.retraining.core.evaluation import decide_promotion, predict, targets
 from include.retraining.core.reasons import gate_sentence, promotion_outcome, promotion_sentence, version_description
 from include.retraining.core.records import (
@@ -17,25 +22,34 @@ from include.retraining.core.records import (
     RunInfo,
     TrainingResult,
     ValidationReport,
+    WindowPlan,
 )
-from include.retraining.core.training import features_and_label, fit, label_metrics, split_holdout
+from include.retraining.core.training import features_and_label, fit, label_metrics, training_sample
 from include.retraining.stages.data import run_prefix
 
 log = logging.getLogger(__name__)
 
 
 def train(config: PipelineConfig, run: RunInfo, validation: ValidationReport, drift: DriftResult) -> TrainingResult:
-    """Fit on the validated snapshot minus a holdout (stratified for classes), kept for the evaluation stage.
+    """Fit on the labeled rows older than the out-of-time holdout (``core.windows``), capped at
+    ``training.max_rows``; the holdout is kept for the evaluation stage and the fitted rows as the drift
+    reference of the version this run may register.
 
     A retry finds the model an earlier try logged into this run and does not fit or log another: the
-    split is seeded, so the holdout is the same rows again."""
+    split is deterministic, so the holdout is the same rows again (checked against the recorded plan)."""
     data = validation.snapshot
     frame = storage.read_parquet(config.storage, data.uri)
-    label = config.contract.label.name
-    train_rows, holdout = split_holdout(
-        frame[[*config.contract.feature_names, label]], config.contract, config.training
-    )
-    holdout_uri = storage.write_parquet(config.storage, f"{run_prefix(config, run)}/holdout/rows.parquet", holdout)
+    plan = planned_windows(config, drift, frame)
+    label, source = config.contract.label.name, config.source
+    end = datetime.fromisoformat(plan.champion_training_end) if plan.champion_training_end else None
+    train_rows, holdout = windows.split(frame, config.contract, config.training, source.timestamp_field, end)
+    if windows.slice_of(holdout, source.id_field, source.timestamp_field) != plan.holdout:
+        raise RuntimeError(f"the holdout differs from the one planned by detect_drift ({plan.holdout})")
+    fitted = training_sample(train_rows, config.contract, config.training)
+    prefix = run_prefix(config, run)
+    columns = [source.id_field, source.timestamp_field, *config.contract.feature_names, label]
+    holdout_uri = storage.write_parquet(config.storage, f"{prefix}/holdout/rows.parquet", holdout[columns])
+    training_uri = storage.write_parquet(config.storage, f"{prefix}/training/rows.parquet", fitted[columns])
     params = {
         "estimator": config.training.estimator,
         **config.training.hyperparameters,
@@ -44,28 +58,41 @@ def train(config: PipelineConfig, run: RunInfo, validation: ValidationReport, dr
         "snapshot_hash": data.content_hash,
     }
     metrics = {
-        "rows_train": float(len(train_rows)),
+        "rows_train": float(len(fitted)),
         "rows_holdout": float(len(holdout)),
-        **label_metrics(train_rows[label], config.contract.label),
+        **label_metrics(fitted[label], config.contract.label),
     }
     run_id = drift.mlflow_run_id
     model_uri = registry.logged_model(config.mlflow, run_id)
     if model_uri:
         log.info("this run already logged %s (an earlier try): not training again", model_uri)
     else:
-        model = fit(train_rows, config.contract, config.training)
-        model_uri = registry.log_training(config.mlflow, run_id, model, train_rows, data, label, params, metrics)
+        learn = fitted[[*config.contract.feature_names, label]]
+        model = fit(learn, config.contract, config.training)
+        model_uri = registry.log_training(config.mlflow, run_id, model, learn, data, label, params, metrics)
     log.info("MLflow run: %s", registry.run_url(config.mlflow, run_id))
     return TrainingResult(
         mlflow_run_id=run_id,
         model_uri=model_uri,
         model_sha256=registry.model_digest(config.mlflow, model_uri),
         holdout_uri=holdout_uri,
-        rows_train=len(train_rows),
+        rows_train=len(fitted),
         rows_holdout=len(holdout),
         params=params,
         metrics=metrics,
+        training_uri=training_uri,
+        windows=plan,
     )
+
+
+def planned_windows(config: PipelineConfig, drift: DriftResult, frame: pd.DataFrame) -> WindowPlan:
+    """The plan detect_drift recorded; a window the retrain DAG cannot judge never reaches training."""
+    plan = drift.windows
+    if plan is None:
+        raise RuntimeError("detect_drift recorded no window plan for this run: clear detect_drift to plan again")
+    if not plan.trainable:
+        raise DataContractError(f"no challenger can be trained and judged on this window: {plan.problem}")
+    return plan
 
 
 def evaluate(config: PipelineConfig, training: TrainingResult) -> Evaluation:
@@ -110,6 +137,8 @@ def register(
             "snapshot_hash": data.content_hash,
             "snapshot_rows": str(data.rows),
             "holdout_uri": training.holdout_uri,
+            "training_uri": training.training_uri,
+            **(registry.window_tags(training.windows) if training.windows else {}),
             "drift_status": drift.status,
             "drift_share": f"{drift.drift_share:.4f}",
             "drifted_columns": drift.drifted_column_names,

@@ -67,7 +67,8 @@ def check_drift(config: PipelineConfig, run: RunInfo, new_data: NewData) -> Drif
         log.warning("%d documents are stamped beyond now + grace: left for a later window", new_data.future)
     mlflow_run_id = registry.pipeline_run(config.mlflow, window_of)
     extra = {"future_documents": new_data.future}
-    result = drift_check(config, window_of, frame, report.snapshot, mlflow_run_id, extra)
+    champion = registry.champion(config.mlflow, config.model_name)
+    result = drift_check(config, window_of, frame, report.snapshot, mlflow_run_id, champion, extra, planned=False)
     registry.finish_run(config.mlflow, mlflow_run_id)
     log_links(config, result)
     return result

@@ -24,12 +24,14 @@ from include.retraining.adapters.registry.runs import (
     log_drift,
     log_drift_report,
     log_evaluation,
+    log_windows,
     pipeline_run,
     read_artifact,
     run_metrics,
     run_url,
     set_run_tag,
     tags_as_strings,
+    window_tags,
 )
 from include.retraining.adapters.registry.versions import (
     CHALLENGER,
@@ -67,6 +69,7 @@ __all__ = [
     "log_drift_report",
     "log_evaluation",
     "log_training",
+    "log_windows",
     "logged_model",
     "model_digest",
     "model_requirements",
@@ -83,4 +86,5 @@ __all__ = [
     "tags_as_strings",
     "version_tags",
     "version_url",
+    "window_tags",
 ]

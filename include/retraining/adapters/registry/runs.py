@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from include.retraining.core.config import MlflowConfig
-from include.retraining.core.records import DriftResult, Evaluation, RunInfo
+from include.retraining.core.records import DriftResult, Evaluation, RunInfo, WindowPlan
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -94,6 +94,25 @@ def log_drift(mlflow_config: MlflowConfig, run_id: str, result: DriftResult) -> 
     mlflow_client.set_tag(run_id, "drift_status", result.status)
     if result.report_uri:
         mlflow_client.set_tag(run_id, "drift_report_uri", result.report_uri)
+
+
+def window_tags(plan: WindowPlan) -> dict[str, str]:
+    """``window.<slice>.<start|end|rows|ids_hash>``: the rows each model sees, on the run and its version."""
+    tags = {}
+    for name in ("current", "training", "holdout"):
+        for key, value in getattr(plan, name).to_dict().items():
+            if value is not None:
+                tags[f"window.{name}.{key}"] = str(value)
+    tags["window.rows_unlabeled"] = str(plan.rows_unlabeled)
+    if plan.champion_training_end:
+        tags["window.champion_training_end"] = plan.champion_training_end
+    return tags
+
+
+def log_windows(mlflow_config: MlflowConfig, run_id: str, plan: WindowPlan) -> None:
+    mlflow_client = client(mlflow_config)
+    for key, value in window_tags(plan).items():
+        mlflow_client.set_tag(run_id, key, value)
 
 
 def read_artifact(mlflow_config: MlflowConfig, artifact_uri: str) -> bytes:

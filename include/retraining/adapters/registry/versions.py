@@ -26,6 +26,13 @@ class Champion:
     model_uri: str
     snapshot_uri: str | None
     model_sha256: str | None = None
+    training_uri: str | None = None  # the rows it was fitted on: the drift reference
+    training_end: str | None = None  # the newest timestamp among them: later rows are new to it
+
+    @property
+    def reference_uri(self) -> str | None:
+        """Its training rows; a version registered before they were recorded has its whole snapshot."""
+        return self.training_uri or self.snapshot_uri
 
 
 def champion(mlflow_config: MlflowConfig, model_name: str) -> Champion | None:
@@ -47,6 +54,8 @@ def champion(mlflow_config: MlflowConfig, model_name: str) -> Champion | None:
         model_uri=f"models:/{model_name}/{version.version}",
         snapshot_uri=version.tags.get("snapshot_uri"),
         model_sha256=version.tags.get("model_sha256"),
+        training_uri=version.tags.get("training_uri"),
+        training_end=version.tags.get("window.training.end"),
     )
 
 

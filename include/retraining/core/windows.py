@@ -1,0 +1,123 @@
+"""Which rows each model sees: disjoint, recorded windows over one validated extract.
+
+- *reference*: the rows the champion was trained on (its recorded training slice);
+- *current*: the rows stamped after the champion's training slice ended — what the drift check compares
+  with the reference, so the champion's own rows never dilute the drift;
+- *holdout* (out of time): the newest labeled rows of the current slice, ``training.holdout_share`` of
+  the labeled rows; neither model trained on them, both are scored on them;
+- *training*: the labeled rows older than the holdout, within the extract (``training.window_days``).
+
+The holdout lies strictly after the champion's training slice, so the two never share a row. Rows without
+a label (labels often arrive days later) count for the drift check only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from datetime import datetime
+
+import pandas as pd
+
+from include.retraining.core.config import ContractConfig, TrainingConfig
+from include.retraining.core.contract import labeled_rows
+from include.retraining.core.records import Slice, WindowPlan
+
+
+def ids_hash(ids: pd.Series) -> str:
+    """Order-free: the same rows give the same hash however they were read."""
+    digest = hashlib.sha256()
+    for value in sorted(ids.astype(str)):
+        digest.update(value.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def slice_of(frame: pd.DataFrame, id_field: str, timestamp_field: str) -> Slice:
+    stamps = frame[timestamp_field]
+    bound = (lambda value: pd.Timestamp(value).isoformat()) if len(frame) else (lambda value: None)
+    return Slice(
+        start=bound(stamps.min()), end=bound(stamps.max()), rows=len(frame), ids_hash=ids_hash(frame[id_field])
+    )
+
+
+def after(frame: pd.DataFrame, timestamp_field: str, moment: datetime | None) -> pd.DataFrame:
+    return frame if moment is None else frame.loc[frame[timestamp_field] > pd.Timestamp(moment)]
+
+
+def split(
+    frame: pd.DataFrame,
+    contract: ContractConfig,
+    training: TrainingConfig,
+    timestamp_field: str,
+    champion_training_end: datetime | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(training rows, holdout rows): the holdout is the newest ``holdout_share`` of the labeled rows, taken
+    only from rows newer than the champion's training slice; training is every labeled row older than it.
+    Deterministic: a retried task splits the same rows again."""
+    rows = labeled_rows(frame, contract).sort_values([timestamp_field], kind="stable")
+    eligible = after(rows, timestamp_field, champion_training_end)
+    size = min(len(eligible), math.ceil(training.holdout_share * len(rows)))
+    holdout = eligible.iloc[len(eligible) - size :] if size else eligible.iloc[:0]
+    if holdout.empty:
+        return rows, holdout
+    first = holdout[timestamp_field].iloc[0]
+    train = rows.loc[rows[timestamp_field] < first]
+    holdout = holdout.loc[holdout[timestamp_field] >= first]  # ties at the boundary go to the holdout
+    return train, holdout
+
+
+def plan(
+    frame: pd.DataFrame,
+    contract: ContractConfig,
+    training: TrainingConfig,
+    id_field: str,
+    timestamp_field: str,
+    champion_training_end: datetime | None,
+) -> WindowPlan:
+    current = after(frame, timestamp_field, champion_training_end)
+    train, holdout = split(frame, contract, training, timestamp_field, champion_training_end)
+    return WindowPlan(
+        current=slice_of(current, id_field, timestamp_field),
+        training=slice_of(train, id_field, timestamp_field),
+        holdout=slice_of(holdout, id_field, timestamp_field),
+        rows_unlabeled=int(current[contract.label.name].isna().sum()),
+        champion_training_end=champion_training_end.isoformat() if champion_training_end else None,
+        problem=problem(train, holdout, contract, training, champion_training_end),
+    )
+
+
+def problem(
+    train: pd.DataFrame,
+    holdout: pd.DataFrame,
+    contract: ContractConfig,
+    training: TrainingConfig,
+    champion_training_end: datetime | None,
+) -> str | None:
+    """Why this window cannot train and fairly judge a challenger, in one sentence with the fix; else None."""
+    label = contract.label
+    newer = ""
+    if champion_training_end:
+        newer = f" newer than the champion's training data (which ends {champion_training_end.isoformat()})"
+    if len(holdout) < training.min_holdout_rows:
+        return (
+            f"only {len(holdout):,} labeled rows{newer} for the out-of-time holdout, fewer than "
+            f"training.min_holdout_rows ({training.min_holdout_rows:,}): wait for more labeled documents, "
+            "or lower training.min_holdout_rows"
+        )
+    if label.is_classification:
+        for name, rows in (("training rows", train), ("out-of-time holdout", holdout)):
+            present = sorted(map(str, rows[label.name].unique()))
+            if len(present) == 1:
+                return (
+                    f"the {name} ({len(rows):,} rows) hold only class {present} of {label.name}: a model cannot "
+                    "be trained or compared on one class; wait for more labeled documents"
+                )
+    elif train[label.name].nunique() == 1:
+        return f"the training rows hold a single value of {label.name}: nothing to learn; wait for more data"
+    if len(train) < contract.min_rows:
+        return (
+            f"only {len(train):,} labeled rows older than the holdout to train on, fewer than contract.min_rows "
+            f"({contract.min_rows:,}): widen training.window_days, or wait for more labeled documents"
+        )
+    return None

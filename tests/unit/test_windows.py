@@ -1,0 +1,159 @@
+"""Which rows each model sees, on real data (breast cancer, stamped one row per hour in a shuffled order)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.retraining.core import windows
+from include.retraining.core.contract import validate_frame
+from include.retraining.core.decision import decide_retrain
+from include.retraining.core.records import DriftResult, RunInfo
+from tests.datasets import configure, load
+
+TS, ID = "ingested_at", "_id"
+
+
+@pytest.fixture(scope="module")
+def config(default_config):
+    return configure(default_config, load("binary"), min_holdout_rows=50)
+
+
+@pytest.fixture
+def frame(config) -> pd.DataFrame:
+    data = load("binary").frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    data[ID] = [f"doc-{i}" for i in range(len(data))]
+    data[TS] = pd.date_range("2024-01-01", periods=len(data), freq="h", tz="UTC")
+    return validate_frame(data, config.contract, ID).valid
+
+
+def plan(config, frame, champion_end=None):
+    return windows.plan(frame, config.contract, config.training, ID, TS, champion_end)
+
+
+def test_without_a_champion_the_holdout_is_the_newest_labeled_share_and_training_everything_older(config, frame):
+    train, holdout = windows.split(frame, config.contract, config.training, TS, None)
+
+    assert len(holdout) == np.ceil(0.2 * len(frame))
+    assert train[TS].max() < holdout[TS].min()  # out of time, not at random
+    assert holdout[TS].max() == frame[TS].max()
+    assert len(train) + len(holdout) == len(frame)
+
+
+def test_the_holdout_never_holds_a_row_the_champion_trained_on(config, frame):
+    """The champion trained on the rows up to its training end; today's holdout lies strictly after it."""
+    champion_train, _ = windows.split(frame.iloc[:400], config.contract, config.training, TS, None)
+    champion_end = champion_train[TS].max().to_pydatetime()
+
+    _, holdout = windows.split(frame, config.contract, config.training, TS, champion_end)
+
+    assert set(holdout[ID]).isdisjoint(champion_train[ID])
+    assert holdout[TS].min() > champion_end
+    # the current slice (for drift) is everything after the champion's training data, no row of it
+    current = windows.after(frame, TS, champion_end)
+    assert set(current[ID]).isdisjoint(champion_train[ID])
+    assert set(holdout[ID]) <= set(current[ID])
+
+
+def test_few_rows_after_the_champion_shrink_the_holdout_rather_than_reuse_its_rows(config, frame):
+    champion_end = frame[TS].iloc[-60].to_pydatetime()  # 59 rows are newer than the champion's data
+
+    result = plan(config, frame, champion_end)
+
+    assert result.holdout.rows == 59
+    assert result.trainable
+    tighter = replace(config, training=replace(config.training, min_holdout_rows=100))
+    assert plan(tighter, frame, champion_end).problem.startswith(
+        "only 59 labeled rows newer than the champion's training data (which ends "
+    )
+
+
+def test_unlabeled_rows_count_for_drift_and_never_reach_training_or_the_holdout(config, frame):
+    frame = frame.copy()
+    newest = frame.index[-30:]
+    frame.loc[newest, "diagnosis"] = None  # the labels of the last 30 hours have not arrived
+
+    result = plan(config, frame)
+    train, holdout = windows.split(frame, config.contract, config.training, TS, None)
+
+    assert result.rows_unlabeled == 30
+    assert result.current.rows == len(frame)
+    assert set(frame.loc[newest, ID]).isdisjoint(set(train[ID]) | set(holdout[ID]))
+    assert holdout[TS].max() < frame[TS].max()  # the holdout is the newest *labeled* slice
+
+
+def test_a_one_class_holdout_is_a_clear_reason_not_a_nan(config, frame):
+    frame = frame.copy()
+    newest = frame.index[-120:]
+    frame.loc[newest, "diagnosis"] = "benign"
+
+    result = plan(config, frame)
+
+    assert result.problem.startswith("the out-of-time holdout (114 rows) hold only class ['benign'] of diagnosis")
+
+
+def test_too_few_training_rows_name_the_setting(config, frame):
+    result = plan(config, frame.iloc[:300])
+
+    assert result.problem.startswith("only 240 labeled rows older than the holdout to train on, fewer than contract")
+
+
+def test_the_plan_is_recorded_with_bounds_counts_and_order_free_id_hashes(config, frame):
+    result = plan(config, frame)
+    again = plan(config, frame.sample(frac=1.0, random_state=9))
+
+    assert result == again  # the same rows, read in another order
+    assert result.holdout.rows + result.training.rows == len(frame)
+    assert datetime.fromisoformat(result.training.end) < datetime.fromisoformat(result.holdout.start)
+    assert result.holdout.ids_hash != result.training.ids_hash
+
+
+def _drift(status="drift", plan_=None) -> DriftResult:
+    return DriftResult(
+        status=status,
+        drift_share=0.5,
+        drifted_columns=5,
+        columns=(),
+        threshold=0.3,
+        rows_current=40,
+        rows_reference=400,
+        current_uri="s3://b/c",
+        reference_uri="s3://b/r",
+        champion_version="2",
+        report_uri=None,
+        mlflow_run_id=None,
+        windows=plan_,
+    )
+
+
+RUN = RunInfo(dag_id="retrain_m", run_id="r1", run_end="2024-02-01T00:00:00+00:00")
+
+
+def test_drift_on_a_window_that_cannot_judge_a_challenger_skips_training_with_the_reason(config, frame):
+    untrainable = plan(config, frame.iloc[:300])
+
+    decision = decide_retrain(RUN, _drift("drift", untrainable))
+
+    assert not decision.retrain
+    assert decision.reason.startswith("data drift: 5 of 0 columns drifted")
+    assert ", but no challenger can be judged: only 240 labeled rows older than the holdout" in decision.reason
+
+
+def test_a_forced_retrain_is_refused_the_same_way(config, frame):
+    decision = decide_retrain(replace(RUN, force_retrain=True), _drift("no_drift", plan(config, frame.iloc[:300])))
+
+    assert not decision.retrain
+    assert decision.reason.startswith("forced by the force_retrain Param, but no challenger can be judged")
+
+
+def test_too_few_new_rows_are_no_drift_check_and_no_retrain():
+    decision = decide_retrain(RUN, _drift("no_new_data"))
+
+    assert not decision.retrain
+    assert decision.reason == (
+        "only 40 rows are newer than champion v2's training data: too few to check for drift (contract.min_rows)"
+    )
