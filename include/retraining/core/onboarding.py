@@ -128,7 +128,7 @@ def label_spec(name: str, values: list[Any]) -> tuple[dict[str, Any], list[str]]
     spec: dict[str, Any] = {"name": name, "objective": objective, "classes": classes}
     if objective == "binary":
         counts = Counter(present)
-        spec["positive_class"] = True if True in classes else (1 if 1 in classes else min(classes, key=counts.get))
+        spec["positive_class"] = positive_class(classes, counts)
         if not ({True, False} == set(classes) or {0, 1} == set(classes)):
             unsure.append(f"{name}: positive_class {spec['positive_class']!r} is the rarer class; check it")
     return spec, unsure
@@ -252,6 +252,16 @@ def propose(facts: CollectionFacts, label: str, model: str) -> Onboarding:
     if facts.earliest is None:
         unsure.append(f"no document has a {stamp_type} in {stamp}: start_date unknown")
     return Onboarding(config, inferred, unsure + label_unsure + feature_unsure)
+
+
+def positive_class(classes: list[Any], counts: Counter) -> Any:
+    """True of bools, 1 of 0/1, else the rarer class (what a binary task usually looks for). By type: in
+    Python ``True in [0, 1]`` holds, and a 0/1 label would get ``True`` as its positive class."""
+    if all(isinstance(value, bool) for value in classes):
+        return True
+    if any(value == 1 and not isinstance(value, bool) for value in classes):
+        return 1
+    return min(classes, key=counts.get)
 
 
 def training_section(objective: str, documents: int) -> dict[str, Any]:
