@@ -13,6 +13,7 @@ from include.retraining.core.records import (
     DriftResult,
     Evaluation,
     NewData,
+    PerformanceDrift,
     Promotion,
     Record,
     RecordError,
@@ -104,6 +105,26 @@ RECORDS = [
     Registration(model_name="m", version="4", model_uri="models:/m-0123", tags={"snapshot_uri": "s3://x"}),
     Promotion(promoted=True, champion_version="4", previous_champion="3", reason="better"),
     NewData(count=1_200, watermark="2024-05-01T00:00:00+00:00", latest="2024-05-01T06:00:00+00:00"),
+    PerformanceDrift(
+        status="drift",
+        metric="roc_auc",
+        reference_value=0.86,
+        current_value=0.61,
+        lower=0.58,
+        upper=0.64,
+        labeled_rows=900,
+        reason="a drop",
+    ),
+    PerformanceDrift(
+        status="undetermined",
+        metric="roc_auc",
+        reference_value=None,
+        current_value=None,
+        lower=None,
+        upper=None,
+        labeled_rows=0,
+        reason="no labels",
+    ),
 ]
 
 

@@ -102,9 +102,25 @@ class MonitoringConfig:
 
 @dataclass(frozen=True)
 class DriftConfig:
-    drift_share_threshold: float = 0.3
+    """Calibrated by ``make calibrate``; ``core/drift.py`` says what each knob does."""
+
+    numeric_method: str = "ks"  # an Evidently method name for numeric columns
+    categorical_method: str = "chi2_contingency"  # ... and for categorical ones
+    dataset_rule: Literal["any_column", "share"] = "any_column"
+    false_alarm_rate: float = 0.01  # any_column: the share of stationary checks allowed to alarm
+    drift_share_threshold: float = 0.3  # share: the share of drifted columns at which the dataset drifted
     max_rows: int = 20000
     seed: int = 42
+
+
+@dataclass(frozen=True)
+class PerformanceConfig:
+    """Performance drift: the champion scored on newly labeled rows vs its score at registration."""
+
+    max_drop: float = 0.02  # a drop of the primary metric this small is tolerated
+    confidence: float = 0.95  # one-sided level of the bootstrap bound on the current score
+    bootstrap_rounds: int = 300
+    min_labels: int = 200  # fewer labeled rows (or one class only): no verdict
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,7 @@ class PipelineConfig:
     gate: GateConfig
     mlflow: MlflowConfig
     notify: NotifyConfig
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
 
     def __post_init__(self) -> None:
         _check_ranges(self)
@@ -207,7 +224,9 @@ def _check_ranges(config: PipelineConfig) -> None:
     for name, value in (
         ("contract.max_quarantine_share", config.contract.max_quarantine_share),
         ("drift.drift_share_threshold", config.drift.drift_share_threshold),
+        ("drift.false_alarm_rate", config.drift.false_alarm_rate),
         ("gate.confidence", config.gate.confidence),
+        ("performance.confidence", config.performance.confidence),
     ):
         if not 0 <= value <= 1:
             problems.append(f"{name} must be within [0, 1], got {value}")

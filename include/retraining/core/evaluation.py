@@ -68,11 +68,16 @@ def _weighted_metric(
     name: str, y: np.ndarray, challenger: np.ndarray, champion: np.ndarray
 ) -> Callable[[np.ndarray], tuple[float, float]]:
     """``counts -> (metric of challenger, metric of champion)`` on the rows weighted by ``counts``."""
+    metrics = weighted_metric(name, y, challenger), weighted_metric(name, y, champion)
+    return lambda counts: (metrics[0](counts), metrics[1](counts))
+
+
+def weighted_metric(name: str, y: np.ndarray, scores: np.ndarray) -> Callable[[np.ndarray], float]:
+    """``counts -> metric of scores`` on the rows weighted by ``counts`` (``y`` boolean), O(n) per call."""
     if name == "roc_auc":
-        ranked = [_RankedScores(y, scores) for scores in (challenger, champion)]
-        return lambda counts: (ranked[0].roc_auc(counts), ranked[1].roc_auc(counts))
-    predicted = [scores >= 0.5 for scores in (challenger, champion)]
-    return lambda counts: tuple(_label_metric_from_counts(name, y, p, counts) for p in predicted)
+        return _RankedScores(y, scores).roc_auc
+    predicted = scores >= 0.5
+    return lambda counts: _label_metric_from_counts(name, y, predicted, counts)
 
 
 class _RankedScores:
