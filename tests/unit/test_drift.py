@@ -11,6 +11,7 @@ from include.retraining.core.drift import (
     DriftComputation,
     column_drift,
     column_threshold,
+    column_verdicts,
     compute_drift,
     contingency_p_value,
     dataset_drifted,
@@ -196,6 +197,16 @@ def test_max_rows_samples_both_frames(make_frame, reference, default_config, dri
 
     assert p_value(drifted) < p_value(computed) < small.false_alarm_rate / 10
     assert computed.html == ""
+
+
+def test_column_verdicts_are_the_reports(make_frame, reference, drifted, default_config):
+    """The calibration's report-free path runs the same tests on the same rows as ``compute_drift``."""
+    current = make_frame(1_500, seed=22, covariate_drift=1.0)
+
+    fast = column_verdicts(current, reference, default_config.contract, default_config.drift)
+
+    assert [(c.column, c.method, c.drifted) for c in fast] == [(c.column, c.method, c.drifted) for c in drifted.columns]
+    assert [c.score for c in fast] == pytest.approx([c.score for c in drifted.columns])
 
 
 # --- the dataset rule --------------------------------------------------------------------------------

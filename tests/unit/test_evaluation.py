@@ -10,7 +10,7 @@ import pytest
 from include.retraining.core.config import METRICS, GateConfig
 from include.retraining.core.evaluation import METRIC_FUNCTIONS, decide_promotion, positive_scores, score, win_share
 
-GATE = GateConfig(bootstrap_rounds=100)  # roc_auc, margin 0.005, floor 0.6, confidence 0.9; fewer rounds: ~2 ms each
+GATE = GateConfig(bootstrap_rounds=100, confidence=0.9)  # roc_auc, margin 0.005, floor 0.6; fewer rounds: ~2 ms each
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
