@@ -321,12 +321,12 @@ def gate_tasks(sizes: list[int], retrains: int, jobs: int, pool: Pool, cases: di
 
 
 def print_drift_table(rates: dict[tuple, float], sizes: list[int]) -> None:
-    header = f"{'detector':<12} {'scenario':<42} {'target':<10}" + "".join(f"{size:>9,}" for size in sizes)
+    header = f"{'detector':<17} {'scenario':<42} {'target':<10}" + "".join(f"{size:>9,}" for size in sizes)
     print("\nalarm rate per night (size = rows in each window)\n" + header + "\n" + "-" * len(header))
     for scenario in (*DATA_SCENARIOS, *PERFORMANCE_SCENARIOS):
         target = f"<= {FALSE_ALARM_TARGET:.0%}" if scenario.stationary else f">= {DETECTION_TARGET:.0%}*"
         cells = "".join(f"{rates[scenario.name, size]:>9.1%}" for size in sizes)
-        print(f"{scenario.detector + ' drift':<12} {scenario.name:<42} {target:<10}{cells}")
+        print(f"{scenario.detector + ' drift':<17} {scenario.name:<42} {target:<10}{cells}")
     print(f"* detection target from {DETECTION_FROM:,} rows")
 
 

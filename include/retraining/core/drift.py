@@ -6,8 +6,9 @@ measures the false-alarm rate on stationary nights and the detection rate on spe
 * every column gets a two-sample p-value test: Kolmogorov-Smirnov for numeric columns, a chi-square
   test of homogeneity on the 2 x k contingency table for categorical ones. Evidently's own
   ``chisquare`` treats the reference counts as exact expectations, so with two samples of equal size
-  its statistic is about twice too large (measured: 3 of 10 stationary nights alarmed); the contingency
-  test is registered with Evidently under ``chi2_contingency`` and runs inside its report like any other;
+  its statistic is about twice too large (measured on 100 stationary generator nights of 10k rows: 24%
+  of categorical columns below p = 0.05 and 11 nights alarmed under the rule below; the contingency
+  test: 6% and none); it is registered with Evidently as ``chi2_contingency`` and runs in its report;
 * dataset rule ``any_column``: the dataset drifted when any column's p-value falls below
   ``drift.false_alarm_rate / columns`` (Bonferroni), so a single shifted column among thirty is enough
   and the nightly false-alarm rate stays at most ``false_alarm_rate`` whatever the column count. The
