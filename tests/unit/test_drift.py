@@ -167,7 +167,7 @@ def test_covariate_drift_is_found(drifted, default_config):
     assert dataset_drifted(drifted.drift_share, dataset_threshold(default_config.drift, 10))
     age = next(c for c in drifted.columns if c.column == "Age")
     vehicle_age = next(c for c in drifted.columns if c.column == "Vehicle_Age")
-    assert (age.method, vehicle_age.method) == ("ks", "chi2_contingency")
+    assert (age.method, vehicle_age.method) == ("K-S p_value", "chi-square contingency p_value")
     assert age.threshold == pytest.approx(0.01 / 10)  # Bonferroni: the family-wise rate over 10 columns
     assert age.score < age.threshold
 

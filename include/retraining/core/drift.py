@@ -21,7 +21,7 @@ measures the false-alarm rate on stationary nights and the detection rate on spe
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -84,6 +84,8 @@ def compute_drift(
     )
     snapshot = Report([preset]).run(as_dataset(current), as_dataset(reference))
     share, count, columns = parse_metrics(snapshot.dict()["metrics"])
+    kinds = {feature.name: feature.kind for feature in contract.features}
+    columns = tuple(replace(c, method=display_name(c.method, kinds[c.column])) for c in columns)
     html = snapshot.get_html_str(as_iframe=False) if report else ""
     return DriftComputation(drift_share=share, drifted_columns=count, columns=columns, html=html)
 
@@ -114,13 +116,22 @@ def column_verdicts(
         verdicts.append(
             ColumnDrift(
                 column=feature.name,
-                method=method,
+                method=display_name(method, feature.kind),
                 score=float(result.drift_score),
                 threshold=float(result.actual_threshold),
                 drifted=bool(result.drifted),
             )
         )
     return tuple(verdicts)
+
+
+def display_name(method: str, kind: str) -> str:
+    """Evidently's name for a configured method ("ks" -> "K-S p_value"), as mails and reports show it."""
+    from evidently.legacy.calculations.stattests.registry import get_registered_stattest
+    from evidently.legacy.core import ColumnType
+
+    column_type = ColumnType.Numerical if kind == "numeric" else ColumnType.Categorical
+    return get_registered_stattest(method, column_type).display_name
 
 
 @functools.cache
