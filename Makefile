@@ -65,7 +65,7 @@ bench: up ## benchmarks at BENCH_SIZES (10k,100k): ratios against a baseline mea
 bench-1m: up ## the same suite at 1M rows (about an hour on 2 cores; seeds 1M documents once)
 	$(WITH_STACK) BENCH_SIZES=1m BENCH_REPEAT=$(BENCH_REPEAT) $(BIN)/python -m bench.run
 
-calibrate: venv ## false-alarm rate and power of the drift checks, promotion rates of the gate (~20 min on 2 busy cores, no services)
+calibrate: venv ## false-alarm rate and power of the drift checks, promotion rates of the gate (10-20 min, no services)
 	$(BIN)/python -m bench.calibrate --nights $(or $(NIGHTS),100) --retrains $(or $(RETRAINS),100)
 
 bench-estimators: venv ## holdout quality and fit cost of the candidate estimators (ROWS=1000000)
