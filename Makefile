@@ -12,7 +12,7 @@ STACK := $(BIN)/python -m scripts.local_stack
 WITH_STACK := set -a && source .local/stack.env && set +a &&
 SEED_ROWS ?= 20000
 
-.PHONY: help venv up down status seed mongo-setup load-csv onboard demo dags-test rollback summary test lint airflow bench bench-1m bench-compare bench-estimators
+.PHONY: help venv up down status seed mongo-setup load-csv onboard demo dags-test rollback summary test lint airflow bench bench-1m bench-compare bench-estimators calibrate
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -73,6 +73,9 @@ bench: up ## benchmarks at BENCH_SIZES (10k,100k): ratios against a baseline mea
 
 bench-1m: up ## the same suite at 1M rows (about an hour on 2 cores; seeds 1M documents once)
 	$(WITH_STACK) BENCH_SIZES=1m BENCH_REPEAT=$(BENCH_REPEAT) $(BIN)/python -m bench.run
+
+calibrate: venv ## false-alarm rate and power of the drift checks, promotion rates of the gate (10-20 min, no services)
+	$(BIN)/python -m bench.calibrate --nights $(or $(NIGHTS),100) --retrains $(or $(RETRAINS),100)
 
 bench-estimators: venv ## holdout quality and fit cost of the candidate estimators (ROWS=1000000)
 	$(BIN)/python -m bench.estimators --rows $(or $(ROWS),1000000)

@@ -117,7 +117,7 @@ def test_2_drift_is_detected_archived_and_gates_the_promotion(e2e):
     assert config.model_name in alert["Subject"]
     body = alert.get_body(("html",)).get_content()
     assert "<td>Age</td>" in body
-    assert "Wasserstein" in body
+    assert "K-S p_value" in body
     [attachment] = list(alert.iter_attachments())
     assert attachment.get_filename() == "drift-report.html"
 

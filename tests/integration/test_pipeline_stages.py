@@ -170,7 +170,10 @@ def first(config, first_docs) -> Run:
 
 @pytest.fixture(scope="module")
 def recent(config) -> PipelineConfig:
-    return with_overrides(config, source={"lookback_hours": 24})
+    # The drifted day's holdout is 400 rows (about 20 buyers): there even a +0.19 ROC-AUC challenger
+    # wins only ~93% of the resamples, below the calibrated 0.95 (tuned for holdouts of 1k rows and up,
+    # `make calibrate`). This test is about the promotion path, so it keeps the pre-calibration 0.9.
+    return with_overrides(config, source={"lookback_hours": 24}, gate={"confidence": 0.9})
 
 
 @pytest.fixture(scope="module")
@@ -325,7 +328,7 @@ def test_drift_is_detected_against_the_champions_snapshot(recent, first, second)
     assert drift.rows_reference == first.training.rows_train
     assert drift.rows_current == DRIFTED_ROWS
     assert {"Age", "Annual_Premium"} <= set(drift.drifted_column_names)
-    assert drift.drift_share >= recent.drift.drift_share_threshold
+    assert drift.drift_share >= drift.threshold == 1 / len(recent.contract.features)  # any column drifted
     assert drift.drifted_columns == len(drift.drifted_column_names)
     assert [c.column for c in drift.columns] == recent.contract.feature_names
     assert drift.report_uri == f"runs:/{drift.mlflow_run_id}/drift/report.html"  # stored once, in the MLflow run

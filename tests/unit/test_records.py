@@ -13,6 +13,7 @@ from include.retraining.core.records import (
     DriftResult,
     Evaluation,
     NewData,
+    PerformanceDrift,
     Promotion,
     Record,
     RecordError,
@@ -117,6 +118,26 @@ RECORDS = [
     NewData(count=1_200, watermark="2024-05-01T00:00:00+00:00", latest="2024-05-01T06:00:00+00:00"),
     WINDOWS,
     Slice(start=None, end=None, rows=0, ids_hash="f" * 64),  # an empty slice has no bounds
+    PerformanceDrift(
+        status="drift",
+        metric="roc_auc",
+        reference_value=0.86,
+        current_value=0.61,
+        lower=0.58,
+        upper=0.64,
+        labeled_rows=900,
+        reason="a drop",
+    ),
+    PerformanceDrift(
+        status="undetermined",
+        metric="roc_auc",
+        reference_value=None,
+        current_value=None,
+        lower=None,
+        upper=None,
+        labeled_rows=0,
+        reason="no labels",
+    ),
 ]
 
 

@@ -157,9 +157,25 @@ class MonitoringConfig:
 
 @dataclass(frozen=True)
 class DriftConfig:
-    drift_share_threshold: float = 0.3
+    """Calibrated by ``make calibrate``; ``core/drift.py`` says what each knob does."""
+
+    numeric_method: str = "ks"  # an Evidently method name for numeric columns
+    categorical_method: str = "chi2_contingency"  # ... and for categorical ones
+    dataset_rule: Literal["any_column", "share"] = "any_column"
+    false_alarm_rate: float = 0.01  # any_column: the share of stationary checks allowed to alarm
+    drift_share_threshold: float = 0.3  # share: the share of drifted columns at which the dataset drifted
     max_rows: int = 20000
     seed: int = 42
+
+
+@dataclass(frozen=True)
+class PerformanceConfig:
+    """Performance drift: the champion scored on newly labeled rows vs its score at registration."""
+
+    max_drop: float = 0.02  # a drop of the primary metric this small is tolerated
+    confidence: float = 0.95  # one-sided level of the bootstrap bound on the current score
+    bootstrap_rounds: int = 300
+    min_labels: int = 200  # fewer labeled rows (or one class only): no verdict
 
 
 @dataclass(frozen=True)
@@ -181,12 +197,13 @@ class TrainingConfig:
 class GateConfig:
     """Read in the primary metric's direction: for a lower-is-better metric (RMSE, MAE, log-loss) ``floor``
     is the worst acceptable value, a ceiling, and ``min_improvement`` how much lower the challenger must
-    score. ``primary_metric`` defaults to the objective's first metric; ``floor`` None: no floor."""
+    score. ``primary_metric`` defaults to the objective's first metric; ``floor`` None: no floor.
+    ``make calibrate`` (README, "Calibration") measures what the margin and confidence defaults buy."""
 
     primary_metric: str | None = None
-    min_improvement: float = 0.005
+    min_improvement: float = 0.005  # the challenger must be ahead by this much on the holdout...
     floor: float | None = None
-    confidence: float = 0.9
+    confidence: float = 0.95  # ...in this share of paired bootstrap resamples (0.9 promoted 4% of equals)
     bootstrap_rounds: int = 300
 
 
@@ -215,6 +232,7 @@ class PipelineConfig:
     mlflow: MlflowConfig
     notify: NotifyConfig
     start_date: str | None = None  # ISO date of the DAGs' first run (onboarding: the earliest document's day)
+    performance: PerformanceConfig = field(default_factory=PerformanceConfig)
 
     def __post_init__(self) -> None:
         _check_ranges(self)
@@ -314,7 +332,9 @@ def _check_ranges(config: PipelineConfig) -> None:
     for name, value in (
         ("contract.max_quarantine_share", config.contract.max_quarantine_share),
         ("drift.drift_share_threshold", config.drift.drift_share_threshold),
+        ("drift.false_alarm_rate", config.drift.false_alarm_rate),
         ("gate.confidence", config.gate.confidence),
+        ("performance.confidence", config.performance.confidence),
     ):
         if not 0 <= value <= 1:
             problems.append(f"{name} must be within [0, 1], got {value}")

@@ -200,6 +200,13 @@ def _sample_weighted(
     return None if any(math.isnan(value) for value in values) else values
 
 
+def weighted_metric(name: str, y: np.ndarray, predictions: np.ndarray) -> Callable[[np.ndarray], float | None]:
+    """``counts -> metric of one model's predictions`` on the rows weighted by ``counts``, or None where it
+    is undefined: the paired path with the model on both sides (performance drift scores one model)."""
+    paired = _weighted_metric(name, y, predictions, predictions)
+    return lambda counts: None if (values := paired(counts)) is None else values[0]
+
+
 class _RankedScores:
     """Scores sorted once, ties grouped: ROC-AUC of any weighting of the rows in O(n).
 

@@ -202,6 +202,24 @@ class Evaluation(Record):
 
 
 @dataclass(frozen=True)
+class PerformanceDrift(Record):
+    """The champion scored on newly labeled rows, against its own holdout score at registration."""
+
+    status: Literal["drift", "no_drift", "undetermined"]
+    metric: str
+    reference_value: float | None  # the champion's holdout score when it was registered
+    current_value: float | None  # its score on the labeled rows of the new window
+    lower: float | None  # bootstrap interval of current_value at the configured confidence (each side)
+    upper: float | None
+    labeled_rows: int  # rows with a label and a finite score (the rest are ignored)
+    reason: str
+
+    @property
+    def drifted(self) -> bool:
+        return self.status == "drift"
+
+
+@dataclass(frozen=True)
 class Registration(Record):
     model_name: str
     version: str

@@ -226,7 +226,7 @@ def check_drift(
         drift_share=0.0,
         drifted_columns=0,
         columns=(),
-        threshold=config.drift.drift_share_threshold,
+        threshold=drift_lib.dataset_threshold(config.drift, len(config.contract.features)),
         rows_current=len(current),
         rows_reference=0,
         current_uri=snapshot.uri,
