@@ -64,7 +64,7 @@ def check_drift(config: PipelineConfig, run: RunInfo, new_data: NewData) -> Drif
     frame, report = validated(config, window_of, window, for_training=False)  # a drift check, not a training set
     if new_data.future:
         log.warning("%d documents are stamped beyond now + grace: left for a later window", new_data.future)
-    mlflow_run_id = registry.pipeline_run(config.mlflow, window_of)
+    mlflow_run_id = registry.pipeline_run(config, window_of)
     extra = {"future_documents": new_data.future}
     result = drift_check(config, window_of, frame, report.snapshot, mlflow_run_id, extra)
     registry.finish_run(config.mlflow, mlflow_run_id)
