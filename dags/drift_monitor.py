@@ -32,7 +32,7 @@ WAIT_TIMEOUT = timedelta(minutes=float(os.environ.get("DRIFT_MONITOR_TIMEOUT_MIN
 ROUTES = {"drift": ["send_drift_alert", "retrain_conf"], "no_reference": ["retrain_conf"]}
 
 
-def monitor(model: Model):
+def drift_monitor_dag(model: Model):
     @dag(
         dag_id=dag_id("drift_monitor", model.id),
         schedule="@continuous",
@@ -107,4 +107,4 @@ def monitor(model: Model):
 
 
 for _model in models():
-    monitor(_model)
+    drift_monitor_dag(_model)

@@ -23,7 +23,7 @@ from include.retraining.airflow.params import dag_params
 from include.retraining.airflow.task import resolve_run_config, run_stage
 
 
-def retrain(model: Model):
+def retrain_dag(model: Model):
     @dag(
         dag_id=dag_id("retrain", model.id),
         schedule=os.environ.get("RETRAIN_SCHEDULE", "0 2 * * *"),
@@ -32,7 +32,7 @@ def retrain(model: Model):
         tags=["mlops", "retraining", "mlflow", "evidently", model.id],
         doc_md=__doc__,
     )
-    def retrain_model():
+    def retrain():
         # Each task is handed the record of the task before it; the other records its stage needs (and the
         # run's config) are pulled by run_stage from the tasks that produce them (all upstream), so the graph
         # draws the lifecycle.
@@ -95,8 +95,8 @@ def retrain(model: Model):
         retrain_or_skip(decide(drift)) >> [training, skipped]
         [promote(register(evaluate(training))), skipped] >> notify()
 
-    return retrain_model()
+    return retrain()
 
 
 for _model in models():
-    retrain(_model)
+    retrain_dag(_model)

@@ -24,7 +24,7 @@ def rollback_dag(model: Model):
         tags=["mlops", "rollback", "mlflow", model.id],
         doc_md=__doc__,
     )
-    def rollback_model():
+    def roll_back():
         @task
         def resolve_config() -> dict:
             return resolve_run_config(model.id)
@@ -35,7 +35,7 @@ def rollback_dag(model: Model):
 
         resolve_config() >> rollback()
 
-    return rollback_model()
+    return roll_back()
 
 
 for _model in models():

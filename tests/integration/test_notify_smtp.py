@@ -118,7 +118,9 @@ def test_send_summary_mails_the_run_and_closes_its_mlflow_run(stack_env, pipelin
 
 def test_drift_alert_arrives_with_text_html_and_the_report(stack_env, pipeline_config):
     run = RunInfo(
-        dag_id="drift_monitor", run_id=f"alert-{pipeline_config.model_name}", run_end="2024-06-01T12:00:00+00:00"
+        dag_id="drift_monitor_vehicle_insurance",
+        run_id=f"alert-{pipeline_config.model_name}",
+        run_end="2024-06-01T12:00:00+00:00",
     )
     report_html = b"<html><body>Evidently says Age drifted</body></html>"
     mlflow_run_id = registry.pipeline_run(pipeline_config, run)

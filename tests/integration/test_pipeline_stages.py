@@ -87,7 +87,7 @@ def new_run() -> RunInfo:
 
 
 def retrain(config: PipelineConfig, run: RunInfo, *, force: bool = False) -> Run:
-    """The retrain_model DAG without the scheduler: the same stages, in the same order, on records."""
+    """The retrain DAG without the scheduler: the same stages, in the same order, on records."""
     run = replace(run, force_retrain=force)
     snapshot = extract(config, run)
     report = validate(config, run, snapshot)

@@ -54,7 +54,7 @@ def first(config) -> FirstRun:
     end = datetime.now(UTC)
     docs = generate_documents(1_500, start=end - timedelta(days=10), end=end - timedelta(minutes=1), seed=7)
     mongo.insert_documents(docs, database=config.source.database, collection=config.source.collection)
-    run = RunInfo(dag_id="retrain_model", run_id=f"retry__{uuid.uuid4().hex}", run_end=end.isoformat())
+    run = RunInfo(dag_id="retrain_vehicle_insurance", run_id=f"retry__{uuid.uuid4().hex}", run_end=end.isoformat())
     snapshot = extract(config, run)
     validation = validate(config, run, snapshot)
     drift = detect_drift(config, run, validation)
@@ -102,7 +102,7 @@ def test_the_failure_mail_says_what_the_run_really_did(stack_env, config, first,
     monkeypatch.setattr("include.retraining.airflow.runtime.task_config", lambda params: config)
     context = {
         "ti": SimpleNamespace(task_id="notify", try_number=1),
-        "dag_run": SimpleNamespace(dag_id="retrain_model", run_id=first.run.run_id),
+        "dag_run": SimpleNamespace(dag_id="retrain_vehicle_insurance", run_id=first.run.run_id),
         "params": {},
         "exception": RuntimeError("smtp down"),
     }

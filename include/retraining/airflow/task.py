@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any, get_type_hints
 
-# record parameter of a stage -> the retrain_model task whose XCom it is (drift_monitor hands every record)
+# record parameter of a stage -> the retrain DAG's task whose XCom it is (the drift monitor hands every record)
 PRODUCERS = {
     "snapshot": "extract",
     "validation": "validate",

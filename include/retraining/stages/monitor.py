@@ -77,7 +77,7 @@ def send_drift_alert(config: PipelineConfig, run: RunInfo, new_data: NewData, dr
 
 
 def retrain_conf(run: RunInfo, new_data: NewData, drift: DriftResult) -> dict[str, Any]:
-    """The conf ``retrain_model`` receives: its window and this check, which it reuses instead of
+    """The conf the model's ``retrain_<model>`` receives: its window and this check, which it reuses instead of
     checking again; it records every flat key in its MLflow and model-version tags."""
     return {
         "reason": MONITOR_REASON,
