@@ -23,9 +23,12 @@ RETRAIN = "retrain_vehicle_insurance"  # the example model's retrain DAG (includ
 FINISHED = re.compile(r"DagRun Finished: dag_id=(?P<dag>\S+), .*?run_id=(?P<run>[^,]+), .*?state=(?P<state>\w+)")
 
 
-def dags_test(dag_id: str, log_path: Path, conf: dict | None = None, env: dict | None = None) -> tuple[str, str]:
-    """Run ``airflow dags test`` and return (run_id, final state) read from its own report."""
-    command = [str(BIN / "airflow"), "dags", "test", dag_id]
+def dags_test(
+    dag_id: str, log_path: Path, conf: dict | None = None, env: dict | None = None, logical_date: str | None = None
+) -> tuple[str, str]:
+    """Run ``airflow dags test`` (at ``logical_date``, default now) and return (run_id, final state) read
+    from its own report."""
+    command = [str(BIN / "airflow"), "dags", "test", dag_id, *([logical_date] if logical_date else [])]
     if conf:
         command += ["-c", json.dumps(conf)]
     log_path.parent.mkdir(parents=True, exist_ok=True)
