@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from include.retraining.airflow.models import KINDS, broken_report, dag_id, discover, models_dir
+from include.retraining.airflow.models import KINDS, broken_report, dag_id, discover, model_of, models_dir
 from include.retraining.core.config import DEFAULT_CONFIG, MODELS_DIR, ConfigError, load_config
 
 
@@ -56,3 +56,8 @@ def test_unknown_hyperparameters_wait_for_the_run_so_parsing_never_imports_sciki
 def test_the_models_folder_defaults_to_include_models():
     assert models_dir({}) == MODELS_DIR
     assert models_dir({"RETRAIN_MODELS_DIR": "/srv/models"}).as_posix() == "/srv/models"
+
+
+def test_a_dag_id_names_its_model():
+    assert [model_of(dag_id(kind, "drift_monitor_x")) for kind in KINDS] == ["drift_monitor_x"] * 3
+    assert model_of("some_other_dag") is None

@@ -193,14 +193,23 @@ def test_a_task_without_a_resolved_config_names_the_first_task():
         run_config(None)
 
 
-def test_the_failure_mail_uses_the_runs_resolved_config():
+def test_the_failure_mail_uses_the_runs_resolved_config_else_the_models_file(monkeypatch, tmp_path):
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path))
+    own = json.loads(DEFAULT_CONFIG.read_text()) | {"model_name": "wine", "notify": {"recipients": ["w@x.io"]}}
+    (tmp_path / "wine.json").write_text(json.dumps(own))
     ti = TaskInstance()
-    ti.push(RESOLVE_TASK, {"model": "m", "sha256": "", "config": {}})  # resolve_config never produced this
-    assert failure_config({"ti": ti}) == load_config()  # unreadable: the example's notify settings
+    failed = {"ti": ti, "dag_run": SimpleNamespace(dag_id="retrain_wine")}
+
+    assert failure_config(failed).notify.recipients == ("w@x.io",)  # resolve_config failed: the model's file
+    ti.push(RESOLVE_TASK, {"model": "wine", "sha256": "", "config": {}})  # not what resolve_config returns
+    assert failure_config(failed).model_name == "wine"
 
     configured = load_config({"notify": {"recipients": ["owner@example.com"]}})
     ti.push(RESOLVE_TASK, resolved("vehicle_insurance", configured).to_dict())
-    assert failure_config({"ti": ti}).notify.recipients == ("owner@example.com",)
+    assert failure_config(failed).notify.recipients == ("owner@example.com",)  # the run's own config
+
+    (tmp_path / "wine.json").write_text("{broken")
+    assert failure_config({"ti": TaskInstance(), "dag_run": failed["dag_run"]}) == load_config()
 
 
 def context(conf=None, run_type=RunType.MANUAL, interval_end=None, params=None) -> dict:

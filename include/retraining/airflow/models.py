@@ -47,6 +47,11 @@ def dag_id(kind: str, model: str) -> str:
     return f"{kind}_{model}"
 
 
+def model_of(dag_id_: str) -> str | None:
+    """The model a DAG id belongs to (``retrain_wine`` -> ``wine``); None for a DAG the factory did not make."""
+    return next((dag_id_.removeprefix(f"{kind}_") for kind in KINDS if dag_id_.startswith(f"{kind}_")), None)
+
+
 def model_path(model: str, environ: Mapping[str, str] = os.environ) -> Path:
     return models_dir(environ) / f"{model}.json"
 

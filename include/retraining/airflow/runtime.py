@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from include.retraining.airflow.models import model_path
+from include.retraining.airflow.models import model_of, model_path
 from include.retraining.airflow.params import param_overrides
 from include.retraining.core.config import (
     DEFAULT_MODEL,
@@ -94,11 +94,16 @@ def run_config(record: Mapping[str, Any] | None) -> PipelineConfig:
 
 
 def failure_config(context: Mapping[str, Any]) -> PipelineConfig:
-    """The run's config for its failure mail: the resolved one; the example model's when the failure is
-    that the config did not resolve (its notify section is the shared defaults')."""
+    """The run's config for its failure mail: the resolved one; when the failure is that it did not
+    resolve, the model's file alone; when that is what is broken, the example's (same mail defaults)."""
     try:
         return run_config(context["ti"].xcom_pull(task_ids=RESOLVE_TASK))
     except (ConfigError, ValueError):
+        pass
+    model = model_of(context["dag_run"].dag_id)
+    try:
+        return load_config(base=model_path(model)) if model else load_config()
+    except (ConfigError, OSError):
         return load_config()
 
 
