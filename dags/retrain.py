@@ -2,8 +2,8 @@
 task is one call into ``include.retraining``.
 
     resolve_config -> extract -> validate -> detect_drift -> decide -> retrain_or_skip
-                                                |                       |-> train -> evaluate -> register -> promote
-                                                `-> alert_on_drift      `-> skip ----------------------------> notify
+                                                |                         |-> train -> evaluate -> register -> promote
+                                                `-> alert_on_drift        `-> skip        (both paths end in notify)
 
 ``resolve_config`` resolves the model's layered config once (file <- Variables <- Params) and returns it
 with its sha256; every later task reads that XCom, so a Variable edited mid-run changes the next run only.
