@@ -11,6 +11,8 @@ BIN := $(VENV)/bin
 STACK := $(BIN)/python -m scripts.local_stack
 WITH_STACK := set -a && source .local/stack.env && set +a &&
 SEED_ROWS ?= 20000
+# a model config in include/models/: its DAGs are retrain_$(MODEL), drift_monitor_$(MODEL), rollback_$(MODEL)
+MODEL ?= vehicle_insurance
 
 .PHONY: help venv up down status seed mongo-setup load-csv onboard demo dags-test rollback summary test lint airflow bench bench-1m bench-compare bench-estimators calibrate
 
@@ -29,8 +31,8 @@ venv: $(BIN)/.installed ## create .venv with the pinned runtime and test require
 up: venv ## start the local stack (MongoDB, S3, MLflow, SMTP sink) and write .local/stack.env
 	$(STACK) up
 
-airflow: venv ## the stack plus a full Airflow (UI, scheduler, dag-processor, triggerer), both DAGs unpaused
-	$(STACK) up --airflow --unpause retrain_model,drift_monitor
+airflow: venv ## the stack plus a full Airflow (UI, scheduler, dag-processor, triggerer), MODEL's retrain and monitor unpaused
+	$(STACK) up --airflow --unpause retrain_$(MODEL),drift_monitor_$(MODEL)
 
 down: ## stop everything the local stack started
 	@test -x $(BIN)/python && $(STACK) down || echo "nothing to stop"
@@ -41,11 +43,11 @@ status: ## show each local service, its port and whether it is alive
 seed: up ## load SEED_ROWS (20000) sample vehicle-insurance documents into MongoDB, if the collection is empty
 	$(WITH_STACK) $(BIN)/python -m include.demo.seed --rows $(SEED_ROWS) --days 30 --if-empty
 
-dags-test: up ## run `airflow dags test retrain_model` once on the local stack
-	$(WITH_STACK) $(BIN)/airflow dags test retrain_model
+dags-test: up ## run `airflow dags test retrain_$(MODEL)` once on the local stack (MODEL=vehicle_insurance)
+	$(WITH_STACK) $(BIN)/airflow dags test retrain_$(MODEL)
 
 rollback: up ## move the champion back to the version it replaced (refused when there is none)
-	$(WITH_STACK) $(BIN)/airflow dags test rollback_model
+	$(WITH_STACK) $(BIN)/airflow dags test rollback_$(MODEL)
 
 summary: ## print what the last retrain produced and where to look
 	$(WITH_STACK) $(BIN)/python -m include.demo.summary

@@ -1,7 +1,8 @@
-"""The whole ``retrain_model`` DAG: ``airflow dags test`` of this tree and of a baseline commit, against
-the same stack and the same collection, and this tree's stage functions called from one process.
+"""The whole retrain DAG of the example model: ``airflow dags test`` of this tree and of a baseline commit,
+against the same stack and the same collection, and this tree's stage functions called from one process.
 
-- ``dags_test``: ``airflow dags test retrain_model -c '{"force_retrain": true}'``; per-task seconds are
+- ``dags_test``: ``airflow dags test retrain_vehicle_insurance -c '{"force_retrain": true}'`` (the
+  baseline's id where it predates the DAG factory: ``retrain_model``); per-task seconds are
   read from the run's task instances; the peak RSS is the process's (``dags test`` runs every task in it).
 - ``in_process``: the same stages in DAG order, each in a forked child (its own peak RSS) of one driver
   process: the DAG's wall time over their sum is the orchestration overhead.
@@ -28,6 +29,8 @@ from pathlib import Path
 
 from bench.datasets import collection_name
 from bench.measure import in_child, median, run_command
+
+RETRAIN_DAG_ID = "BENCH_RETRAIN_DAG_ID"  # env key: the retrain DAG id of a version's tree
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".local" / "bench"
@@ -86,32 +89,39 @@ def version_env(label: str, version: str, tree: Path) -> dict[str, str]:
         "PYTHONPATH": str(tree),
         "AIRFLOW_VAR_RETRAIN_CONFIG": json.dumps(deployment),
         "GIT_SHA": version,
+        RETRAIN_DAG_ID: retrain_dag_id(tree),
     }
+
+
+def retrain_dag_id(tree: Path) -> str:
+    """The example model's retrain DAG in ``tree``: one per model since the DAG factory, one in all before."""
+    return "retrain_model" if (tree / "dags" / "retrain_model.py").exists() else "retrain_vehicle_insurance"
 
 
 def dags_test(env: dict[str, str], log_name: str) -> dict[str, float]:
     airflow = str(Path(sys.executable).parent / "airflow")
-    command = [airflow, "dags", "test", "retrain_model", "-c", json.dumps({"force_retrain": True})]
+    command = [airflow, "dags", "test", env[RETRAIN_DAG_ID], "-c", json.dumps({"force_retrain": True})]
     seconds, peak, output = run_command(command, env=env, cwd=env["PYTHONPATH"])
     (WORK / "logs").mkdir(parents=True, exist_ok=True)
     (WORK / "logs" / f"{log_name}-{time.strftime('%Y%m%dT%H%M%S')}.log").write_text(output)
-    return {"seconds": seconds, "peak_rss_mb": peak} | task_seconds(Path(env["AIRFLOW_HOME"]) / "airflow.db")
+    return {"seconds": seconds, "peak_rss_mb": peak} | task_seconds(
+        Path(env["AIRFLOW_HOME"]) / "airflow.db", env[RETRAIN_DAG_ID]
+    )
 
 
-def task_seconds(database: Path) -> dict[str, float]:
-    """Seconds of each task of the newest retrain_model run, from its task instances."""
+def task_seconds(database: Path, dag_id: str) -> dict[str, float]:
+    """Seconds of each task of the newest run of ``dag_id``, from its task instances."""
     with sqlite3.connect(database) as db:
         (run_id,) = db.execute(
-            "select run_id from dag_run where dag_id = 'retrain_model' order by id desc limit 1"
+            "select run_id from dag_run where dag_id = ? order by id desc limit 1", (dag_id,)
         ).fetchone()
         rows = db.execute(
-            "select task_id, start_date, end_date, state from task_instance where dag_id = 'retrain_model' "
-            "and run_id = ?",
-            (run_id,),
+            "select task_id, start_date, end_date, state from task_instance where dag_id = ? and run_id = ?",
+            (dag_id, run_id),
         ).fetchall()
     failed = [task for task, _, _, state in rows if state not in ("success", "skipped")]
     if failed:
-        raise RuntimeError(f"retrain_model run {run_id}: tasks not successful: {failed}")
+        raise RuntimeError(f"{dag_id} run {run_id}: tasks not successful: {failed}")
     parse = datetime.fromisoformat
     return {
         f"task.{task}": (parse(end) - parse(start)).total_seconds() for task, start, end, _ in rows if end and start
@@ -157,7 +167,9 @@ def call_stage(stage: str, xcoms: dict, run: dict) -> object:
     from include.retraining.airflow.task import call_stage as adapter
     from include.retraining.core.records import RunInfo
 
-    info = RunInfo(dag_id="retrain_model", reason="manual", trigger={}, force_retrain=True, monitor_check=None, **run)
+    info = RunInfo(
+        dag_id="retrain_vehicle_insurance", reason="manual", trigger={}, force_retrain=True, monitor_check=None, **run
+    )
     return adapter(getattr(stages, stage), xcoms, env_config, lambda: info)
 
 

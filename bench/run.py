@@ -74,7 +74,7 @@ def run_sections(sizes: list[str], sections: list[str], repeat: int, baseline_re
         if "train_evaluate" in sections:
             figures |= report(f"train+evaluate {label}", stages.bench_train_evaluate(label, rows, repeat))
         if "dag" in sections:
-            figures |= report(f"retrain_model DAG {label}", dag.bench_dag(label, repeat, baseline_ref))
+            figures |= report(f"retrain DAG {label}", dag.bench_dag(label, repeat, baseline_ref))
     return figures
 
 

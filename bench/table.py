@@ -11,8 +11,8 @@ from bench.run import RESULTS
 
 # row label -> (baseline figure, new figure, unit); {s} is the size
 ROWS = {
-    "retrain_model dags test, s": ("dag.{s}.baseline.dags_test.seconds", "dag.{s}.new.dags_test.seconds"),
-    "retrain_model peak RSS, MB": ("dag.{s}.baseline.dags_test.peak_rss_mb", "dag.{s}.new.dags_test.peak_rss_mb"),
+    "retrain dags test, s": ("dag.{s}.baseline.dags_test.seconds", "dag.{s}.new.dags_test.seconds"),
+    "retrain peak RSS, MB": ("dag.{s}.baseline.dags_test.peak_rss_mb", "dag.{s}.new.dags_test.peak_rss_mb"),
     "  extract task, s": ("dag.{s}.baseline.dags_test.task.extract", "dag.{s}.new.dags_test.task.extract"),
     "  validate task, s": ("dag.{s}.baseline.dags_test.task.validate", "dag.{s}.new.dags_test.task.validate"),
     "  detect_drift task, s": (

@@ -1,8 +1,9 @@
-"""Drift monitor: wait for new documents in MongoDB, check them for drift, alert and trigger the retrain.
+"""Drift monitor, one ``drift_monitor_<model>`` DAG per model config: wait for new documents in MongoDB,
+check them for drift, alert and trigger the model's ``retrain_<model>``.
 
 A loop that re-arms itself (`@continuous`, one run at a time):
 
-    open_window -> wait_for_new_data (deferrable sensor, no worker slot while waiting) -> check_drift
+    resolve_config -> open_window -> wait_for_new_data (deferrable sensor, no worker slot while waiting) -> check_drift
       -> route   drift:       send_drift_alert  +  trigger_retrain (conf: reason, window, the drift check)
                  no champion: trigger_retrain
                  no drift:    record_no_drift
@@ -22,7 +23,8 @@ from airflow.sdk import dag, task
 from mongo_new_data import MongoNewDataSensor
 
 from include.retraining.airflow.dag_defaults import dag_defaults
-from include.retraining.airflow.task import run_stage
+from include.retraining.airflow.models import Model, dag_id, models
+from include.retraining.airflow.task import resolve_run_config, run_stage
 
 POKE_SECONDS = float(os.environ.get("DRIFT_MONITOR_POKE_SECONDS", "60"))
 WAIT_TIMEOUT = timedelta(minutes=float(os.environ.get("DRIFT_MONITOR_TIMEOUT_MINUTES", "360")))
@@ -30,72 +32,80 @@ WAIT_TIMEOUT = timedelta(minutes=float(os.environ.get("DRIFT_MONITOR_TIMEOUT_MIN
 ROUTES = {"drift": ["send_drift_alert", "retrain_conf"], "no_reference": ["retrain_conf"]}
 
 
-@dag(
-    dag_id="drift_monitor",
-    schedule="@continuous",
-    **dag_defaults(),  # incl. the fixed past start_date that @continuous needs
-    tags=["mlops", "monitoring", "drift", "evidently"],
-    doc_md=__doc__,
-)
-def drift_monitor():
-    @task
-    def open_window() -> dict:
-        return run_stage("open_window")
-
-    @task
-    def check_drift(new_data: dict) -> dict:
-        return run_stage("check_drift", new_data=new_data)
-
-    @task.branch
-    def route(drift: dict) -> list[str]:
-        return ROUTES.get(drift["status"], ["record_no_drift"])
-
-    @task
-    def send_drift_alert(new_data: dict, drift: dict) -> dict:
-        return run_stage("send_drift_alert", new_data=new_data, drift=drift)
-
-    @task
-    def retrain_conf(new_data: dict, drift: dict) -> dict:
-        return run_stage("retrain_conf", new_data=new_data, drift=drift)
-
-    @task
-    def record_no_drift(drift: dict) -> str:
-        return run_stage("record_no_drift", drift=drift)
-
-    @task(trigger_rule="none_failed_min_one_success")
-    def advance_watermark(new_data: dict, drift: dict) -> dict:
-        return run_stage("advance_watermark", new_data=new_data, drift=drift)
-
-    window = open_window()
-    new_data = MongoNewDataSensor(
-        task_id="wait_for_new_data",
-        database=window["database"],
-        collection=window["collection"],
-        timestamp_field=window["timestamp_field"],
-        timestamp_type=window["timestamp_type"],
-        watermark=window["watermark"],
-        min_documents=window["min_documents"],
-        grace_seconds=window["grace_seconds"],
-        poke_interval=POKE_SECONDS,
-        timeout=WAIT_TIMEOUT,
-        deferrable=True,
-    ).output
-    drift = check_drift(new_data)
-    conf = retrain_conf(new_data, drift)
-    trigger_retrain = TriggerDagRunOperator(
-        task_id="trigger_retrain",
-        trigger_dag_id="retrain_model",
-        # one retrain per monitor run: a retried trigger finds the run it created and skips
-        trigger_run_id="drift_monitor__{{ run_id }}",
-        skip_when_already_exists=True,
-        conf=conf,
-        wait_for_completion=False,  # the retrain has its own lifecycle; the monitor moves on
+def drift_monitor_dag(model: Model):
+    @dag(
+        dag_id=dag_id("drift_monitor", model.id),
+        schedule="@continuous",
+        **dag_defaults(model.config.start_date),  # incl. the fixed past start_date that @continuous needs
+        tags=["mlops", "monitoring", "drift", "evidently", model.id],
+        doc_md=__doc__,
     )
-    recorded = record_no_drift(drift)
-    route(drift) >> [send_drift_alert(new_data, drift), conf, recorded]
-    conf >> trigger_retrain
-    # the alert is a side branch: a mail outage must not hold the watermark (the check is recorded)
-    [trigger_retrain, recorded] >> advance_watermark(new_data, drift)
+    def drift_monitor():
+        @task
+        def resolve_config() -> dict:
+            return resolve_run_config(model.id)
+
+        @task
+        def open_window() -> dict:
+            return run_stage("open_window")
+
+        @task
+        def check_drift(new_data: dict) -> dict:
+            return run_stage("check_drift", new_data=new_data)
+
+        @task.branch
+        def route(drift: dict) -> list[str]:
+            return ROUTES.get(drift["status"], ["record_no_drift"])
+
+        @task
+        def send_drift_alert(new_data: dict, drift: dict) -> dict:
+            return run_stage("send_drift_alert", new_data=new_data, drift=drift)
+
+        @task
+        def retrain_conf(new_data: dict, drift: dict) -> dict:
+            return run_stage("retrain_conf", new_data=new_data, drift=drift)
+
+        @task
+        def record_no_drift(drift: dict) -> str:
+            return run_stage("record_no_drift", drift=drift)
+
+        @task(trigger_rule="none_failed_min_one_success")
+        def advance_watermark(new_data: dict, drift: dict) -> dict:
+            return run_stage("advance_watermark", new_data=new_data, drift=drift)
+
+        window = resolve_config() >> open_window()
+        new_data = MongoNewDataSensor(
+            task_id="wait_for_new_data",
+            database=window["database"],
+            collection=window["collection"],
+            timestamp_field=window["timestamp_field"],
+            timestamp_type=window["timestamp_type"],
+            watermark=window["watermark"],
+            min_documents=window["min_documents"],
+            grace_seconds=window["grace_seconds"],
+            poke_interval=POKE_SECONDS,
+            timeout=WAIT_TIMEOUT,
+            deferrable=True,
+        ).output
+        drift = check_drift(new_data)
+        conf = retrain_conf(new_data, drift)
+        trigger_retrain = TriggerDagRunOperator(
+            task_id="trigger_retrain",
+            trigger_dag_id=dag_id("retrain", model.id),
+            # one retrain per monitor run: a retried trigger finds the run it created and skips
+            trigger_run_id="drift_monitor__{{ run_id }}",
+            skip_when_already_exists=True,
+            conf=conf,
+            wait_for_completion=False,  # the retrain has its own lifecycle; the monitor moves on
+        )
+        recorded = record_no_drift(drift)
+        route(drift) >> [send_drift_alert(new_data, drift), conf, recorded]
+        conf >> trigger_retrain
+        # the alert is a side branch: a mail outage must not hold the watermark (the check is recorded)
+        [trigger_retrain, recorded] >> advance_watermark(new_data, drift)
+
+    return drift_monitor()
 
 
-drift_monitor()
+for _model in models():
+    drift_monitor_dag(_model)

@@ -1,7 +1,7 @@
 """A small client for Airflow 3's REST API (``/api/v2``) with the simple auth manager, as the UI uses it.
 
-    python scripts/airflow_api.py trigger retrain_model --conf '{"force_retrain": true}' --wait
-    python scripts/airflow_api.py runs retrain_model
+    python scripts/airflow_api.py trigger retrain_vehicle_insurance --conf '{"force_retrain": true}' --wait
+    python scripts/airflow_api.py runs retrain_vehicle_insurance
 
 It logs in with ``POST /auth/token`` and sends the JWT as a bearer token (again once on a 401), to
 ``AIRFLOW_API_URL`` as ``AIRFLOW_API_USER`` with ``AIRFLOW_API_PASSWORD`` or the simple auth manager's

@@ -19,12 +19,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
+RETRAIN = "retrain_vehicle_insurance"  # the example model's retrain DAG (include/models/vehicle_insurance.json)
 FINISHED = re.compile(r"DagRun Finished: dag_id=(?P<dag>\S+), .*?run_id=(?P<run>[^,]+), .*?state=(?P<state>\w+)")
 
 
-def dags_test(dag_id: str, log_path: Path, conf: dict | None = None, env: dict | None = None) -> tuple[str, str]:
-    """Run ``airflow dags test`` and return (run_id, final state) read from its own report."""
-    command = [str(BIN / "airflow"), "dags", "test", dag_id]
+def dags_test(
+    dag_id: str, log_path: Path, conf: dict | None = None, env: dict | None = None, logical_date: str | None = None
+) -> tuple[str, str]:
+    """Run ``airflow dags test`` (at ``logical_date``, default now) and return (run_id, final state) read
+    from its own report."""
+    command = [str(BIN / "airflow"), "dags", "test", dag_id, *([logical_date] if logical_date else [])]
     if conf:
         command += ["-c", json.dumps(conf)]
     log_path.parent.mkdir(parents=True, exist_ok=True)
@@ -39,11 +43,11 @@ def dags_test(dag_id: str, log_path: Path, conf: dict | None = None, env: dict |
 def step(title: str, dag_log: Path, conf: dict | None = None) -> None:
     started = time.monotonic()
     print(f"--> {title}", flush=True)
-    run_id, state = dags_test("retrain_model", dag_log, conf)
+    run_id, state = dags_test(RETRAIN, dag_log, conf)
     print(f"    {run_id or '?'}: {state} in {time.monotonic() - started:.0f} s (log: {dag_log})", flush=True)
     if state != "success":
         print("\n".join(dag_log.read_text().splitlines()[-60:]))
-        raise SystemExit(f"retrain_model did not succeed; full log: {dag_log}")
+        raise SystemExit(f"{RETRAIN} did not succeed; full log: {dag_log}")
 
 
 def seed_drifted_day() -> None:
@@ -71,9 +75,9 @@ def seed_drifted_day() -> None:
 
 def main() -> int:
     logs = Path(os.environ.get("LOCAL_STACK_DIR", ROOT / ".local")) / "logs"
-    step("run 1: retrain_model on the seeded history", logs / "demo-run-1.log")
+    step(f"run 1: {RETRAIN} on the seeded history", logs / "demo-run-1.log")
     seed_drifted_day()
-    step("run 2: retrain_model on the last 24 hours", logs / "demo-run-2.log", {"lookback_hours": 24})
+    step(f"run 2: {RETRAIN} on the last 24 hours", logs / "demo-run-2.log", {"lookback_hours": 24})
     from include.demo.summary import main as summary
 
     return summary()

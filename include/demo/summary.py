@@ -72,7 +72,7 @@ def drift_lines(config: PipelineConfig) -> list[str]:
 
 def main() -> int:
     config = env_config()
-    lines = ["", "=== retrain_model: result ===", *champion_lines(config), *drift_lines(config)]
+    lines = ["", "=== retrain_vehicle_insurance: result ===", *champion_lines(config), *drift_lines(config)]
     mail = latest_mail(os.environ.get("MAIL_SINK_DIR"))
     lines.append(f"summary mail:   {mail[1]!r} in {mail[0]}" if mail else "summary mail:   none in the sink")
     lines += ["", "The local stack keeps running for you to browse; `make down` stops it.", ""]

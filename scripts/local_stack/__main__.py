@@ -1,7 +1,7 @@
 """Run the local stack without Docker: MongoDB (SecantusDB), S3 (moto), MLflow and an SMTP sink.
 
     python -m scripts.local_stack up              # start what is not running, wait until ready, write stack.env
-    python -m scripts.local_stack up --airflow [--unpause retrain_model,drift_monitor]
+    python -m scripts.local_stack up --airflow [--unpause retrain_vehicle_insurance,drift_monitor_vehicle_insurance]
                                                   # ... plus Airflow: API server + UI, scheduler, dag-processor,
                                                   # triggerer, on their own DB (see scripts/local_stack/airflow.py)
     python -m scripts.local_stack status          # one line per process; exit 1 if any is dead or not started

@@ -80,15 +80,17 @@ def env(state: Path, ports: dict[str, int]) -> dict[str, str]:
 
 
 def provision(state: Path, port: int) -> None:
-    """After every fresh start: the pipeline role's privileges and the indexes of the default config."""
+    """After every fresh start: the pipeline role's privileges and the indexes of every model config
+    (a broken one is left to its DAGs' import error)."""
     import pymongo
 
     from include.retraining.adapters.mongo_setup import setup
-    from include.retraining.core.config import load_config
+    from include.retraining.airflow.models import models
 
     admin = pymongo.MongoClient(admin_uri(state, port), serverSelectionTimeoutMS=5000)
     try:
-        setup(load_config(), admin)
+        for model in models():
+            setup(model.config, admin)
     finally:
         admin.close()
 

@@ -1,4 +1,5 @@
-"""Every DAG parses cleanly, declares ownership and retries, and stays cheap at parse time."""
+"""Every DAG parses cleanly, declares ownership and retries, and stays cheap at parse time; the DAG
+factory makes one DAG trio per model config, and a broken config takes only its own model's DAGs out."""
 
 from __future__ import annotations
 
@@ -7,14 +8,21 @@ import inspect
 import itertools
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from include.retraining.airflow.models import KINDS, MODELS_DIR_ENV, dag_id
+from include.retraining.core.config import DEFAULT_CONFIG
+
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
+RETRAIN, MONITOR, ROLLBACK = (dag_id(kind, "vehicle_insurance") for kind in KINDS)
 HEAVY_MODULES = ("pandas", "sklearn", "evidently", "mlflow", "pymongo", "pymongoarrow", "boto3", "pyarrow")
 
 # Imports one DAG file with sockets disabled and reports what it pulled in. Airflow's SDK and file
@@ -42,23 +50,129 @@ def dagbag():
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
+def write_model(folder: Path, model: str, **changes) -> Path:
+    """The example model under another id, reading a collection of its own, with ``changes`` on top."""
+    config = json.loads(DEFAULT_CONFIG.read_text())
+    config["source"]["collection"] = model
+    path = folder / f"{model}.json"
+    path.write_text(json.dumps(config | changes))
+    return path
+
+
+@pytest.fixture(scope="module")
+def three_models(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("models")
+    shutil.copy(DEFAULT_CONFIG, folder)
+    write_model(folder, "wine", start_date="2014-01-01", mlflow={"experiment": "wine"})
+    write_model(folder, "diabetes", gate={"floor": 0.5})
+    return folder
+
+
+def bag(monkeypatch, models_dir: Path):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv(MODELS_DIR_ENV, str(models_dir))
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+def test_one_dag_trio_per_model_config(monkeypatch, three_models):
+    dags = bag(monkeypatch, three_models)
+
+    assert dags.import_errors == {}
+    models = ("vehicle_insurance", "wine", "diabetes")
+    assert set(dags.dag_ids) == {dag_id(kind, model) for kind in KINDS for model in models}
+    for model in models:
+        monitor = dags.dags[dag_id("drift_monitor", model)]
+        assert monitor.task_dict["trigger_retrain"].trigger_dag_id == dag_id("retrain", model)
+        retrain = dags.dags[dag_id("retrain", model)]
+        assert model in retrain.tags
+        assert f"in {model}.json" in retrain.params.get_param("min_improvement").description  # its own file
+    # the start date comes from the model config; without one, the documented early default
+    assert dags.dags["retrain_wine"].start_date == datetime(2014, 1, 1, tzinfo=UTC)
+    assert dags.dags["rollback_wine"].start_date == datetime(2014, 1, 1, tzinfo=UTC)
+    assert dags.dags["retrain_diabetes"].start_date == datetime(2000, 1, 1, tzinfo=UTC)
+
+
+BROKEN_GATE = {"primary_metric": "auc"}  # not a metric: a ConfigError naming gate.primary_metric
+
+
+def broken_folder(folder: Path) -> Path:
+    shutil.copy(DEFAULT_CONFIG, folder)
+    write_model(folder, "wine")
+    write_model(folder, "broken", gate=BROKEN_GATE)
+    return folder
+
+
+def test_a_broken_config_is_an_import_error_for_its_own_model_only(monkeypatch, tmp_path):
+    dags = bag(monkeypatch, broken_folder(tmp_path))
+
+    assert set(dags.dag_ids) == {dag_id(kind, model) for kind in KINDS for model in ("vehicle_insurance", "wine")}
+    assert [Path(file).name for file in dags.import_errors] == ["model_configs.py"]
+    error = next(iter(dags.import_errors.values()))
+    assert "retrain_broken, drift_monitor_broken, rollback_broken not loaded" in error
+    assert "broken.json: invalid configuration: gate.primary_metric 'auc' is not one of" in error
+    assert "wine" not in error
+
+
+def test_a_file_name_that_makes_no_dag_id_is_reported(monkeypatch, tmp_path):
+    shutil.copy(DEFAULT_CONFIG, tmp_path / "churn model.json")
+
+    dags = bag(monkeypatch, tmp_path)
+
+    assert dags.dag_ids == []
+    error = next(iter(dags.import_errors.values()))
+    assert "churn model.json: the file name is the model id in the DAG ids" in error
+    assert "churn_model.json" in error
+
+
+def test_in_the_metadata_db_a_broken_config_leaves_the_other_models_dags_active(tmp_path):
+    """What the dag-processor records (`dags reserialize` runs the same sync): an import error marks every
+    DAG of its file stale, which is why the broken model is reported from a file of its own."""
+    home = tmp_path / "airflow"
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "PYTHONPATH": str(ROOT),
+        MODELS_DIR_ENV: str(broken_folder(tmp_path)),
+    }
+    home.mkdir()
+    for command in (["db", "migrate"], ["dags", "reserialize"]):
+        airflow = str(Path(sys.executable).parent / "airflow")
+        result = subprocess.run([airflow, *command], env=env, capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stderr[-3000:]
+    with sqlite3.connect(home / "airflow.db") as db:
+        dags = db.execute("select dag_id, is_stale, has_import_errors from dag").fetchall()
+        errors = db.execute("select filename, stacktrace from import_error").fetchall()
+
+    healthy = {dag_id(kind, model) for kind in KINDS for model in ("vehicle_insurance", "wine")}
+    assert {row[0] for row in dags} == healthy
+    assert all(not stale and not failed for _, stale, failed in dags), dags
+    assert [filename for filename, _ in errors] == ["model_configs.py"]
+    assert "retrain_broken, drift_monitor_broken, rollback_broken not loaded" in errors[0][1]
+
+
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) >= {"retrain_model"}
+    assert set(dagbag.dag_ids) == {RETRAIN, MONITOR, ROLLBACK}  # the example model's trio
 
 
 def test_every_dag_has_tags_owner_and_retries(dagbag):
-    for dag_id, dag in dagbag.dags.items():
-        assert dag.tags, f"{dag_id} has no tags"
-        assert dag.doc_md, f"{dag_id} has no doc_md"
+    for name, dag in dagbag.dags.items():
+        assert dag.tags, f"{name} has no tags"
+        assert dag.doc_md, f"{name} has no doc_md"
         for task in dag.tasks:
-            assert task.owner not in ("", "airflow"), f"{dag_id}.{task.task_id} has no real owner"
-            assert task.retries >= 1, f"{dag_id}.{task.task_id} has no retries"
+            assert task.owner not in ("", "airflow"), f"{name}.{task.task_id} has no real owner"
+            assert task.retries >= 1, f"{name}.{task.task_id} has no retries"
 
 
 def test_retrain_model_shape(dagbag):
-    dag = dagbag.dags["retrain_model"]
+    dag = dagbag.dags[RETRAIN]
     expected = {
+        "resolve_config",
         "extract",
         "validate",
         "detect_drift",
@@ -81,9 +195,9 @@ def test_retrain_model_shape(dagbag):
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
-def test_dag_file_parses_without_heavy_imports_or_network(dag_file):
+def test_dag_file_parses_without_heavy_imports_or_network(dag_file, three_models):
     # Airflow puts the plugins folder on sys.path; the repo root makes `include` importable
-    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}"}
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'plugins'}", MODELS_DIR_ENV: str(three_models)}
     result = subprocess.run(
         [sys.executable, "-c", PROBE, str(dag_file)], capture_output=True, text=True, env=env, check=False
     )
@@ -96,7 +210,7 @@ def test_dag_file_parses_without_heavy_imports_or_network(dag_file):
 
 
 def test_drift_monitor_shape(dagbag):
-    dag = dagbag.dags["drift_monitor"]
+    dag = dagbag.dags[MONITOR]
     assert dag.max_active_runs == 1
     assert type(dag.timetable).__name__ == "ContinuousTimetable"
     # without a start_date the continuous timetable re-proposes its first logical date forever
@@ -109,13 +223,15 @@ def test_drift_monitor_shape(dagbag):
     advance = dag.task_dict["advance_watermark"]
     assert {"trigger_retrain", "record_no_drift"} <= advance.upstream_task_ids
     assert "send_drift_alert" not in advance.upstream_task_ids
-    assert dag.task_dict["trigger_retrain"].trigger_dag_id == "retrain_model"
+    assert dag.task_dict["trigger_retrain"].trigger_dag_id == RETRAIN  # its own model's retrain
+    assert dag.task_dict["open_window"].upstream_task_ids == {"resolve_config"}
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
 def test_every_task_body_is_one_stage_call(dag_file):
-    """The DAG declares, the library decides: a TaskFlow task is one ``return run_stage(...)`` (a branch
-    may instead return a routing expression); the logic lives in include/retraining/stages."""
+    """The DAG declares, the library decides: a TaskFlow task is one ``return run_stage(...)`` (or, the
+    first, ``return resolve_run_config(...)``; a branch may instead return a routing expression); the
+    logic lives in include/retraining."""
     offenders = []
     for node in ast.walk(ast.parse(dag_file.read_text())):
         if not isinstance(node, ast.FunctionDef) or not any(_is_task_decorator(d) for d in node.decorator_list):
@@ -123,7 +239,7 @@ def test_every_task_body_is_one_stage_call(dag_file):
         body = [stmt for stmt in node.body if not (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant))]
         branch = any("branch" in ast.unparse(d) for d in node.decorator_list)
         one_call = len(body) == 1 and isinstance(body[0], ast.Return)
-        calls_stage = one_call and "run_stage(" in ast.unparse(body[0])
+        calls_stage = one_call and any(call in ast.unparse(body[0]) for call in ("run_stage(", "resolve_run_config("))
         if not (calls_stage or (branch and one_call)):
             offenders.append(node.name)
     assert offenders == [], f"{dag_file.name}: tasks with more than one stage call: {offenders}"
@@ -135,9 +251,19 @@ def _is_task_decorator(decorator: ast.expr) -> bool:
 
 def test_retrain_model_draws_the_lifecycle_chain_and_the_branch_only(dagbag):
     """Records a task was not handed are pulled by run_stage, so the graph has the chain, not the data web."""
-    dag = dagbag.dags["retrain_model"]
+    dag = dagbag.dags[RETRAIN]
     edges = {(task.task_id, down) for task in dag.tasks for down in task.downstream_task_ids}
-    chain = ["extract", "validate", "detect_drift", "decide", "retrain_or_skip", "train", "evaluate", "register"]
+    chain = [
+        "resolve_config",
+        "extract",
+        "validate",
+        "detect_drift",
+        "decide",
+        "retrain_or_skip",
+        "train",
+        "evaluate",
+        "register",
+    ]
     expected = set(itertools.pairwise([*chain, "promote"])) | {
         ("promote", "notify"),
         ("retrain_or_skip", "skip"),
@@ -153,11 +279,12 @@ def test_every_record_a_retrain_task_pulls_comes_from_a_task_upstream_of_it(dagb
     from include.retraining import stages
     from include.retraining.airflow.task import PRODUCERS
 
-    dag = dagbag.dags["retrain_model"]
+    dag = dagbag.dags[RETRAIN]
     for task in dag.tasks:
         if not hasattr(stages, task.task_id):
             continue  # the branch
         upstream = {t.task_id for t in task.get_flat_relatives(upstream=True)}
+        assert "resolve_config" in upstream, f"{task.task_id} would run before the run's config is resolved"
         needed = [p for p in inspect.signature(getattr(stages, task.task_id)).parameters if p in PRODUCERS]
         missing = [f"{p} (from {PRODUCERS[p]})" for p in needed if PRODUCERS[p] not in upstream]
         assert missing == [], f"{task.task_id} pulls records from tasks not upstream of it: {missing}"

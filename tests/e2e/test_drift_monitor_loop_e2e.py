@@ -3,7 +3,7 @@
 A champion is trained first (REST trigger). Then `drift_monitor` runs on its own (`@continuous`):
 (a) stationary documents arrive -> the sensor fires, no drift, no alert, the watermark advances and the
 next run re-arms; (b) drifted documents arrive -> an alert mail naming the drifted columns, a
-`retrain_model` run created by the monitor that completes, and a new model version tagged with the
+`retrain_vehicle_insurance` run created by the monitor that completes, and a new model version tagged with the
 monitor's reason. Every wait is bounded; a timeout prints the component and task logs.
 """
 
@@ -30,7 +30,7 @@ from tests.e2e.conftest import isolated_overrides, seed_source
 
 pytestmark = pytest.mark.e2e
 
-MONITOR, RETRAIN = "drift_monitor", "retrain_model"
+MONITOR, RETRAIN = "drift_monitor_vehicle_insurance", "retrain_vehicle_insurance"
 NEW_DOCUMENTS = 1200  # above the test's min_new_documents (1000) and Evidently's small-sample regime
 STEP_TIMEOUT = 420.0
 

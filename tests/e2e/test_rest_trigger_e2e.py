@@ -1,4 +1,4 @@
-"""Trigger `retrain_model` the way the UI does: Params posted as ``conf`` to the REST API of a real Airflow.
+"""Trigger the example model's retrain DAG as the UI does: Params posted as ``conf`` to the REST API of a real Airflow.
 
 The Airflow group of the local stack (API server, scheduler with the LocalExecutor, dag-processor,
 triggerer) runs the DAG for real. The test logs in through the simple auth manager, points the
@@ -23,7 +23,7 @@ from tests.e2e.conftest import isolated_overrides, seed_source
 
 pytestmark = pytest.mark.e2e
 
-DAG_ID = "retrain_model"
+DAG_ID = "retrain_vehicle_insurance"
 RUN_TIMEOUT = 360.0
 PARAMS = {"force_retrain": True, "max_iter": 50, "lookback_hours": 720}
 
@@ -31,7 +31,7 @@ PARAMS = {"force_retrain": True, "max_iter": 50, "lookback_hours": 720}
 @pytest.fixture(scope="module")
 def airflow(airflow_group, stack_environ):
     client = airflow_group.start(unpause=[DAG_ID])
-    # Only retrain_model may run: drift_monitor is @continuous and would trigger retrains of its own.
+    # Only the retrain DAG may run: the drift monitors are @continuous and would trigger retrains of its own.
     paused_here = [d["dag_id"] for d in client.list_dags() if d["dag_id"] != DAG_ID and not d["is_paused"]]
     for dag_id in paused_here:
         client.pause(dag_id)

@@ -32,9 +32,12 @@ def documents(count: int, seed: int) -> list[dict[str, Any]]:
 
 
 def retrain(config: PipelineConfig) -> None:
-    """The retrain_model stages, forced, as the DAG runs them."""
+    """The retrain DAG's stages, forced, as the DAG runs them."""
     run = RunInfo(
-        dag_id="retrain_model", run_id=f"bad__{uuid.uuid4().hex}", run_end=NOW.isoformat(), force_retrain=True
+        dag_id="retrain_vehicle_insurance",
+        run_id=f"bad__{uuid.uuid4().hex}",
+        run_end=NOW.isoformat(),
+        force_retrain=True,
     )
     validation = validate(config, run, extract(config, run))
     drift = detect_drift(config, run, validation)
@@ -116,7 +119,7 @@ def test_documents_awaiting_their_label_are_checked_for_drift_and_skip_training_
     unlabeled = [without("Response")(doc) for doc in generate_documents(BAD * 5, seed=10, **recent)]
     docs = unlabeled + generate_documents(BAD, seed=11, **recent)
     mongo.insert_documents(docs, database=config.source.database, collection=config.source.collection)
-    run = RunInfo(dag_id="retrain_model", run_id=f"late__{uuid.uuid4().hex}", run_end=NOW.isoformat())
+    run = RunInfo(dag_id="retrain_vehicle_insurance", run_id=f"late__{uuid.uuid4().hex}", run_end=NOW.isoformat())
 
     validation = validate(config, run, extract(config, run))
     drift = detect_drift(config, run, validation)
@@ -139,7 +142,7 @@ def test_extra_fields_are_ignored_and_future_documents_named(champion_config, ca
     extra = [{**doc, "debug_blob": {"x": [1, 2, 3]}, "source_system": "crm"} for doc in documents(GOOD, seed=8)]
     future = generate_documents(5, start=NOW + timedelta(days=3650), end=NOW + timedelta(days=3651), seed=9)
     mongo.insert_documents(extra + future, database=config.source.database, collection=config.source.collection)
-    run = RunInfo(dag_id="retrain_model", run_id=f"extra__{uuid.uuid4().hex}", run_end=NOW.isoformat())
+    run = RunInfo(dag_id="retrain_vehicle_insurance", run_id=f"extra__{uuid.uuid4().hex}", run_end=NOW.isoformat())
 
     with caplog.at_level(logging.WARNING):
         validation = validate(config, run, extract(config, run))

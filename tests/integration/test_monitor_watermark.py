@@ -38,7 +38,7 @@ CHECK = {
 
 
 def run_info(run_id: str = "monitor-run-1") -> RunInfo:
-    return RunInfo(dag_id="drift_monitor", run_id=run_id, run_end=datetime.now(UTC).isoformat())
+    return RunInfo(dag_id="drift_monitor_vehicle_insurance", run_id=run_id, run_end=datetime.now(UTC).isoformat())
 
 
 def seed(config, rows: int, start: datetime, end: datetime, **knobs) -> None:

@@ -48,7 +48,9 @@ def check_one_window(config, window: dict, cycle: int) -> tuple[NewData, int] | 
     )
     if found.count < 1:
         return None
-    run = RunInfo(dag_id="drift_monitor", run_id=f"window-{cycle}", run_end=datetime.now(UTC).isoformat())
+    run = RunInfo(
+        dag_id="drift_monitor_vehicle_insurance", run_id=f"window-{cycle}", run_end=datetime.now(UTC).isoformat()
+    )
     new_data = NewData(count=found.count, watermark=window["watermark"], latest=found.latest, future=found.future)
     drift = monitor.check_drift(config, run, new_data)
     monitor.advance_watermark(config, run, new_data, drift)
@@ -61,7 +63,7 @@ def test_every_document_is_checked_in_exactly_one_window(config_factory):
     tomorrow = datetime.now(UTC) + timedelta(days=1)
     future = generate_documents(5, start=tomorrow, end=tomorrow + timedelta(days=1))
     mongo.insert_documents(future, database=source.database, collection=source.collection)
-    started = RunInfo(dag_id="drift_monitor", run_id=f"open-{uuid.uuid4().hex[:6]}", run_end="-")
+    started = RunInfo(dag_id="drift_monitor_vehicle_insurance", run_id=f"open-{uuid.uuid4().hex[:6]}", run_end="-")
     first_watermark = monitor.open_window(config, started)["watermark"]
 
     written, windows, cycle = 0, [], 0

@@ -73,7 +73,7 @@ def test_send_attaches_files(stack_env, pipeline_config, tmp_path):
 
 def test_send_summary_mails_the_run_and_closes_its_mlflow_run(stack_env, pipeline_config):
     run = RunInfo(dag_id="test", run_id=f"summary-{pipeline_config.model_name}", run_end=datetime.now(UTC).isoformat())
-    mlflow_run_id = registry.pipeline_run(pipeline_config.mlflow, run)
+    mlflow_run_id = registry.pipeline_run(pipeline_config, run)
     snapshot = Snapshot(
         uri="s3://bucket/validated.parquet",
         rows=2_000,
@@ -118,10 +118,12 @@ def test_send_summary_mails_the_run_and_closes_its_mlflow_run(stack_env, pipelin
 
 def test_drift_alert_arrives_with_text_html_and_the_report(stack_env, pipeline_config):
     run = RunInfo(
-        dag_id="drift_monitor", run_id=f"alert-{pipeline_config.model_name}", run_end="2024-06-01T12:00:00+00:00"
+        dag_id="drift_monitor_vehicle_insurance",
+        run_id=f"alert-{pipeline_config.model_name}",
+        run_end="2024-06-01T12:00:00+00:00",
     )
     report_html = b"<html><body>Evidently says Age drifted</body></html>"
-    mlflow_run_id = registry.pipeline_run(pipeline_config.mlflow, run)
+    mlflow_run_id = registry.pipeline_run(pipeline_config, run)
     report_uri = registry.log_drift_report(pipeline_config.mlflow, mlflow_run_id, report_html.decode())
     drift = DriftResult(
         status="drift",

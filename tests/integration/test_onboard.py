@@ -101,7 +101,7 @@ def test_onboarding_infers_the_dataset(loaded, dataset, tmp_path):
 def test_binary_labels_get_the_positive_class_and_the_file_loads(database, tmp_path):
     config, _ = onboarded(database, "breast_cancer", tmp_path / "breast_cancer.json")
 
-    loaded = load_config(config)
+    loaded = load_config(base=tmp_path / "breast_cancer.json")  # the model file over the shared defaults
 
     assert loaded.contract.label.positive_class == 1
     assert loaded.start_date == "2024-05-01"
@@ -114,7 +114,7 @@ def test_binary_labels_get_the_positive_class_and_the_file_loads(database, tmp_p
 def test_other_objectives_load_with_their_metric(database, dataset, tmp_path):
     config, _ = onboarded(database, dataset, tmp_path / f"{dataset}.json")
 
-    loaded = load_config(config)
+    loaded = load_config(base=tmp_path / f"{dataset}.json")
 
     objective = config["contract"]["label"]["objective"]
     assert loaded.contract.label.objective == objective

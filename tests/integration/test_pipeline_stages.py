@@ -87,7 +87,7 @@ def new_run() -> RunInfo:
 
 
 def retrain(config: PipelineConfig, run: RunInfo, *, force: bool = False) -> Run:
-    """The retrain_model DAG without the scheduler: the same stages, in the same order, on records."""
+    """The retrain DAG without the scheduler: the same stages, in the same order, on records."""
     run = replace(run, force_retrain=force)
     snapshot = extract(config, run)
     report = validate(config, run, snapshot)
@@ -410,7 +410,7 @@ def test_stale_evaluation_is_not_promoted(recent, third):
 
 def test_a_skipped_run_says_why_on_its_mlflow_run(config):
     run = new_run()
-    mlflow_run_id = registry.pipeline_run(config.mlflow, run)
+    mlflow_run_id = registry.pipeline_run(config, run)
     drift = DriftResult(
         status="no_drift",
         drift_share=0.0,
@@ -445,7 +445,7 @@ def test_a_monitor_check_against_the_current_champion_is_reused_not_recomputed(r
 
     assert third.drift.champion_version == registry.champion(recent.mlflow, recent.model_name).version
     assert drift == replace(third.drift, mlflow_run_id=drift.mlflow_run_id)
-    assert drift.mlflow_run_id == registry.pipeline_run(recent.mlflow, run) != third.drift.mlflow_run_id
+    assert drift.mlflow_run_id == registry.pipeline_run(recent, run) != third.drift.mlflow_run_id
     assert checks.count_documents({}) == before  # the monitor already recorded this check
 
 

@@ -54,7 +54,7 @@ def logged(config, make_frame) -> Logged:
         window_end=datetime.now(UTC).isoformat(),
         columns=tuple(train.columns),
     )
-    run_id = registry.pipeline_run(config.mlflow, run_info(f"logged-{config.model_name}"))
+    run_id = registry.pipeline_run(config, run_info(f"logged-{config.model_name}"))
     params = {"estimator": "random_forest", "n_estimators": 30}
     model_uri = registry.log_training(
         config.mlflow, run_id, model, train, snapshot, "Response", params, {"rows_train": float(len(train))}
@@ -65,9 +65,9 @@ def logged(config, make_frame) -> Logged:
 def test_pipeline_run_is_reused_for_the_same_airflow_run(config):
     run = run_info(f"manual__{config.model_name}", reason="drift_monitor", trigger={"monitor_run_id": "m-1"})
 
-    first = registry.pipeline_run(config.mlflow, run)
-    again = registry.pipeline_run(config.mlflow, run)
-    other = registry.pipeline_run(config.mlflow, run_info(f"other__{config.model_name}"))
+    first = registry.pipeline_run(config, run)
+    again = registry.pipeline_run(config, run)
+    other = registry.pipeline_run(config, run_info(f"other__{config.model_name}"))
 
     assert first == again
     assert other != first

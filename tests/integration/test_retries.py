@@ -16,6 +16,7 @@ import pytest
 from include.demo.sample_data import generate_documents
 from include.retraining.adapters import mongo, registry
 from include.retraining.airflow.dag_defaults import mail_task_failure
+from include.retraining.core.config import resolved
 from include.retraining.core.records import (
     DriftResult,
     Evaluation,
@@ -54,7 +55,7 @@ def first(config) -> FirstRun:
     end = datetime.now(UTC)
     docs = generate_documents(1_500, start=end - timedelta(days=10), end=end - timedelta(minutes=1), seed=7)
     mongo.insert_documents(docs, database=config.source.database, collection=config.source.collection)
-    run = RunInfo(dag_id="retrain_model", run_id=f"retry__{uuid.uuid4().hex}", run_end=end.isoformat())
+    run = RunInfo(dag_id="retrain_vehicle_insurance", run_id=f"retry__{uuid.uuid4().hex}", run_end=end.isoformat())
     snapshot = extract(config, run)
     validation = validate(config, run, snapshot)
     drift = detect_drift(config, run, validation)
@@ -98,11 +99,11 @@ def test_the_outcome_is_read_from_the_registry(config, first):
     )
 
 
-def test_the_failure_mail_says_what_the_run_really_did(stack_env, config, first, monkeypatch):
-    monkeypatch.setattr("include.retraining.airflow.runtime.task_config", lambda params: config)
+def test_the_failure_mail_says_what_the_run_really_did(stack_env, config, first):
+    record = resolved("vehicle_insurance", config).to_dict()  # the run's resolve_config XCom
     context = {
-        "ti": SimpleNamespace(task_id="notify", try_number=1),
-        "dag_run": SimpleNamespace(dag_id="retrain_model", run_id=first.run.run_id),
+        "ti": SimpleNamespace(task_id="notify", try_number=1, xcom_pull=lambda task_ids: record),
+        "dag_run": SimpleNamespace(dag_id="retrain_vehicle_insurance", run_id=first.run.run_id),
         "params": {},
         "exception": RuntimeError("smtp down"),
     }

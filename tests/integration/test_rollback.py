@@ -17,7 +17,7 @@ pytestmark = pytest.mark.integration
 
 
 def run_info() -> RunInfo:
-    return RunInfo(dag_id="rollback_model", run_id=f"manual__{uuid.uuid4().hex[:8]}", run_end="-")
+    return RunInfo(dag_id="rollback_vehicle_insurance", run_id=f"manual__{uuid.uuid4().hex[:8]}", run_end="-")
 
 
 def register_version(config, previous: str | None) -> str:

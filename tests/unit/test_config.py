@@ -9,12 +9,17 @@ import pytest
 
 from include.retraining.core.config import (
     DEFAULT_CONFIG,
+    DEFAULT_START_DATE,
+    DEFAULTS_FILE,
     ConfigError,
     PipelineConfig,
+    ResolvedConfig,
     deep_merge,
     load_config,
+    resolved,
     with_overrides,
 )
+from include.retraining.core.records import RecordError
 
 
 def test_defaults_load_the_vehicle_insurance_example():
@@ -33,7 +38,63 @@ def test_defaults_load_the_vehicle_insurance_example():
     assert len(config.contract.numeric_features) + len(config.contract.categorical_features) == 10
     assert config.contract.features[1].min == 18
     assert config.training.hyperparameters == raw["training"]["hyperparameters"]
-    assert config.notify.recipients == tuple(raw["notify"]["recipients"])
+    shared = json.loads(DEFAULTS_FILE.read_text())
+    assert config.notify.recipients == tuple(shared["notify"]["recipients"])  # from the shared defaults
+    assert config.storage.bucket == shared["storage"]["bucket"]
+    assert config.mlflow.experiment == raw["mlflow"]["experiment"]  # the model's section merged over them
+
+
+def test_the_model_file_is_merged_over_the_shared_defaults(tmp_path):
+    model = json.loads(DEFAULT_CONFIG.read_text())
+    model["gate"] = {"floor": 0.75}
+    model["storage"] = {"prefix": "team-b"}
+    base = tmp_path / "team_b.json"
+    base.write_text(json.dumps(model))
+
+    config = load_config(base=base)
+
+    shared = json.loads(DEFAULTS_FILE.read_text())
+    assert config.gate.floor == 0.75
+    assert config.gate.min_improvement == shared["gate"]["min_improvement"]  # the rest of the section stays
+    assert config.storage.prefix == "team-b"
+    assert config.storage.bucket == shared["storage"]["bucket"]
+
+
+def test_start_date_defaults_early_and_is_read_from_the_model_file(tmp_path):
+    assert load_config().start_date == DEFAULT_START_DATE
+    assert load_config({"start_date": "2014-01-01"}).start_date == "2014-01-01"
+    with pytest.raises(ConfigError, match=r"start_date '01/01/2014' is not an ISO date: write it as YYYY-MM-DD"):
+        load_config({"start_date": "01/01/2014"})
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [("{not json", r"broken\.json is not valid JSON"), ("[1, 2]", r"broken\.json holds a list, not a JSON object")],
+)
+def test_a_model_file_that_is_no_json_object_names_the_file(tmp_path, content, message):
+    base = tmp_path / "broken.json"
+    base.write_text(content)
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(base=base)
+
+
+def test_a_resolved_config_round_trips_its_xcom_form_and_keeps_its_hash():
+    record = resolved("vehicle_insurance", load_config())
+
+    again = ResolvedConfig.from_dict(json.loads(json.dumps(record.to_dict())))  # as XCom stores it
+
+    assert again == record
+    assert len(record.sha256) == 64
+    assert resolved("vehicle_insurance", load_config({"gate": {"floor": 0.61}})).sha256 != record.sha256
+
+
+def test_a_resolved_config_whose_content_was_edited_is_refused():
+    data = resolved("vehicle_insurance", load_config()).to_dict()
+    data["config"]["source"]["collection"] = "elsewhere"
+
+    with pytest.raises(RecordError, match=r"resolved config of vehicle_insurance: sha256 .* does not match"):
+        ResolvedConfig.from_dict(data)
 
 
 def test_config_is_frozen():

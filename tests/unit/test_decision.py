@@ -10,9 +10,9 @@ import pytest
 from include.retraining.core.decision import MONITOR_REASON, decide_retrain
 from include.retraining.core.records import ColumnDrift, DriftResult, RunInfo
 
-SCHEDULED = RunInfo(dag_id="retrain_model", run_id="scheduled__1", run_end="2024-05-01T02:00:00+00:00")
+SCHEDULED = RunInfo(dag_id="retrain_vehicle_insurance", run_id="scheduled__1", run_end="2024-05-01T02:00:00+00:00")
 FROM_MONITOR = RunInfo(
-    dag_id="retrain_model",
+    dag_id="retrain_vehicle_insurance",
     run_id="manual__2",
     run_end="2024-05-01T10:00:00+00:00",
     reason=MONITOR_REASON,
@@ -117,7 +117,9 @@ def test_a_monitor_run_says_whether_it_saw_drift_or_had_no_champion_to_compare_w
 @pytest.mark.parametrize("reason", ["manual", "backfill"])
 def test_another_trigger_is_not_mistaken_for_the_monitor(reason):
     conf = {"reason": reason} if reason != "manual" else {}
-    run = RunInfo(dag_id="retrain_model", run_id="manual__3", run_end=SCHEDULED.run_end, reason=reason, trigger=conf)
+    run = RunInfo(
+        dag_id="retrain_vehicle_insurance", run_id="manual__3", run_end=SCHEDULED.run_end, reason=reason, trigger=conf
+    )
 
     assert decide_retrain(run, drift_result()).retrain is False
 

@@ -23,7 +23,7 @@ from include.retraining.core.records import (
 
 MODEL = "vehicle_insurance_cross_sell"
 RUN = RunInfo(
-    dag_id="retrain_model",
+    dag_id="retrain_vehicle_insurance",
     run_id="scheduled__2024-02-01T02:00:00+00:00",
     run_end="2024-02-01T02:00:00+00:00",
     reason="drift_monitor",
@@ -96,7 +96,7 @@ def test_retrain_with_promotion():
     text = " ".join(html.unescape(message.html).split())
     for fact in (
         f"{MODEL}: version 4 is the new champion",
-        "retrain_model / scheduled__2024-02-01T02:00:00+00:00",
+        "retrain_vehicle_insurance / scheduled__2024-02-01T02:00:00+00:00",
         "(drift_monitor)",
         ">3000<",
         "90",
@@ -218,7 +218,12 @@ def test_headline(decision, promotion, expected):
 
 # --- the drift alert ----------------------------------------------------------------------------------
 
-WINDOW = {"start": "2024-01-31T02:00:00+00:00", "end": RUN.run_end, "dag_id": "drift_monitor", "run_id": "m__1"}
+WINDOW = {
+    "start": "2024-01-31T02:00:00+00:00",
+    "end": RUN.run_end,
+    "dag_id": "drift_monitor_vehicle_insurance",
+    "run_id": "m__1",
+}
 LINKS = {"MLflow run": URL, "Report": DRIFTED.report_uri}
 
 
@@ -234,7 +239,7 @@ def test_drift_alert_names_the_drifted_columns_only():
     assert f"{WINDOW['start']} → {WINDOW['end']}" in page
     assert "champion (v3)" in page
     assert f'<a href="{URL}">' in page
-    assert "drift_monitor / m__1" in page
+    assert "drift_monitor_vehicle_insurance / m__1" in page
     assert alert.report_name == "drift-report.html"
     assert alert.report_html == b"<html>report</html>"
 

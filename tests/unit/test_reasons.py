@@ -17,7 +17,7 @@ from include.retraining.core.reasons import (
 from include.retraining.core.records import Decision, Evaluation, Promotion, Registration, RunInfo
 from tests.unit.test_records import DRIFT
 
-RUN = RunInfo(dag_id="retrain_model", run_id="manual__7", run_end="2024-05-01T00:00:00+00:00")
+RUN = RunInfo(dag_id="retrain_vehicle_insurance", run_id="manual__7", run_end="2024-05-01T00:00:00+00:00")
 PASSED = Evaluation(
     primary_metric="roc_auc",
     challenger={"roc_auc": 0.6995},
@@ -96,7 +96,9 @@ def test_the_model_version_description_is_one_line_naming_run_reason_and_gate():
     description = version_description(RUN, decision, PASSED)
 
     assert "\n" not in description
-    assert description.startswith("retrain_model run manual__7: retrained because data drift: 2 of 3 columns")
+    assert description.startswith(
+        "retrain_vehicle_insurance run manual__7: retrained because data drift: 2 of 3 columns"
+    )
     assert "; gate passed: challenger roc_auc 0.6995 beats champion v1" in description
     assert promotion_outcome(Promotion(True, "2", "1", "")) == "Promoted to champion."
     assert promotion_outcome(Promotion(False, "1", "1", "")) == "Not promoted: the champion is still v1."

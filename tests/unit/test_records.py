@@ -63,7 +63,7 @@ WINDOWS = WindowPlan(
 )
 RECORDS = [
     RunInfo(
-        dag_id="retrain_model",
+        dag_id="retrain_vehicle_insurance",
         run_id="manual__2024-02-01T00:00:00+00:00",
         run_end="2024-02-01T00:00:00+00:00",
         reason="drift_monitor",

@@ -9,9 +9,20 @@ from types import SimpleNamespace
 
 import pytest
 
+from include.retraining import stages
+from include.retraining.airflow.models import MODELS_DIR_ENV
 from include.retraining.airflow.params import param_overrides
-from include.retraining.airflow.runtime import env_config, infrastructure_overrides, run_info
-from include.retraining.core.config import ConfigError, load_config
+from include.retraining.airflow.runtime import (
+    RESOLVE_TASK,
+    env_config,
+    failure_config,
+    infrastructure_overrides,
+    layered_config,
+    run_config,
+    run_info,
+)
+from include.retraining.airflow.task import resolve_run_config, run_stage
+from include.retraining.core.config import DEFAULT_CONFIG, ConfigError, PipelineConfig, load_config, resolved
 from include.retraining.core.records import RunInfo
 
 
@@ -110,9 +121,100 @@ def test_env_config_without_variables_is_the_default():
     assert env_config({}) == load_config()
 
 
+def test_the_model_variable_is_layered_after_the_deployment_one_and_before_infrastructure_and_params():
+    deployment = {
+        "retrain_config": json.dumps({"source": {"collection": "deployment", "lookback_hours": 12}}),
+        "retrain_config_vehicle_insurance": json.dumps({"source": {"collection": "model"}, "storage": {"bucket": "m"}}),
+        "retrain_config_other_model": json.dumps({"source": {"collection": "not this model's"}}),
+    }
+
+    config = layered_config("vehicle_insurance", deployment, {"artifacts_bucket": "infra"}, {"lookback_hours": 3})
+
+    assert config.source.collection == "model"  # the model's Variable wins over retrain_config
+    assert config.storage.bucket == "infra"  # the infrastructure Variable wins over both
+    assert config.source.lookback_hours == 3  # the run's Param wins over everything
+
+
+def test_a_model_variable_that_is_no_json_object_is_named():
+    with pytest.raises(ConfigError, match="the Variable retrain_config_vehicle_insurance holds a list"):
+        layered_config("vehicle_insurance", {"retrain_config_vehicle_insurance": "[1]"}, {})
+    with pytest.raises(ConfigError, match="the Variable retrain_config is not valid JSON"):
+        layered_config("vehicle_insurance", {"retrain_config": "{source"}, {})
+
+
+def test_a_model_without_its_file_names_the_file_and_the_folder_setting(tmp_path):
+    with pytest.raises(ConfigError, match=r"model 'gone': no config file .*gone\.json: restore it, or set RETRAIN"):
+        layered_config("gone", {}, {}, environ={MODELS_DIR_ENV: str(tmp_path)})
+
+
+def test_the_models_folder_comes_from_the_environment(tmp_path):
+    (tmp_path / "vehicle_insurance.json").write_text(
+        json.dumps(json.loads(DEFAULT_CONFIG.read_text()) | {"model_name": "from_the_temp_folder"})
+    )
+
+    assert env_config({MODELS_DIR_ENV: str(tmp_path)}).model_name == "from_the_temp_folder"
+
+
+def collection_of(config: PipelineConfig) -> str:
+    return config.source.collection
+
+
+class TaskInstance:
+    """Keeps the XComs of one run like the Task SDK's ``ti`` (by task id, as JSON)."""
+
+    def __init__(self):
+        self.xcoms: dict[str, str] = {}
+
+    def push(self, task_id: str, value) -> None:
+        self.xcoms[task_id] = json.dumps(value)
+
+    def xcom_pull(self, task_ids: str):
+        return json.loads(self.xcoms[task_ids]) if task_ids in self.xcoms else None
+
+
+def test_a_variable_edited_mid_run_does_not_change_a_later_task_of_that_run(monkeypatch):
+    """The real task code paths: resolve_run_config reads the Variable (Task SDK, from the environment),
+    a later task's run_stage rebuilds the config from the first task's XCom."""
+    variable = "AIRFLOW_VAR_RETRAIN_CONFIG_VEHICLE_INSURANCE"
+    ti = TaskInstance()
+    monkeypatch.setattr("airflow.sdk.get_current_context", lambda: {"params": {}, "ti": ti})
+    monkeypatch.setattr(stages, "collection_of", collection_of, raising=False)  # a stage that shows its config
+
+    monkeypatch.setenv(variable, json.dumps({"source": {"collection": "before_the_edit"}}))
+    ti.push(RESOLVE_TASK, resolve_run_config("vehicle_insurance"))
+    monkeypatch.setenv(variable, json.dumps({"source": {"collection": "after_the_edit"}}))  # mid-run
+
+    assert run_stage("collection_of") == "before_the_edit"
+    assert resolve_run_config("vehicle_insurance")["config"]["source"]["collection"] == "after_the_edit"  # next run
+
+
+def test_a_task_without_a_resolved_config_names_the_first_task():
+    with pytest.raises(ConfigError, match="the task resolve_config did not run"):
+        run_config(None)
+
+
+def test_the_failure_mail_uses_the_runs_resolved_config_else_the_models_file(monkeypatch, tmp_path):
+    monkeypatch.setenv(MODELS_DIR_ENV, str(tmp_path))
+    own = json.loads(DEFAULT_CONFIG.read_text()) | {"model_name": "wine", "notify": {"recipients": ["w@x.io"]}}
+    (tmp_path / "wine.json").write_text(json.dumps(own))
+    ti = TaskInstance()
+    failed = {"ti": ti, "dag_run": SimpleNamespace(dag_id="retrain_wine")}
+
+    assert failure_config(failed).notify.recipients == ("w@x.io",)  # resolve_config failed: the model's file
+    ti.push(RESOLVE_TASK, {"model": "wine", "sha256": "", "config": {}})  # not what resolve_config returns
+    assert failure_config(failed).model_name == "wine"
+
+    configured = load_config({"notify": {"recipients": ["owner@example.com"]}})
+    ti.push(RESOLVE_TASK, resolved("vehicle_insurance", configured).to_dict())
+    assert failure_config(failed).notify.recipients == ("owner@example.com",)  # the run's own config
+
+    (tmp_path / "wine.json").write_text("{broken")
+    assert failure_config({"ti": TaskInstance(), "dag_run": failed["dag_run"]}) == load_config()
+
+
 def context(conf=None, run_type=RunType.MANUAL, interval_end=None, params=None) -> dict:
     dag_run = SimpleNamespace(
-        dag_id="retrain_model",
+        dag_id="retrain_vehicle_insurance",
         run_id="manual__2024-05-01T10:00:00+00:00",
         conf=conf,
         run_type=run_type,
@@ -125,7 +227,7 @@ def test_run_info_of_a_manual_run_without_data_interval():
     run = run_info(context())
 
     assert run == RunInfo(
-        dag_id="retrain_model",
+        dag_id="retrain_vehicle_insurance",
         run_id="manual__2024-05-01T10:00:00+00:00",
         run_end="2024-05-01T10:00:00+00:00",
         reason="manual",

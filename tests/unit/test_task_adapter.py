@@ -6,13 +6,13 @@ import json
 
 import pytest
 
-from include.retraining.airflow.params import KNOBS, MODEL_CONFIG, dag_params, param_overrides
+from include.retraining.airflow.params import KNOBS, dag_params, param_overrides
 from include.retraining.airflow.task import call_stage
-from include.retraining.core.config import DEFAULT_CONFIG, PipelineConfig, load_config
+from include.retraining.core.config import DEFAULT_CONFIG, PipelineConfig, load_config, merged_config
 from include.retraining.core.records import Decision, DriftResult, RecordError, RunInfo
 from tests.unit.test_records import DRIFT
 
-RUN = RunInfo(dag_id="retrain_model", run_id="manual__1", run_end="2024-05-01T00:00:00+00:00")
+RUN = RunInfo(dag_id="retrain_vehicle_insurance", run_id="manual__1", run_end="2024-05-01T00:00:00+00:00")
 
 
 def stage(config: PipelineConfig, run: RunInfo, drift: DriftResult, decision: Decision | None) -> Decision:
@@ -45,8 +45,12 @@ def test_a_malformed_xcom_names_the_stage_and_the_parameter():
         call_stage(stage, {"drift": {"status": "drift"}, "decision": None}, load_config, lambda: RUN)
 
 
+def example_params() -> dict:
+    return dag_params(merged_config(DEFAULT_CONFIG), DEFAULT_CONFIG.name)
+
+
 def test_every_knob_is_a_nullable_param_and_overrides_its_config_key():
-    params = dag_params()
+    params = example_params()
 
     assert set(params) == {"force_retrain", *(knob.name for knob in KNOBS)}
     for knob in KNOBS:
@@ -65,27 +69,24 @@ def test_every_knob_is_a_nullable_param_and_overrides_its_config_key():
 
 def test_no_field_of_the_trigger_form_is_marked_required():
     """Airflow 3.3's form marks a field required unless its type admits null."""
-    for name, param in dag_params().items():
+    for name, param in example_params().items():
         assert "null" in param.schema["type"], f"{name} would show a required mark"
-    assert dag_params()["force_retrain"].value is False
+    assert example_params()["force_retrain"].value is False
 
 
 def test_each_optional_field_names_the_configured_value_it_falls_back_to(tmp_path):
-    config = json.loads(MODEL_CONFIG.read_text())
-    config["gate"]["min_improvement"] = 0.0123
     edited = tmp_path / "edited.json"
-    edited.write_text(json.dumps(config))
+    edited.write_text(json.dumps(json.loads(DEFAULT_CONFIG.read_text()) | {"gate": {"min_improvement": 0.0123}}))
 
-    params = dag_params(edited)
+    params = dag_params(merged_config(edited), edited.name)  # the file over the shared defaults
 
-    assert MODEL_CONFIG.resolve() == DEFAULT_CONFIG.resolve()  # the form reads the config the runs load
     assert "Empty: gate.min_improvement = 0.0123 in edited.json" in params["min_improvement"].description
     assert "Empty: drift.drift_share_threshold = 0.3 in edited.json" in params["drift_share_threshold"].description
     assert "source.lookback_hours is not set in edited.json, so every document" in params["lookback_hours"].description
 
 
 def test_each_number_field_states_the_bounds_the_form_clamps_to():
-    params = dag_params()
+    params = example_params()
 
     assert "at least 1; the form raises a smaller value to 1" in params["lookback_hours"].description
     assert "A whole number from 10 to 2000" in params["max_iter"].description

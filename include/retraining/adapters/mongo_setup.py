@@ -3,11 +3,13 @@ exactly what the pipeline does, and optionally the user holding it. The pipeline
 collections, roles or users itself: it runs as that user (connection ``source.conn_id``).
 
     python -m include.retraining.adapters.mongo_setup --admin-conn-id mongo_admin \\
-        [--user retrain_pipeline --password-env MONGO_PIPELINE_PASSWORD] [--config-json '{...}']
+        [--user retrain_pipeline --password-env MONGO_PIPELINE_PASSWORD] [--model-file include/models/m.json]
+        [--config-json '{...}']
 
-The configuration is the pipeline's: the defaults, then ``AIRFLOW_VAR_RETRAIN_CONFIG`` from the
-environment, then ``--config-json``. Idempotent: run it again after changing the source or monitoring
-collections (grants only add; a role serving several models holds the privileges of all of them).
+The configuration is the pipeline's: the model file (default: the example model) over the shared
+defaults, then ``AIRFLOW_VAR_RETRAIN_CONFIG`` from the environment, then ``--config-json``. Idempotent:
+run it again after changing the source or monitoring collections, and once per model (grants only add;
+a role serving several models holds the privileges of all of them).
 
 The role's privileges name collections. MongoDB enforces them per collection; SecantusDB (the local
 stack) per database, so there the source stays read-only only when ``monitoring.database`` is another
@@ -20,10 +22,11 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from include.retraining.adapters import mongo
-from include.retraining.core.config import PipelineConfig, load_config
+from include.retraining.core.config import DEFAULT_CONFIG, PipelineConfig, load_config
 
 ROLE = "retrain_pipeline"
 ROLE_DB = "admin"  # roles and users live in admin, so one login reaches the source and monitoring databases
@@ -103,10 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--role", default=ROLE)
     parser.add_argument("--user", help="create or update this pipeline user with the role")
     parser.add_argument("--password-env", default="MONGO_PIPELINE_PASSWORD", help="variable holding its password")
-    parser.add_argument("--config-json", default="{}", help="overrides over the defaults and retrain_config")
+    parser.add_argument("--model-file", type=Path, default=DEFAULT_CONFIG, help="the model's config file")
+    parser.add_argument("--config-json", default="{}", help="overrides over the model file and retrain_config")
     args = parser.parse_args(argv)
     deployment = json.loads(os.environ.get("AIRFLOW_VAR_RETRAIN_CONFIG") or "{}")
-    config = load_config(deployment, json.loads(args.config_json))
+    config = load_config(deployment, json.loads(args.config_json), base=args.model_file)
     password = os.environ.get(args.password_env) if args.user else None
     if args.user and not password:
         parser.error(f"--user {args.user} needs its password in ${args.password_env}")

@@ -8,12 +8,9 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-# Fixed and past: with catchup=False only the latest interval runs, and @continuous needs one (without it the
-# first run gets a zero-length data interval and the scheduler re-proposes that logical date forever).
-START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 log = logging.getLogger(__name__)
 
 
@@ -28,7 +25,7 @@ def mail_task_failure(context: Mapping[str, Any]) -> None:
     ti, dag_run = context["ti"], context["dag_run"]
     airflow_api.set_run_note(dag_run.dag_id, dag_run.run_id, failure_note(ti.task_id, ti.try_number, context))
     try:
-        config = failure_config(context.get("params") or {})
+        config = failure_config(context)
         try:
             outcome = run_outcome(config, dag_run.run_id)
         except Exception as error:  # the registry may be what failed
@@ -47,9 +44,14 @@ def failure_note(task_id: str, try_number: int, context: Mapping[str, Any]) -> s
     return f"Failed at {task_id} (try {try_number}): {message}"
 
 
-def dag_defaults() -> dict[str, Any]:
-    """The ``@dag`` arguments every DAG shares: one run at a time, no backfill, the task defaults."""
-    return {"start_date": START_DATE, "catchup": False, "max_active_runs": 1, "default_args": default_args()}
+def dag_defaults(start_date: str) -> dict[str, Any]:
+    """The ``@dag`` arguments every DAG shares: one run at a time, no backfill, the task defaults.
+
+    ``start_date`` (the model config's ISO date) is fixed and past: with catchup=False only the latest
+    interval runs, and @continuous needs one (without it the first run gets a zero-length data interval
+    and the scheduler re-proposes that logical date forever). No logical date before it runs any task."""
+    start = datetime.combine(date.fromisoformat(start_date), datetime.min.time(), tzinfo=UTC)
+    return {"start_date": start, "catchup": False, "max_active_runs": 1, "default_args": default_args()}
 
 
 def default_args(**overrides: Any) -> dict[str, Any]:

@@ -1,22 +1,17 @@
 """The run Params, declared once: each knob names the config key it overrides.
 
 The DAG's trigger form (``dag_params``) and the config layering (``param_overrides``) are both
-generated from ``KNOBS``. Each field says what an empty field falls back to, read from the model
-config file when the DAG is built (a file read, no Variable, no network), and its bounds: the form
+generated from ``KNOBS``. Each field says what an empty field falls back to, read from the model's
+config file (over the shared defaults) when the DAG is built (no Variable, no network), and its bounds: the form
 moves a number outside them to the nearest bound before it submits. Imported at DAG parse time: the
 standard library and ``airflow.sdk`` only.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
-
-# the model config's defaults (include.retraining.core.config.DEFAULT_CONFIG, not imported: it pulls in more)
-MODEL_CONFIG = Path(__file__).parents[1] / "configs" / "vehicle_insurance.json"
 
 
 @dataclass(frozen=True)
@@ -71,26 +66,26 @@ KNOBS = (
 )
 
 
-def dag_params(model_config: Path = MODEL_CONFIG) -> dict[str, Any]:
-    """The trigger form: ``force_retrain`` plus one optional field per knob (empty = configured value).
+def dag_params(configured: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """The trigger form: ``force_retrain`` plus one optional field per knob (empty = the value
+    ``configured`` in the file named ``source``).
 
     No field is required: each type admits null, which is also what makes the form leave out its
     required mark, so the ``force_retrain`` switch reads as the optional toggle it is."""
     from airflow.sdk import Param
 
-    defaults = json.loads(model_config.read_text())
     params = {
         "force_retrain": Param(
             False,
             type=["null", "boolean"],
             title="Force retrain",
             description="On: train, evaluate and register even without drift. Off (the default): retrain only on "
-            "data drift, without a champion, or when drift_monitor triggered the run.",
+            "data drift, without a champion, or when the drift monitor triggered the run.",
         )
     }
     for knob in KNOBS:
         bounds = {"minimum": knob.minimum} | ({"maximum": knob.maximum} if knob.maximum is not None else {})
-        description = f"{knob.description} Empty: {fallback(knob, defaults, model_config.name)}. {bounds_text(knob)}"
+        description = f"{knob.description} Empty: {fallback(knob, configured, source)}. {bounds_text(knob)}"
         params[knob.name] = Param(None, type=["null", knob.kind], title=knob.title, description=description, **bounds)
     return params
 
@@ -102,8 +97,8 @@ def fallback(knob: Knob, defaults: Mapping[str, Any], source: str) -> str:
     for part in knob.target:
         value = value.get(part) if isinstance(value, Mapping) else None
     if value is None:
-        return f"{key} is not set in {source}, so {knob.when_unset} (unless the retrain_config Variable sets it)"
-    return f"{key} = {value} in {source}, unless the retrain_config Variable overrides it"
+        return f"{key} is not set in {source}, so {knob.when_unset} (unless a retrain_config Variable sets it)"
+    return f"{key} = {value} in {source}, unless a retrain_config Variable overrides it"
 
 
 def bounds_text(knob: Knob) -> str:

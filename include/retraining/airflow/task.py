@@ -1,20 +1,22 @@
-"""The one task adapter: every TaskFlow task of the DAGs is ``return run_stage("<stage>", **xcoms)``.
+"""The one task adapter: every TaskFlow task of the DAGs is ``return run_stage("<stage>", **xcoms)``,
+but the first, ``return resolve_run_config(model)``, which resolves the run's config once.
 
-It resolves the run's config and identity, rebuilds the typed records the stage function annotates
-from their XCom dicts, calls the stage and returns the result's XCom form. A record the task was not
-handed is pulled from the task that produces it (``PRODUCERS``), so the DAG draws the lifecycle chain,
-not every data dependency. Failures a retry cannot fix (``PERMANENT``) end the task at once; anything
-else (a network fault, a service that is down) keeps the task's retries. Imported at DAG parse time,
-so only the standard library is imported at the top.
+It hands the stage the run's config (the first task's XCom) and identity, rebuilds the typed records
+the stage function annotates from their XCom dicts, calls the stage and returns the result's XCom
+form. A record the task was not handed is pulled from the task that produces it (``PRODUCERS``), so
+the DAG draws the lifecycle chain, not every data dependency. Failures a retry cannot fix
+(``PERMANENT``) end the task at once; anything else (a network fault, a service that is down) keeps
+the task's retries. Imported at DAG parse time, so only the standard library is imported at the top.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, get_type_hints
 
-# record parameter of a stage -> the retrain_model task whose XCom it is (drift_monitor hands every record)
+# record parameter of a stage -> the retrain DAG's task whose XCom it is (the drift monitor hands every record)
 PRODUCERS = {
     "snapshot": "extract",
     "validation": "validate",
@@ -25,6 +27,7 @@ PRODUCERS = {
     "registration": "register",
     "promotion": "promote",
 }
+log = logging.getLogger(__name__)
 
 
 def permanent_errors() -> tuple[type[Exception], ...]:
@@ -39,24 +42,44 @@ def permanent_errors() -> tuple[type[Exception], ...]:
     return DataContractError, ConfigError, RecordError, UntrustedModelError, RollbackRefused
 
 
+def resolve_run_config(model: str) -> dict[str, Any]:
+    """The first task of every DAG: the run's config from every layer, checked in full, returned with
+    its sha256 as the XCom every later task of the run reads (call inside a task only)."""
+    from airflow.sdk import get_current_context
+
+    from include.retraining.airflow.runtime import resolve_config
+
+    context = get_current_context()
+    record = failing_fast(lambda: resolve_config(model, context["params"]))
+    log.info("config of model %s resolved: sha256 %s", model, record.sha256)
+    return record.to_dict()
+
+
 def run_stage(name: str, **xcoms: Any) -> Any:
     """Call ``include.retraining.stages.<name>`` for the running task (call inside a task only)."""
     from airflow.sdk import get_current_context
-    from airflow.sdk.exceptions import AirflowFailException
 
     from include.retraining import stages
-    from include.retraining.airflow.runtime import run_info, task_config
+    from include.retraining.airflow.runtime import RESOLVE_TASK, run_config, run_info
 
     context = get_current_context()
-    stage = getattr(stages, name)
-    try:
-        return call_stage(
-            stage,
+    ti = context["ti"]
+    return failing_fast(
+        lambda: call_stage(
+            getattr(stages, name),
             xcoms,
-            lambda: task_config(context["params"]),
+            lambda: run_config(ti.xcom_pull(task_ids=RESOLVE_TASK)),
             lambda: run_info(context),
-            lambda parameter: context["ti"].xcom_pull(task_ids=PRODUCERS[parameter]),
+            lambda parameter: ti.xcom_pull(task_ids=PRODUCERS[parameter]),
         )
+    )
+
+
+def failing_fast(call: Callable[[], Any]) -> Any:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        return call()
     except permanent_errors() as error:
         # no retries: a retry reads the same data and config and fails the same way
         raise AirflowFailException(f"{type(error).__name__} (not retried): {error}") from error

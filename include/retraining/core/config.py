@@ -1,25 +1,33 @@
 """The one typed entry point for configuration.
 
-Defaults live in ``configs/<name>.json`` (the vehicle-insurance example). A deployment overrides any
-part with a JSON document (the ``retrain_config`` Airflow Variable), and a run overrides a few knobs
-with its Params. Another collection and schema therefore need configuration only, no code.
+A model is one JSON file in ``include/models/`` (its stem is the model id in the DAG ids), deep-merged
+over the shared infrastructure defaults in ``configs/defaults.json``. A deployment overrides any part
+with JSON documents (the ``retrain_config`` and ``retrain_config_<model>`` Airflow Variables), and a
+run overrides a few knobs with its Params. Another collection and schema therefore need configuration
+only, no code.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from include.retraining.core.records import RecordError, parse
+from include.retraining.core.records import Record, RecordError, parse
 from include.retraining.core.timestamps import TimestampType
 
-CONFIG_DIR = Path(__file__).parents[1] / "configs"
-DEFAULT_CONFIG = CONFIG_DIR / "vehicle_insurance.json"
+DEFAULTS_FILE = Path(__file__).parents[1] / "configs" / "defaults.json"  # storage, MLflow, mail: shared
+MODELS_DIR = Path(__file__).parents[2] / "models"  # one <model>.json per model (RETRAIN_MODELS_DIR overrides)
+DEFAULT_MODEL = "vehicle_insurance"  # the example model: what a bare load_config() loads
+DEFAULT_CONFIG = MODELS_DIR / f"{DEFAULT_MODEL}.json"
+# No logical date before it runs (Airflow skips every task), so the default lies before any data we expect;
+# with catchup off an early start date never backfills.
+DEFAULT_START_DATE = "2000-01-01"
 OBJECTIVES = ("binary", "multiclass", "regression")
 Objective = Literal["binary", "multiclass", "regression"]
 HIGHER, LOWER = "higher", "lower"
@@ -231,7 +239,7 @@ class PipelineConfig:
     gate: GateConfig
     mlflow: MlflowConfig
     notify: NotifyConfig
-    start_date: str | None = None  # ISO date of the DAGs' first run (onboarding: the earliest document's day)
+    start_date: str = DEFAULT_START_DATE  # ISO date: the DAGs' start date (onboarding: the earliest document's day)
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
 
     def __post_init__(self) -> None:
@@ -250,17 +258,65 @@ class PipelineConfig:
         return self.monitoring.database or self.source.database
 
 
+@dataclass(frozen=True)
+class ResolvedConfig(Record):
+    """A run's config as its first task resolved it: the XCom every later task of the run reads."""
+
+    model: str
+    sha256: str
+    config: PipelineConfig
+
+    def __post_init__(self) -> None:
+        if self.sha256 != config_sha256(self.config):
+            raise RecordError(
+                f"resolved config of {self.model}: sha256 {self.sha256[:12]} does not match its content "
+                f"({config_sha256(self.config)[:12]}): the record was edited; re-run the run's first task"
+            )
+
+
+def resolved(model: str, config: PipelineConfig) -> ResolvedConfig:
+    return ResolvedConfig(model, config_sha256(config), config)
+
+
+def config_sha256(config: PipelineConfig) -> str:
+    """The hash of the config's content (canonical JSON): equal hashes, equal configs."""
+    canonical = json.dumps(asdict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def load_config(*overrides: Mapping[str, Any] | None, base: Path = DEFAULT_CONFIG) -> PipelineConfig:
-    """Defaults from ``base``, then each override deep-merged in order (later wins). Keys starting with
-    ``_`` are comments (JSON has none), e.g. the ``_onboarding`` notes ``make onboard`` writes."""
-    merged: dict[str, Any] = json.loads(base.read_text())
+    """The model file ``base`` over the shared defaults, then each override deep-merged in order (later wins).
+    Keys starting with ``_`` are comments (JSON has none), e.g. the ``_onboarding`` notes of ``make onboard``."""
+    return config_from(merged_config(base, *overrides))
+
+
+def merged_config(base: Path, *overrides: Mapping[str, Any] | None) -> dict[str, Any]:
+    merged = deep_merge(json.loads(DEFAULTS_FILE.read_text()), read_model_file(base))
     for override in overrides:
         merged = deep_merge(merged, override or {})
-    merged = without_comments(merged)
+    return without_comments(merged)
+
+
+def read_model_file(path: Path) -> dict[str, Any]:
     try:
-        return parse(PipelineConfig, merged, "config")
+        data = json.loads(path.read_text())
+    except ValueError as error:
+        raise ConfigError(f"{path.name} is not valid JSON ({error}): fix the file") from error
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path.name} holds a {type(data).__name__}, not a JSON object: fix the file")
+    return data
+
+
+def config_from(merged: Mapping[str, Any], check_estimator: bool = True) -> PipelineConfig:
+    """The typed config; ``check_estimator=False`` skips importing scikit-learn to check the
+    hyperparameters (DAG parse time: the run's first task checks them)."""
+    try:
+        config = parse(PipelineConfig, merged, "config")
     except RecordError as error:
         raise ConfigError(str(error)) from error
+    if check_estimator:
+        check_hyperparameters(config.training, config.objective)
+    return config
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -284,7 +340,9 @@ def without_comments(document: Mapping[str, Any]) -> dict[str, Any]:
 def with_overrides(config: PipelineConfig, **sections: Mapping[str, Any]) -> PipelineConfig:
     """A copy with some fields of some sections replaced, e.g. ``gate={"floor": 0.7}``."""
     changes = {name: replace(getattr(config, name), **values) for name, values in sections.items()}
-    return replace(config, **changes)
+    changed = replace(config, **changes)
+    check_hyperparameters(changed.training, changed.objective)
+    return changed
 
 
 def family(objective: str) -> str:
@@ -341,15 +399,12 @@ def _check_ranges(config: PipelineConfig) -> None:
     problems.extend(_training_range_problems(config.training))
     if not config.contract.features:
         problems.append("contract.features is empty")
-    if unknown := unknown_hyperparameters(config.training, objective):
-        problems.append(
-            f"training.hyperparameters {unknown} are not parameters of {config.training.estimator} "
-            f"for objective {objective}: set training.hyperparameters together with training.estimator"
-        )
-    if config.start_date is not None and not _is_iso_date(config.start_date):
-        problems.append(f"start_date {config.start_date!r} is not an ISO date like '2024-01-31'")
     if not config.notify.recipients:
         problems.append("notify.recipients is empty")
+    try:
+        date.fromisoformat(config.start_date)
+    except (TypeError, ValueError):
+        problems.append(f"start_date {config.start_date!r} is not an ISO date: write it as YYYY-MM-DD")
     if problems:
         raise ConfigError("invalid configuration: " + "; ".join(problems))
 
@@ -431,9 +486,10 @@ def _is_one_of(value: Any, classes: list[Any]) -> bool:
     return any(value_kind(value) == value_kind(item) and value == item for item in classes)
 
 
-def _is_iso_date(text: Any) -> bool:
-    try:
-        date.fromisoformat(text)
-    except (TypeError, ValueError):
-        return False
-    return True
+def check_hyperparameters(training: TrainingConfig, objective: str = "binary") -> None:
+    if unknown := unknown_hyperparameters(training, objective):
+        raise ConfigError(
+            f"invalid configuration: training.hyperparameters {unknown} are not parameters of "
+            f"{training.estimator} for objective {objective}: set training.hyperparameters together with "
+            "training.estimator"
+        )

@@ -149,7 +149,7 @@ def validated(
 def detect_drift(config: PipelineConfig, run: RunInfo, validation: ValidationReport) -> DriftResult:
     """The drift verdict for this run: drift_monitor's, when it handed over this window against the
     champion that is still current; otherwise computed on the validated snapshot."""
-    mlflow_run_id = registry.pipeline_run(config.mlflow, run)
+    mlflow_run_id = registry.pipeline_run(config, run)
     champion = registry.champion(config.mlflow, config.model_name)
     handed_over = run.monitor_check
     frame = storage.read_parquet(config.storage, validation.snapshot.uri)

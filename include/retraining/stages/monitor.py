@@ -65,7 +65,7 @@ def check_drift(config: PipelineConfig, run: RunInfo, new_data: NewData) -> Drif
     frame, report = validated(config, window_of, window, for_training=False)  # a drift check, not a training set
     if new_data.future:
         log.warning("%d documents are stamped beyond now + grace: left for a later window", new_data.future)
-    mlflow_run_id = registry.pipeline_run(config.mlflow, window_of)
+    mlflow_run_id = registry.pipeline_run(config, window_of)
     extra = {"future_documents": new_data.future}
     champion = registry.champion(config.mlflow, config.model_name)
     result = drift_check(config, window_of, frame, report.snapshot, mlflow_run_id, champion, extra, planned=False)
@@ -79,7 +79,7 @@ def send_drift_alert(config: PipelineConfig, run: RunInfo, new_data: NewData, dr
 
 
 def retrain_conf(run: RunInfo, new_data: NewData, drift: DriftResult) -> dict[str, Any]:
-    """The conf ``retrain_model`` receives: its window and this check, which it reuses instead of
+    """The conf the model's ``retrain_<model>`` receives: its window and this check, which it reuses instead of
     checking again; it records every flat key in its MLflow and model-version tags."""
     return {
         "reason": MONITOR_REASON,

@@ -15,6 +15,7 @@ from include.retraining.adapters.registry.models import (
 )
 from include.retraining.adapters.registry.runs import (
     DRIFT_REPORT,
+    RESOLVED_CONFIG,
     artifact_url,
     client,
     code_version,
@@ -53,6 +54,7 @@ __all__ = [
     "DRIFT_REPORT",
     "MODEL_ARTIFACT",
     "MODEL_FILE",
+    "RESOLVED_CONFIG",
     "TRUSTED_TYPES",
     "Champion",
     "UntrustedModelError",

@@ -7,11 +7,12 @@ import json
 import os
 import subprocess
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from include.retraining.core.config import MlflowConfig
+from include.retraining.core.config import MlflowConfig, PipelineConfig, config_sha256
 from include.retraining.core.records import DriftResult, Evaluation, RunInfo, WindowPlan
 
 if TYPE_CHECKING:
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 
 DRIFT_REPORT = "drift/report.html"
+RESOLVED_CONFIG = "config/resolved.json"  # the run's config as its first task resolved it
 
 
 def client(mlflow_config: MlflowConfig) -> MlflowClient:
@@ -35,8 +37,10 @@ def fluent(mlflow_config: MlflowConfig) -> ModuleType:
     return mlflow
 
 
-def pipeline_run(mlflow_config: MlflowConfig, run: RunInfo) -> str:
-    """The MLflow run of this Airflow run, created on first use."""
+def pipeline_run(config: PipelineConfig, run: RunInfo) -> str:
+    """The MLflow run of this Airflow run, created on first use with the run's config (artifact) and its
+    sha256 (tag ``config_sha256``), so a model version traces back to the exact settings it was made with."""
+    mlflow_config = config.mlflow
     mlflow_client = client(mlflow_config)
     if found := find_pipeline_run(mlflow_config, run.run_id):
         return found
@@ -45,10 +49,13 @@ def pipeline_run(mlflow_config: MlflowConfig, run: RunInfo) -> str:
         experiment.experiment_id if experiment else mlflow_client.create_experiment(mlflow_config.experiment)
     )
     tags = {"airflow_dag_id": run.dag_id, "airflow_run_id": run.run_id, "trigger_reason": run.reason}
+    tags["config_sha256"] = config_sha256(config)
     tags |= {f"trigger.{key}": str(value) for key, value in run.trigger.items()}
     if sha := code_version():
         tags["code_version"] = sha
-    return mlflow_client.create_run(experiment_id, run_name=run.run_id, tags=tags).info.run_id
+    run_id = mlflow_client.create_run(experiment_id, run_name=run.run_id, tags=tags).info.run_id
+    mlflow_client.log_dict(run_id, asdict(config), RESOLVED_CONFIG)
+    return run_id
 
 
 def find_pipeline_run(mlflow_config: MlflowConfig, airflow_run_id: str) -> str | None:

@@ -1,4 +1,4 @@
-"""`airflow dags test retrain_model` as a subprocess, against the real local stack.
+"""`airflow dags test retrain_vehicle_insurance` as a subprocess, against the real local stack.
 
 One isolated model/collection per session; the runs build on each other in order:
 fresh registry -> drift -> no drift -> bad data. Every assertion reads a real system: MLflow's
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from include.demo.demo import dags_test
+from include.demo.demo import RETRAIN, dags_test
 from include.demo.sample_data import generate_documents
 from include.retraining.adapters import mongo, registry, storage
 from include.retraining.airflow.runtime import env_config
@@ -51,7 +51,7 @@ def seed(config, rows: int, *, days: float, seed: int, **knobs) -> None:
 
 def run(e2e, label: str, conf: dict | None = None, **env: str) -> str:
     log = e2e["logs"] / f"{label}.log"
-    _, state = dags_test("retrain_model", log, conf, env=e2e["env"] | env)
+    _, state = dags_test(RETRAIN, log, conf, env=e2e["env"] | env)
     if state not in ("success", "failed"):
         pytest.fail(f"{label}: no final state in {log}:\n" + "\n".join(log.read_text().splitlines()[-80:]))
     return state
@@ -90,7 +90,7 @@ def test_1_fresh_registry_trains_registers_and_promotes_version_1(e2e):
     assert champion.version == "1"
     assert storage.exists(config.storage, champion.snapshot_uri)
     tags = registry.version_tags(config.mlflow, config.model_name, "1")
-    assert tags["airflow_dag_id"] == "retrain_model"
+    assert tags["airflow_dag_id"] == RETRAIN
     assert tags["drift_status"] == "no_reference"
     assert latest_check(config)["status"] == "no_reference"
     [mail] = mails_to(f"{e2e['name']}@example.com")
