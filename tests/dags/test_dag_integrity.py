@@ -110,7 +110,7 @@ def test_a_broken_config_is_an_import_error_for_its_own_model_only(monkeypatch, 
     assert [Path(file).name for file in dags.import_errors] == ["model_configs.py"]
     error = next(iter(dags.import_errors.values()))
     assert "retrain_broken, drift_monitor_broken, rollback_broken not loaded" in error
-    assert "broken.json: invalid configuration: gate.primary_metric 'auc' is not one of" in error
+    assert "broken.json: invalid configuration: gate.primary_metric 'auc' is not a metric of objective binary" in error
     assert "wine" not in error
 
 
@@ -191,7 +191,7 @@ def test_retrain_model_shape(dagbag):
     assert dag.catchup is False
     assert dag.task_dict["retrain_or_skip"].downstream_task_ids == {"train", "skip"}
     assert dag.task_dict["train"].pool == "training"
-    assert set(dag.params) >= {"force_retrain", "lookback_hours", "drift_share_threshold", "min_improvement"}
+    assert set(dag.params) >= {"force_retrain", "lookback_hours", "false_alarm_rate", "min_improvement"}
 
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)

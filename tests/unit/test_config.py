@@ -202,7 +202,7 @@ def test_a_section_that_is_not_an_object():
         ({"contract": {"label": {"classes": [1]}}}, "contract.label.classes needs at least two classes"),
         ({"contract": {"features": []}}, "contract.features is empty"),
         ({"notify": {"recipients": []}}, "notify.recipients is empty"),
-        ({"start_date": "31/01/2024"}, "start_date '31/01/2024' is not an ISO date like '2024-01-31'"),
+        ({"start_date": "31/01/2024"}, "start_date '31/01/2024' is not an ISO date: write it as YYYY-MM-DD"),
     ],
 )
 def test_range_checks(override, expected):

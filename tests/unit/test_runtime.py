@@ -32,7 +32,7 @@ class RunType(enum.Enum):  # shaped like airflow's DagRunType
 
 
 def test_empty_params_change_nothing():
-    params = dict.fromkeys(("lookback_hours", "drift_share_threshold", "max_iter", "max_depth"))
+    params = dict.fromkeys(("lookback_hours", "false_alarm_rate", "max_iter", "max_depth"))
     assert param_overrides({"force_retrain": True, **params}) == {}
     assert param_overrides({}) == {}
 
@@ -42,7 +42,7 @@ def test_params_land_in_their_sections():
         {
             "force_retrain": False,  # not a config value
             "lookback_hours": 48,
-            "drift_share_threshold": 0.5,
+            "false_alarm_rate": 0.05,
             "min_improvement": 0.02,
             "max_iter": 50,
             "max_depth": None,
@@ -52,7 +52,7 @@ def test_params_land_in_their_sections():
 
     assert overrides == {
         "source": {"lookback_hours": 48},
-        "drift": {"drift_share_threshold": 0.5},
+        "drift": {"false_alarm_rate": 0.05},
         "gate": {"min_improvement": 0.02},
         "training": {"hyperparameters": {"max_iter": 50, "min_samples_leaf": 3}},
     }
@@ -77,8 +77,8 @@ def test_hyperparameter_params_merge_into_the_configured_ones():
 
 
 def test_out_of_range_param_is_a_config_error():
-    with pytest.raises(ConfigError, match=r"drift\.drift_share_threshold"):
-        load_config(param_overrides({"drift_share_threshold": 1.5}))
+    with pytest.raises(ConfigError, match=r"drift\.false_alarm_rate"):
+        load_config(param_overrides({"false_alarm_rate": 1.5}))
 
 
 def test_infrastructure_overrides():

@@ -81,8 +81,10 @@ def test_each_optional_field_names_the_configured_value_it_falls_back_to(tmp_pat
     params = dag_params(merged_config(edited), edited.name)  # the file over the shared defaults
 
     assert "Empty: gate.min_improvement = 0.0123 in edited.json" in params["min_improvement"].description
-    assert "Empty: drift.drift_share_threshold = 0.3 in edited.json" in params["drift_share_threshold"].description
-    assert "source.lookback_hours is not set in edited.json, so every document" in params["lookback_hours"].description
+    assert "Empty: drift.false_alarm_rate = 0.01 in edited.json" in params["false_alarm_rate"].description
+    assert "source.lookback_hours is not set in edited.json, so the run reads the sliding window" in (
+        params["lookback_hours"].description
+    )
 
 
 def test_each_number_field_states_the_bounds_the_form_clamps_to():
