@@ -4,7 +4,7 @@ check them for drift, alert and trigger the model's ``retrain_<model>``.
 A loop that re-arms itself (`@continuous`, one run at a time):
 
     resolve_config -> open_window -> wait_for_new_data (deferrable sensor, no worker slot while waiting) -> check_drift
-      -> route   drift:       send_drift_alert  +  trigger_retrain (conf: reason, window, the drift check)
+      -> route   data or performance drift: send_drift_alert + trigger_retrain (conf: reason, window, the check)
                  no champion: trigger_retrain
                  no drift:    record_no_drift
       -> advance_watermark (only once the window was handled) -> the next run re-arms the sensor
@@ -28,8 +28,6 @@ from include.retraining.airflow.task import resolve_run_config, run_stage
 
 POKE_SECONDS = float(os.environ.get("DRIFT_MONITOR_POKE_SECONDS", "60"))
 WAIT_TIMEOUT = timedelta(minutes=float(os.environ.get("DRIFT_MONITOR_TIMEOUT_MINUTES", "360")))
-# drift status -> the tasks that handle it; no_reference (no champion yet): the retrain trains the first one
-ROUTES = {"drift": ["send_drift_alert", "retrain_conf"], "no_reference": ["retrain_conf"]}
 
 
 def drift_monitor_dag(model: Model):
@@ -55,7 +53,7 @@ def drift_monitor_dag(model: Model):
 
         @task.branch
         def route(drift: dict) -> list[str]:
-            return ROUTES.get(drift["status"], ["record_no_drift"])
+            return run_stage("route", drift=drift)
 
         @task
         def send_drift_alert(new_data: dict, drift: dict) -> dict:

@@ -299,6 +299,7 @@ def test_first_challenger_becomes_champion(config, first):
         model_sha256=first.training.model_sha256,
         training_uri=first.training.training_uri,
         training_end=first.training.windows.training.end,
+        holdout_metrics=evaluation.challenger,  # what performance drift compares later scores with
     )
     assert first.champion.reference_uri == first.training.training_uri  # the next drift check's reference
     tags = registry.version_tags(config.mlflow, config.model_name, "1")

@@ -129,3 +129,52 @@ def test_another_trigger_is_not_mistaken_for_the_monitor(reason):
 def test_force_retrain_always_retrains(run, status):
     decision = decide_retrain(replace(run, force_retrain=True), drift_result(status=status))
     assert decision == decision.__class__(retrain=True, reason="forced by the force_retrain Param")
+
+
+PERFORMANCE_DROP = {
+    "status": "drift",
+    "metric": "roc_auc",
+    "reference_value": 0.86,
+    "current_value": 0.61,
+    "lower": 0.58,
+    "upper": 0.64,
+    "labeled_rows": 900,
+    "reason": "champion roc_auc 0.6100 on 900 labeled rows (upper bound 0.6400 at 95%) vs 0.8600 at registration",
+}
+
+
+def test_performance_drift_alone_retrains_and_says_so():
+    drift = drift_result(drifted_columns=0, columns=[], performance=PERFORMANCE_DROP)
+
+    decision = decide_retrain(SCHEDULED, drift)
+
+    assert decision.retrain
+    assert decision.reason == f"performance drift: {PERFORMANCE_DROP['reason']}"
+
+
+def test_data_and_performance_drift_are_both_named():
+    drift = drift_result(status="drift", drift_share=0.4, performance=PERFORMANCE_DROP)
+
+    decision = decide_retrain(SCHEDULED, drift)
+
+    assert decision.reason.startswith("data drift: 1 of 3 columns drifted")
+    assert decision.reason.endswith(f"; performance drift: {PERFORMANCE_DROP['reason']}")
+
+
+def test_a_stable_champion_is_named_in_the_skip_reason():
+    drift = drift_result(performance=PERFORMANCE_DROP | {"status": "no_drift"})
+
+    decision = decide_retrain(SCHEDULED, drift)
+
+    assert not decision.retrain
+    assert "; performance no_drift and champion v3 is in place" in decision.reason
+
+
+def test_the_monitor_names_the_kind_of_drift_it_saw():
+    performance_only = replace(FROM_MONITOR, trigger=FROM_MONITOR.trigger | {"performance_status": "drift"})
+    both = replace(
+        FROM_MONITOR, trigger=FROM_MONITOR.trigger | {"performance_status": "drift", "drift_status": "drift"}
+    )
+
+    assert decide_retrain(performance_only, drift_result()).reason.startswith("performance drift detected by ")
+    assert decide_retrain(both, drift_result()).reason.startswith("data drift and performance drift detected by ")

@@ -297,3 +297,25 @@ def test_regression_metrics_and_a_metric_the_champion_lacks():
     assert "<td>rmse</td><td>52.2500</td> <td>58.0000</td>" in text
     assert "<td>r2</td><td>0.4100</td> <td>-</td>" in text
     assert "(lower is better)" in text
+
+
+def test_a_performance_drop_leads_the_alert():
+    performance = {
+        "status": "drift",
+        "metric": "roc_auc",
+        "reference_value": 0.86,
+        "current_value": 0.6123,
+        "lower": 0.58,
+        "upper": 0.64,
+        "labeled_rows": 900,
+        "reason": "champion roc_auc 0.6123 on 900 labeled rows vs 0.8600 at registration",
+    }
+    drift = DRIFTED.to_dict() | {"status": "no_drift", "performance": performance}
+
+    alert = render_drift_alert(MODEL, drift, WINDOW, LINKS, None)
+
+    assert alert.subject == f"[drift] {MODEL}: roc_auc fell to 0.6123 on new labels; 60% of columns drifted (2 of 3)"
+    page = " ".join(html.unescape(alert.html).split())
+    assert page.startswith(f"<h2>Performance drift on {MODEL}</h2>")
+    assert "champion roc_auc 0.6123 on 900 labeled rows vs 0.8600 at registration" in page
+    assert "data: no_drift; performance: drift" in page

@@ -81,18 +81,29 @@ class DriftAlert:
 def render_drift_alert(
     model_name: str, drift: dict[str, Any], window: dict[str, Any], links: dict[str, str], report_html: bytes | None
 ) -> DriftAlert:
-    """The drift alert: drifted columns with method, score and threshold; the report attached."""
+    """The drift alert: the performance drop when the champion got worse on new labels, the drifted columns
+    with method, score and threshold; the report attached."""
+    performance = drift.get("performance")
+    performance_drifted = bool(performance) and performance["status"] == "drift"
+    data_drifted = drift["status"] == "drift"
+    kinds = " and ".join(
+        kind for kind, found in (("Data drift", data_drifted), ("Performance drift", performance_drifted)) if found
+    )
     context = {
         "model_name": model_name,
         "drift": drift,
+        "performance": performance,
+        "kinds": kinds or "Drift check",
         "window": window,
         "links": links,
         "drifted": [c for c in drift["columns"] if c["drifted"]],
     }
     share = f"{drift['drift_share']:.0%}"
+    headline = f"{share} of columns drifted ({drift['drifted_columns']} of {len(drift['columns'])})"
+    if performance_drifted:
+        headline = f"{performance['metric']} fell to {performance['current_value']:.4f} on new labels; {headline}"
     return DriftAlert(
-        subject=f"[drift] {model_name}: {share} of columns drifted ({drift['drifted_columns']} of "
-        f"{len(drift['columns'])})",
+        subject=f"[drift] {model_name}: {headline}",
         html=_TEMPLATES.get_template("drift_alert.html").render(**context),
         report_name="drift-report.html",
         report_html=report_html,

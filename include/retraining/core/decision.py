@@ -27,7 +27,13 @@ def wanted_retrain(run: RunInfo, drift: DriftResult) -> Decision:
             return Decision(retrain=True, reason=f"{monitor} found no champion to compare window {window} with")
         given = run.trigger.get("drift_share")
         share = f" (share {given:.2f})" if isinstance(given, int | float) else ""
-        return Decision(retrain=True, reason=f"drift detected by {monitor} on window {window}{share}")
+        found = [
+            kind
+            for kind, status in (("data drift", "drift_status"), ("performance drift", "performance_status"))
+            if run.trigger.get(status) == "drift"
+        ]
+        what = " and ".join(found) or "drift"
+        return Decision(retrain=True, reason=f"{what} detected by {monitor} on window {window}{share}")
     if drift.champion_version is None:
         return Decision(retrain=True, reason="no champion yet: training the first model")
     if drift.status == "no_reference":
@@ -38,15 +44,20 @@ def wanted_retrain(run: RunInfo, drift: DriftResult) -> Decision:
             reason=f"only {drift.rows_current} rows are newer than champion v{drift.champion_version}'s training "
             "data: too few to check for drift (contract.min_rows)",
         )
+    reasons = []
     if drift.drifted:
         columns = ", ".join(drift.drifted_column_names)
-        return Decision(
-            retrain=True,
-            reason=f"data drift: {drift.drifted_columns} of {len(drift.columns)} columns drifted "
-            f"(share {drift.drift_share:.2f} >= {drift.threshold}): {columns}",
+        reasons.append(
+            f"data drift: {drift.drifted_columns} of {len(drift.columns)} columns drifted "
+            f"(share {drift.drift_share:.2f} >= {drift.threshold}): {columns}"
         )
+    if drift.performance_drifted:
+        reasons.append(f"performance drift: {drift.performance.reason}")
+    if reasons:
+        return Decision(retrain=True, reason="; ".join(reasons))
+    performance = f"; performance {drift.performance.status}" if drift.performance else ""
     return Decision(
         retrain=False,
-        reason=f"no data drift (share {drift.drift_share:.2f} < {drift.threshold}) and champion "
+        reason=f"no data drift (share {drift.drift_share:.2f} < {drift.threshold}){performance} and champion "
         f"v{drift.champion_version} is in place",
     )

@@ -31,14 +31,16 @@ def performance_drift(
     ``evaluation.targets`` and ``evaluation.predict`` give for the objective; rows with a missing label or
     a non-finite prediction are ignored (and not counted as labeled)."""
     y, predictions = _labeled(y, predictions)
-    undetermined = {"metric": metric, "current_value": None, "lower": None, "upper": None, "labeled_rows": len(y)}
-    if reference_value is None or not math.isfinite(reference_value):
-        reason = f"the champion has no finite {metric} from registration to compare with"
-        return PerformanceDrift(status="undetermined", reference_value=None, reason=reason, **undetermined)
-    undetermined["reference_value"] = reference_value
-    if len(y) < performance.min_labels:
-        reason = f"{len(y)} labeled rows, performance.min_labels needs {performance.min_labels}"
-        return PerformanceDrift(status="undetermined", reason=reason, **undetermined)
+    if early := premature(reference_value, len(y), metric, performance):
+        return early
+    undetermined = {
+        "metric": metric,
+        "reference_value": reference_value,
+        "current_value": None,
+        "lower": None,
+        "upper": None,
+        "labeled_rows": len(y),
+    }
     current = metric_value(metric, y, predictions)
     interval = bootstrap_interval(y, predictions, metric, performance, seed) if math.isfinite(current) else None
     if interval is None:
@@ -67,6 +69,21 @@ def performance_drift(
         labeled_rows=len(y),
         reason=reason,
     )
+
+
+def premature(
+    reference_value: float | None, labeled_rows: int, metric: str, performance: PerformanceConfig
+) -> PerformanceDrift | None:
+    """The undetermined verdict when there is nothing to compare with or too few labels, decided before
+    anyone loads the champion to score it; None when the check can run."""
+    fields = {"metric": metric, "current_value": None, "lower": None, "upper": None, "labeled_rows": labeled_rows}
+    if reference_value is None or not math.isfinite(reference_value):
+        reason = f"the champion has no finite {metric} from registration to compare with"
+        return PerformanceDrift(status="undetermined", reference_value=None, reason=reason, **fields)
+    if labeled_rows < performance.min_labels:
+        reason = f"{labeled_rows} labeled rows, performance.min_labels needs {performance.min_labels}"
+        return PerformanceDrift(status="undetermined", reference_value=reference_value, reason=reason, **fields)
+    return None
 
 
 def _labeled(y: np.ndarray, predictions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -134,6 +134,24 @@ class WindowPlan(Record):
 
 
 @dataclass(frozen=True)
+class PerformanceDrift(Record):
+    """The champion scored on newly labeled rows, against its own holdout score at registration."""
+
+    status: Literal["drift", "no_drift", "undetermined"]
+    metric: str
+    reference_value: float | None  # the champion's holdout score when it was registered
+    current_value: float | None  # its score on the labeled rows of the new window
+    lower: float | None  # bootstrap interval of current_value at the configured confidence (each side)
+    upper: float | None
+    labeled_rows: int  # rows with a label and a finite score (the rest are ignored)
+    reason: str
+
+    @property
+    def drifted(self) -> bool:
+        return self.status == "drift"
+
+
+@dataclass(frozen=True)
 class ColumnDrift(Record):
     column: str
     method: str
@@ -159,10 +177,22 @@ class DriftResult(Record):
     mlflow_run_id: str | None
     check_id: str | None = None
     windows: WindowPlan | None = None  # which rows each model sees (the retrain DAG's check only)
+    performance: PerformanceDrift | None = None  # the champion on the window's labeled rows (concept drift)
 
     @property
     def drifted(self) -> bool:
+        """Data drift: the inputs moved."""
         return self.status == "drift"
+
+    @property
+    def performance_drifted(self) -> bool:
+        """Concept drift: the champion got worse on the labels that arrived."""
+        return self.performance is not None and self.performance.drifted
+
+    @property
+    def alarm(self) -> bool:
+        """Either kind of drift: a reason to alert and retrain."""
+        return self.drifted or self.performance_drifted
 
     @property
     def drifted_column_names(self) -> list[str]:
@@ -199,24 +229,6 @@ class Evaluation(Record):
     confidence: float | None  # bootstrap share of holdout resamples where the challenger wins
     passed: bool
     reason: str
-
-
-@dataclass(frozen=True)
-class PerformanceDrift(Record):
-    """The champion scored on newly labeled rows, against its own holdout score at registration."""
-
-    status: Literal["drift", "no_drift", "undetermined"]
-    metric: str
-    reference_value: float | None  # the champion's holdout score when it was registered
-    current_value: float | None  # its score on the labeled rows of the new window
-    lower: float | None  # bootstrap interval of current_value at the configured confidence (each side)
-    upper: float | None
-    labeled_rows: int  # rows with a label and a finite score (the rest are ignored)
-    reason: str
-
-    @property
-    def drifted(self) -> bool:
-        return self.status == "drift"
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from include.retraining.stages.monitor import (
     open_window,
     record_no_drift,
     retrain_conf,
+    route,
     send_drift_alert,
 )
 from include.retraining.stages.outcome import alert_on_drift, decide, notify, skip
@@ -32,6 +33,7 @@ __all__ = [
     "register",
     "retrain_conf",
     "rollback",
+    "route",
     "send_drift_alert",
     "skip",
     "train",

@@ -16,10 +16,20 @@ import pandas as pd
 
 from include.retraining.adapters import mongo, registry, storage
 from include.retraining.core import drift as drift_lib
+from include.retraining.core import performance as performance_lib
 from include.retraining.core import windows
 from include.retraining.core.config import PipelineConfig
-from include.retraining.core.contract import DataContractError, validate_frame
-from include.retraining.core.records import DriftResult, RunInfo, Slice, Snapshot, ValidationReport, WindowPlan
+from include.retraining.core.contract import DataContractError, labeled_rows, validate_frame
+from include.retraining.core.evaluation import predict, targets
+from include.retraining.core.records import (
+    DriftResult,
+    PerformanceDrift,
+    RunInfo,
+    Slice,
+    Snapshot,
+    ValidationReport,
+    WindowPlan,
+)
 from include.retraining.core.timestamps import BSON_TYPES
 
 log = logging.getLogger(__name__)
@@ -176,6 +186,24 @@ def plan_windows(config: PipelineConfig, frame: pd.DataFrame, champion: registry
     return windows.plan(frame, config.contract, config.training, source.id_field, source.timestamp_field, end)
 
 
+def champion_performance(
+    config: PipelineConfig, champion: registry.Champion, current: pd.DataFrame
+) -> PerformanceDrift:
+    """Concept drift: the champion scored on the current rows whose label arrived, against its own holdout
+    score at registration (``core.performance``); the model is loaded only when there is enough to score."""
+    contract, metric = config.contract, config.gate.primary_metric
+    labeled = labeled_rows(current, contract)
+    reference = champion.holdout_metrics.get(metric)
+    if early := performance_lib.premature(reference, len(labeled), metric, config.performance):
+        return early
+    model = registry.load_model(config.mlflow, champion.model_uri, champion.model_sha256)
+    predictions = predict(model, labeled[contract.feature_names], contract.label)
+    y = targets(contract.label, labeled[contract.label.name])
+    verdict = performance_lib.performance_drift(y, predictions, reference, metric, config.performance)
+    log.info("performance drift check: %s", verdict.reason)
+    return verdict
+
+
 def window_sentence(plan: WindowPlan) -> str:
     def part(name: str, window: Slice) -> str:
         return f"{name} {window.rows:,} rows ({window.start} .. {window.end})"
@@ -238,6 +266,8 @@ def check_drift(
     )
     if plan:
         registry.log_windows(config.mlflow, mlflow_run_id, plan)
+    if champion:
+        result = replace(result, performance=champion_performance(config, champion, current))
     if planned and champion and champion.reference_uri and len(current) < config.contract.min_rows:
         result = replace(result, status="no_new_data", reference_uri=champion.reference_uri)
     elif champion and champion.reference_uri:

@@ -154,6 +154,8 @@ def register(
             "previous_champion": evaluation.champion_version,
             "gate_passed": str(evaluation.passed).lower(),
             "gate_reason": evaluation.reason,
+            # what performance drift compares the champion's score on newly labeled rows with
+            **{f"{registry.HOLDOUT_METRIC}{name}": repr(value) for name, value in evaluation.challenger.items()},
         }
     )
     description = version_description(run, decision, evaluation)

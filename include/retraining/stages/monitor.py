@@ -78,6 +78,16 @@ def send_drift_alert(config: PipelineConfig, run: RunInfo, new_data: NewData, dr
     return mail_drift_alert(config, window_run(run, new_data), drift, new_data.watermark)
 
 
+# what the monitor does with a check -> the tasks that do it; no champion yet: the retrain trains the first one
+ROUTES = {"alarm": ["send_drift_alert", "retrain_conf"], "no_reference": ["retrain_conf"]}
+
+
+def route(drift: DriftResult) -> list[str]:
+    """Data drift or performance drift: alert and retrain; no champion: retrain; otherwise record."""
+    key = "alarm" if drift.alarm else drift.status
+    return ROUTES.get(key, ["record_no_drift"])
+
+
 def retrain_conf(run: RunInfo, new_data: NewData, drift: DriftResult) -> dict[str, Any]:
     """The conf the model's ``retrain_<model>`` receives: its window and this check, which it reuses instead of
     checking again; it records every flat key in its MLflow and model-version tags."""
@@ -88,13 +98,15 @@ def retrain_conf(run: RunInfo, new_data: NewData, drift: DriftResult) -> dict[st
         "window_end": new_data.latest,
         "drift_status": drift.status,
         "drift_share": round(drift.drift_share, 4),
+        "performance_status": drift.performance.status if drift.performance else None,
         "check_id": drift.check_id,
         "drift": drift.to_dict(),
     }
 
 
 def record_no_drift(drift: DriftResult) -> str:
-    return f"no drift: share {drift.drift_share:.2f} < {drift.threshold}; check {drift.check_id}"
+    performance = f"; performance {drift.performance.status}" if drift.performance else ""
+    return f"no drift: share {drift.drift_share:.2f} < {drift.threshold}{performance}; check {drift.check_id}"
 
 
 def advance_watermark(config: PipelineConfig, run: RunInfo, new_data: NewData, drift: DriftResult) -> dict[str, Any]:

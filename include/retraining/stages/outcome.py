@@ -70,7 +70,7 @@ def mail_drift_alert(
 ) -> dict:
     """Email the drift alert with the Evidently report attached (the check is already recorded), once per
     check: the check's ``alert_sent_at`` tells a retry that the mail went out."""
-    if not drift.drifted:
+    if not drift.alarm:
         return {"sent": False, "reason": f"no drift ({drift.status})"}
     checks = (config.source.conn_id, config.monitoring_database, config.monitoring.collection, drift.check_id)
     if drift.check_id and (sent_at := mongo.field_of(*checks, "alert_sent_at")):

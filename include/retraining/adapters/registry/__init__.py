@@ -37,6 +37,7 @@ from include.retraining.adapters.registry.runs import (
 from include.retraining.adapters.registry.versions import (
     CHALLENGER,
     CHAMPION,
+    HOLDOUT_METRIC,
     Champion,
     append_to_description,
     champion,
@@ -52,6 +53,7 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "DRIFT_REPORT",
+    "HOLDOUT_METRIC",
     "MODEL_ARTIFACT",
     "MODEL_FILE",
     "RESOLVED_CONFIG",

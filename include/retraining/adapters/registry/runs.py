@@ -99,6 +99,10 @@ def log_drift(mlflow_config: MlflowConfig, run_id: str, result: DriftResult) -> 
     mlflow_client.log_metric(run_id, "drift_share", result.drift_share)
     mlflow_client.log_metric(run_id, "drifted_columns", result.drifted_columns)
     mlflow_client.set_tag(run_id, "drift_status", result.status)
+    if performance := result.performance:
+        mlflow_client.set_tag(run_id, "performance_status", performance.status)
+        if performance.current_value is not None:
+            mlflow_client.log_metric(run_id, f"champion_new_labels_{performance.metric}", performance.current_value)
     if result.report_uri:
         mlflow_client.set_tag(run_id, "drift_report_uri", result.report_uri)
 

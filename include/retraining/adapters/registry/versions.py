@@ -3,7 +3,7 @@ aliases (stages are deprecated in MLflow 3; moving the champion is one alias set
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from include.retraining.adapters.registry.runs import client, fluent
@@ -18,6 +18,7 @@ CHAMPION = "champion"
 
 
 CHALLENGER = "challenger"
+HOLDOUT_METRIC = "holdout_metric."  # version tags: the score on its own holdout, per metric
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,7 @@ class Champion:
     model_sha256: str | None = None
     training_uri: str | None = None  # the rows it was fitted on: the drift reference
     training_end: str | None = None  # the newest timestamp among them: later rows are new to it
+    holdout_metrics: dict[str, float] = field(default_factory=dict)  # its scores when it was registered
 
     @property
     def reference_uri(self) -> str | None:
@@ -56,6 +58,11 @@ def champion(mlflow_config: MlflowConfig, model_name: str) -> Champion | None:
         model_sha256=version.tags.get("model_sha256"),
         training_uri=version.tags.get("training_uri"),
         training_end=version.tags.get("window.training.end"),
+        holdout_metrics={
+            key.removeprefix(HOLDOUT_METRIC): float(value)
+            for key, value in version.tags.items()
+            if key.startswith(HOLDOUT_METRIC)
+        },
     )
 
 

@@ -1,0 +1,34 @@
+"""The monitor's branch: either kind of drift alerts and retrains; no champion retrains; else it records."""
+
+from __future__ import annotations
+
+import pytest
+
+from include.retraining.core.records import DriftResult, PerformanceDrift
+from include.retraining.stages.monitor import route
+
+ALERT_AND_RETRAIN, RETRAIN, RECORD = ["send_drift_alert", "retrain_conf"], ["retrain_conf"], ["record_no_drift"]
+
+
+def check(status: str, performance: str | None) -> DriftResult:
+    verdict = None
+    if performance:
+        verdict = PerformanceDrift(performance, "roc_auc", 0.8, 0.7, 0.68, 0.72, 500, "a reason")
+    return DriftResult(
+        status, 0.0, 0, (), 0.1, 1000, 1000, "s3://b/c", "s3://b/r", "1", None, None, performance=verdict
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "performance", "tasks"),
+    [
+        ("drift", None, ALERT_AND_RETRAIN),
+        ("drift", "no_drift", ALERT_AND_RETRAIN),
+        ("no_drift", "drift", ALERT_AND_RETRAIN),
+        ("no_drift", "no_drift", RECORD),
+        ("no_drift", "undetermined", RECORD),
+        ("no_reference", None, RETRAIN),
+    ],
+)
+def test_route(status, performance, tasks):
+    assert route(check(status, performance)) == tasks
