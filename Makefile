@@ -55,14 +55,16 @@ summary: ## print what the last retrain produced and where to look
 mongo-setup: up ## as MongoDB's admin: indexes and the pipeline role's privileges for the config (retrain_config)
 	$(WITH_STACK) $(BIN)/python -m include.retraining.adapters.mongo_setup --admin-conn-id mongo_admin
 
-load-csv: up ## load a CSV into MongoDB: CSV=file.csv DB=db COLLECTION=name [TIMESTAMP=field] [TIMESTAMP_TYPE=date]
+load-csv: up ## a CSV into MongoDB: CSV=f.csv DB=db COLLECTION=c [TIMESTAMP=field TIMESTAMP_TYPE=date ID=column END=iso DAYS=30]
+	@test -n "$(CSV)" -a -n "$(DB)" -a -n "$(COLLECTION)" || { echo "usage: make load-csv CSV=<file> DB=<db> COLLECTION=<name> [TIMESTAMP=<field>] [TIMESTAMP_TYPE=date|iso_string|epoch_seconds|epoch_millis] [ID=<column>] [END=<iso date>] [DAYS=30]"; exit 2; }
 	$(WITH_STACK) $(BIN)/python -m scripts.load_csv --csv "$(CSV)" --database "$(DB)" --collection "$(COLLECTION)" \
-		--timestamp "$(or $(TIMESTAMP),ingested_at)" --timestamp-type "$(or $(TIMESTAMP_TYPE),date)"
+		--timestamp "$(or $(TIMESTAMP),ingested_at)" --timestamp-type "$(or $(TIMESTAMP_TYPE),date)" \
+		$(if $(ID),--id-column "$(ID)") $(if $(END),--end "$(END)") $(if $(DAYS),--days "$(DAYS)")
 
 onboard: venv ## write a model config from a sample: make onboard DB=.. COLLECTION=.. LABEL=.. [TIMESTAMP=.. MODEL=.. CONN=.. OUT=.. FORCE=1]
 	@test -n "$(DB)" -a -n "$(COLLECTION)" -a -n "$(LABEL)" || { echo "usage: make onboard DB=<db> COLLECTION=<name> LABEL=<field> [TIMESTAMP=<field>] [MODEL=<name>] [CONN=<conn id>] [OUT=<file>] [FORCE=1]"; exit 2; }
 	$(if $(wildcard .local/stack.env),$(WITH_STACK)) $(BIN)/python -m include.retraining.onboard --db "$(DB)" --collection "$(COLLECTION)" --label "$(LABEL)" \
-		$(if $(TIMESTAMP),--timestamp "$(TIMESTAMP)") $(if $(MODEL),--model "$(MODEL)") $(if $(CONN),--conn "$(CONN)") $(if $(OUT),--out "$(OUT)") $(if $(FORCE),--force)
+		$(if $(TIMESTAMP),--timestamp "$(TIMESTAMP)") $(if $(filter command line environment,$(origin MODEL)),--model "$(MODEL)") $(if $(CONN),--conn "$(CONN)") $(if $(OUT),--out "$(OUT)") $(if $(FORCE),--force)
 
 demo: seed ## the main job: stack up, sample data, two retrain runs (first champion, then drift), summary
 	$(WITH_STACK) $(BIN)/python -m include.demo.demo

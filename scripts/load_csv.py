@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     frame = pd.read_csv(args.csv)
     if args.id_column:
         frame = frame.rename(columns={args.id_column: "_id"})
-    end = (args.end or datetime.now(UTC)).astimezone(UTC)
+    end = args.end or datetime.now(UTC)
+    end = end.replace(tzinfo=UTC) if end.tzinfo is None else end.astimezone(UTC)  # a bare date or time is UTC
     try:
         docs = documents(frame, args.timestamp, args.timestamp_type, args.days, end)
     except ValueError as error:

@@ -53,8 +53,10 @@ def test_a_date_before_the_data_runs_its_tasks_and_says_the_window_holds_no_docu
     text = log.read_text()
     assert state == "failed", text[-3000:]
     assert f"config of model {MODEL} resolved: sha256" in text  # resolve_config ran
-    assert "read 0 rows (None, 2013-01-01 00:00:00+00:00]" in text  # extract ran on the empty window
+    # extract ran on the empty window: the sliding training window (90 days) before the logical date
+    assert "read 0 rows (2012-10-03 00:00:00+00:00, 2013-01-01 00:00:00+00:00]" in text
     assert "DataContractError (not retried): the extract window holds no documents" in text
+    assert "its documents are stamped outside the window: pick a logical date inside the data" in text
 
 
 def test_a_date_after_the_data_trains_and_records_the_resolved_config(history):
