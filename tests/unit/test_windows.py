@@ -44,6 +44,17 @@ def test_without_a_champion_the_holdout_is_the_newest_labeled_share_and_training
     assert len(train) + len(holdout) == len(frame)
 
 
+def test_rows_sharing_the_boundary_timestamp_all_go_to_the_holdout(config, frame):
+    frame = frame.copy()
+    frame["ingested_at"] = frame["ingested_at"].dt.floor("1D")  # 24 rows per timestamp
+
+    train, holdout = windows.split(frame, config.contract, config.training, TS, None)
+
+    assert len(train) + len(holdout) == len(frame)  # no row lost at the boundary
+    assert train[TS].max() < holdout[TS].min()
+    assert len(holdout) >= np.ceil(0.2 * len(frame))
+
+
 def test_the_holdout_never_holds_a_row_the_champion_trained_on(config, frame):
     """The champion trained on the rows up to its training end; today's holdout lies strictly after it."""
     champion_train, _ = windows.split(frame.iloc[:400], config.contract, config.training, TS, None)

@@ -62,9 +62,8 @@ def split(
     if holdout.empty:
         return rows, holdout
     first = holdout[timestamp_field].iloc[0]
-    train = rows.loc[rows[timestamp_field] < first]
-    holdout = holdout.loc[holdout[timestamp_field] >= first]  # ties at the boundary go to the holdout
-    return train, holdout
+    # rows stamped like the holdout's first row go with it: a timestamp is never split between the two
+    return rows.loc[rows[timestamp_field] < first], eligible.loc[eligible[timestamp_field] >= first]
 
 
 def plan(
