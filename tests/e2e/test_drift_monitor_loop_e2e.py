@@ -9,15 +9,12 @@ monitor's reason. Every wait is bounded; a timeout prints the component and task
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
-import os
 import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from email.message import EmailMessage
 
 import pytest
 
@@ -27,6 +24,7 @@ from include.retraining.airflow.runtime import env_config
 from include.retraining.stages import monitor
 from scripts.airflow_api import AirflowClient
 from tests.e2e.conftest import isolated_overrides, seed_source
+from tests.mail_sink import delivered
 
 pytestmark = pytest.mark.e2e
 
@@ -112,14 +110,8 @@ def monitor_checks(config) -> list[dict]:
     return [c for c in checks if c["dag_id"] == MONITOR]
 
 
-def drift_alerts(model_name: str) -> list[email.message.EmailMessage]:
-    found = []
-    for path in Path(os.environ["MAIL_SINK_DIR"]).rglob("*"):
-        if path.is_file():
-            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            if str(message["Subject"]).startswith(f"[drift] {model_name}:"):
-                found.append(message)
-    return found
+def drift_alerts(model_name: str) -> list[EmailMessage]:
+    return [message for message in delivered() if str(message["Subject"]).startswith(f"[drift] {model_name}:")]
 
 
 def armed_monitor_run(client: AirflowClient, after: set[str]) -> dict | None:

@@ -7,8 +7,6 @@ registry, MongoDB's monitoring collection, S3 and the SMTP sink.
 
 from __future__ import annotations
 
-import email
-import email.policy
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -21,6 +19,7 @@ from include.demo.sample_data import generate_documents
 from include.retraining.adapters import mongo, registry, storage
 from include.retraining.airflow.runtime import env_config
 from tests.e2e.conftest import isolated_overrides, seed_source
+from tests.mail_sink import delivered_to
 
 pytestmark = pytest.mark.e2e
 
@@ -69,16 +68,6 @@ def latest_check(config) -> dict:
     return check
 
 
-def mails_to(recipient: str) -> list[email.message.EmailMessage]:
-    sink = Path(os.environ["MAIL_SINK_DIR"])
-    found = []
-    for path in sorted((p for p in sink.rglob("*") if p.is_file()), key=lambda p: p.stat().st_mtime):
-        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-        if recipient in str(message["To"]):
-            found.append(message)
-    return found
-
-
 def test_1_fresh_registry_trains_registers_and_promotes_version_1(e2e):
     config = e2e["config"]
     seed(config, 6000, days=30, seed=1)
@@ -93,7 +82,7 @@ def test_1_fresh_registry_trains_registers_and_promotes_version_1(e2e):
     assert tags["airflow_dag_id"] == RETRAIN
     assert tags["drift_status"] == "no_reference"
     assert latest_check(config)["status"] == "no_reference"
-    [mail] = mails_to(f"{e2e['name']}@example.com")
+    [mail] = delivered_to(f"{e2e['name']}@example.com")
     assert "version 1 is the new champion" in mail["Subject"]
 
 
@@ -113,7 +102,7 @@ def test_2_drift_is_detected_archived_and_gates_the_promotion(e2e):
     logged = registry.client(config.mlflow).list_artifacts(check["mlflow_run_id"], "drift")
     assert {a.path for a in logged} >= {"drift/report.html", "drift/result.json"}
 
-    [alert] = [m for m in mails_to(f"{e2e['name']}@example.com") if m["Subject"].startswith("[drift]")]
+    [alert] = [m for m in delivered_to(f"{e2e['name']}@example.com") if m["Subject"].startswith("[drift]")]
     assert config.model_name in alert["Subject"]
     body = alert.get_body(("html",)).get_content()
     assert "<td>Age</td>" in body
@@ -140,7 +129,7 @@ def test_3_no_new_drift_takes_the_skip_path(e2e):
 
     assert versions(config) == ["1", "2"]
     assert latest_check(config)["status"] == "no_drift"
-    assert "no retrain needed" in mails_to(f"{e2e['name']}@example.com")[-1]["Subject"]
+    assert "no retrain needed" in delivered_to(f"{e2e['name']}@example.com")[-1]["Subject"]
 
 
 def test_4_bad_data_fails_the_run_without_registering_or_moving_the_champion(e2e):
@@ -160,6 +149,6 @@ def test_4_bad_data_fails_the_run_without_registering_or_moving_the_champion(e2e
 
     assert versions(config) == ["1", "2"]
     assert registry.champion(config.mlflow, config.model_name).version == champion_before
-    failure = mails_to(f"{e2e['name']}@example.com")[-1]
+    failure = delivered_to(f"{e2e['name']}@example.com")[-1]
     assert "validate failed" in failure["Subject"]
     assert "contract" in failure.get_body(("html",)).get_content()

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import email
-import email.policy
 import time
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 
@@ -16,25 +13,21 @@ from include.retraining.adapters import registry
 from include.retraining.core.records import ColumnDrift, Decision, DriftResult, RunInfo, Snapshot, ValidationReport
 from include.retraining.stages.outcome import mail_drift_alert
 from include.retraining.stages.outcome import notify as send_summary
+from tests import mail_sink
 
 pytestmark = pytest.mark.integration
 
 
 def delivered_to(stack_env, recipient: str, timeout: float = 15.0) -> EmailMessage:
     """The one message in the sink addressed to ``recipient`` (each test uses a unique address)."""
-    new = Path(stack_env["MAIL_SINK_DIR"]) / "new"
+    sink = stack_env["MAIL_SINK_DIR"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = []
-        for path in new.iterdir():
-            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            if recipient in str(message["To"]):
-                found.append(message)
-        if found:
+        if found := mail_sink.delivered_to(recipient, sink):
             assert len(found) == 1, f"{len(found)} messages to {recipient}"
             return found[0]
         time.sleep(0.2)
-    raise AssertionError(f"no message to {recipient} in {new} after {timeout} s")
+    raise AssertionError(f"no message to {recipient} in {sink} after {timeout} s")
 
 
 def html_of(message: EmailMessage) -> str:

@@ -5,13 +5,9 @@ Against MongoDB, S3, MLflow and the SMTP sink."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import os
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -31,6 +27,7 @@ from include.retraining.stages import (
     validate,
 )
 from tests.integration.conftest import ADMIN_CONN_ID
+from tests.mail_sink import delivered_to
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -91,7 +88,7 @@ def test_the_monitor_sees_no_data_drift_but_performance_drift_and_alerts_naming_
 
     assert sent["sent"], sent
     assert sent["subject"].startswith(f"[drift] {config.model_name}: roc_auc fell to ")
-    mail = next(m for m in mails(config.notify.recipients[0]) if m["Subject"] == sent["subject"])
+    mail = next(m for m in delivered_to(config.notify.recipients[0]) if m["Subject"] == sent["subject"])
     assert "Performance drift: the champion got worse on the labels that" in mail.get_body(("html",)).get_content()
 
     conf = monitor.retrain_conf(monitor_run, window, drift)
@@ -124,13 +121,3 @@ def test_a_check_without_enough_labels_is_undetermined_not_a_crash(concept):
     assert drift.performance.status == "undetermined"
     assert "performance.min_labels needs 1000000" in drift.performance.reason
     assert not drift.alarm
-
-
-def mails(recipient: str) -> list[email.message.EmailMessage]:
-    found = []
-    for path in Path(os.environ["MAIL_SINK_DIR"]).rglob("*"):
-        if path.is_file():
-            message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
-            if recipient in str(message["To"]):
-                found.append(message)
-    return found
