@@ -14,13 +14,16 @@ import contextlib
 import json
 import os
 import signal
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from include.demo.sample_data import generate_documents
 from include.retraining.adapters import mongo, registry
 from include.retraining.core.config import PipelineConfig
 from include.retraining.core.records import (
@@ -146,6 +149,34 @@ def retrain(
             assert name in attempt.failures, f"{name} did not fail during the fault: the fault was not injected"
         attempt.records[name] = call_stage(name, config, attempt)
     return attempt
+
+
+# --- the champion every fault run competes with ------------------------------------------------------
+
+ROWS = 1000  # documents behind each module's first champion
+SMALL_MODEL = {"gate": {"bootstrap_rounds": 50}, "training": {"hyperparameters": {"max_iter": 20, "max_depth": 6}}}
+
+
+def new_run(label: str) -> RunInfo:
+    now = datetime.now(UTC).isoformat()
+    return RunInfo(dag_id="faults", run_id=f"{label}__{uuid.uuid4().hex[:8]}", run_end=now, force_retrain=True)
+
+
+def with_champion(config: PipelineConfig, seed: int) -> PipelineConfig:
+    """``config`` with ROWS documents of the last ten days in its collection and a first champion trained
+    on them."""
+    now = datetime.now(UTC)
+    docs = generate_documents(ROWS, start=now - timedelta(days=10), end=now - timedelta(minutes=5), seed=seed)
+    source = config.source
+    target = {"database": source.database, "collection": source.collection, "conn_id": ADMIN_CONN_ID}
+    assert mongo.insert_documents(docs, **target) == ROWS
+    assert retrain(config, new_run("first")).records["promote"].promoted
+    return config
+
+
+def champion_version(config: PipelineConfig) -> str | None:
+    champion = registry.champion(config.mlflow, config.model_name)
+    return champion.version if champion else None
 
 
 # --- what must hold after every fault ---------------------------------------------------------------

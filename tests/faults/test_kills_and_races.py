@@ -13,25 +13,24 @@ import signal
 import subprocess
 import sys
 import threading
-import uuid
 from dataclasses import asdict
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from include.demo.sample_data import generate_documents
-from include.retraining.adapters import mongo, registry
 from include.retraining.core.config import PipelineConfig
 from include.retraining.core.records import RunInfo
 from tests.faults.conftest import (
-    ADMIN_CONN_ID,
+    SMALL_MODEL,
     STAGES,
     Attempt,
     assert_clean,
     call_stage,
+    champion_version,
+    new_run,
     retrain,
     run_versions,
+    with_champion,
 )
 
 pytestmark = [
@@ -41,35 +40,11 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-ROWS = 1000
-
-
-def new_run(label: str) -> RunInfo:
-    now = datetime.now(UTC).isoformat()
-    return RunInfo(dag_id="faults", run_id=f"{label}__{uuid.uuid4().hex[:8]}", run_end=now, force_retrain=True)
 
 
 @pytest.fixture(scope="module")
 def config(config_factory, fault_env) -> PipelineConfig:
-    config = config_factory(
-        {
-            "source": {"conn_id": "mongo_faults"},
-            "gate": {"bootstrap_rounds": 50},
-            "training": {"hyperparameters": {"max_iter": 20, "max_depth": 6}},
-        }
-    )
-    now = datetime.now(UTC)
-    docs = generate_documents(ROWS, start=now - timedelta(days=10), end=now - timedelta(minutes=5), seed=12)
-    source = config.source
-    target = {"database": source.database, "collection": source.collection, "conn_id": ADMIN_CONN_ID}
-    assert mongo.insert_documents(docs, **target) == ROWS
-    assert retrain(config, new_run("first")).records["promote"].promoted
-    return config
-
-
-def champion_version(config: PipelineConfig) -> str | None:
-    champion = registry.champion(config.mlflow, config.model_name)
-    return champion.version if champion else None
+    return with_champion(config_factory(SMALL_MODEL, {"source": {"conn_id": "mongo_faults"}}), seed=12)
 
 
 def killed_then_retried(config: PipelineConfig, run: RunInfo, stage: str, after: str, tmp_path: Path) -> Attempt:

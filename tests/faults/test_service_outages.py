@@ -4,26 +4,25 @@ the old one or a gate-approved new one)."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from include.demo.sample_data import generate_documents
-from include.retraining.adapters import mongo, registry
 from include.retraining.core.config import PipelineConfig
-from include.retraining.core.records import RunInfo
 from tests.faults.conftest import (
-    ADMIN_CONN_ID,
+    ROWS,
+    SMALL_MODEL,
     STAGES,
     Attempt,
     Stack,
     assert_clean,
     call_stage,
+    champion_version,
     drift_checks,
+    new_run,
     retrain,
     run_versions,
+    with_champion,
 )
 
 pytestmark = [
@@ -32,37 +31,13 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer:UserWarning"),
 ]
 
-ROWS = 1000
-
-
-def new_run(label: str) -> RunInfo:
-    now = datetime.now(UTC).isoformat()
-    return RunInfo(dag_id="faults", run_id=f"{label}__{uuid.uuid4().hex[:8]}", run_end=now, force_retrain=True)
-
 
 @pytest.fixture(scope="module")
 def config(config_factory, fault_env) -> PipelineConfig:
-    config = config_factory(
-        {
-            "source": {"conn_id": "mongo_faults"},
-            "storage": {"conn_id": "aws_faults"},
-            "gate": {"bootstrap_rounds": 50},
-            "training": {"hyperparameters": {"max_iter": 20, "max_depth": 6}},
-        }
+    return with_champion(
+        config_factory(SMALL_MODEL, {"source": {"conn_id": "mongo_faults"}, "storage": {"conn_id": "aws_faults"}}),
+        seed=11,
     )
-    now = datetime.now(UTC)
-    docs = generate_documents(ROWS, start=now - timedelta(days=10), end=now - timedelta(minutes=5), seed=11)
-    source = config.source
-    target = {"database": source.database, "collection": source.collection, "conn_id": ADMIN_CONN_ID}
-    assert mongo.insert_documents(docs, **target) == ROWS
-    first = retrain(config, new_run("first"))  # the champion every fault run competes with
-    assert first.records["promote"].promoted
-    return config
-
-
-def champion_version(config: PipelineConfig) -> str | None:
-    champion = registry.champion(config.mlflow, config.model_name)
-    return champion.version if champion else None
 
 
 def report(attempt: Attempt) -> str:
