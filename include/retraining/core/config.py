@@ -450,7 +450,7 @@ def label_problems(label: LabelSpec) -> list[str]:
         )
     if len({(value_kind(value), value) for value in classes}) < len(classes):
         problems.append(f"contract.label.classes {classes} repeats a class: list each once")
-    if label.objective == "binary" and classes and not _is_one_of(label.positive_class, classes):
+    if label.objective == "binary" and classes and not is_one_of(label.positive_class, classes):
         problems.append(
             f"contract.label.positive_class {label.positive_class!r} is not one of contract.label.classes "
             f"{classes}: set it to one of them (of the same type)"
@@ -481,7 +481,7 @@ def _regression_label_problems(label: LabelSpec) -> list[str]:
     return problems
 
 
-def _is_one_of(value: Any, classes: list[Any]) -> bool:
+def is_one_of(value: Any, classes: list[Any]) -> bool:
     """Membership by type and value: ``True == 1`` in Python, but a bool class is not an int class."""
     return any(value_kind(value) == value_kind(item) and value == item for item in classes)
 

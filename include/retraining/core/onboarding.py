@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from include.retraining.core.config import is_one_of
 from include.retraining.core.timestamps import MILLIS_ABOVE, is_number, stored_type
 
 MAX_CATEGORIES = 50  # more distinct strings than this is free text or an identifier, not a category
@@ -255,12 +256,11 @@ def propose(facts: CollectionFacts, label: str, model: str) -> Onboarding:
 
 
 def positive_class(classes: list[Any], counts: Counter) -> Any:
-    """True of bools, 1 of 0/1, else the rarer class (what a binary task usually looks for). By type: in
-    Python ``True in [0, 1]`` holds, and a 0/1 label would get ``True`` as its positive class."""
-    if all(isinstance(value, bool) for value in classes):
-        return True
-    if any(value == 1 and not isinstance(value, bool) for value in classes):
-        return 1
+    """True of bools, 1 of 0/1, else the rarer class (what a binary task usually looks for). Membership by
+    type (``is_one_of``): in Python ``True in [0, 1]`` holds."""
+    for preferred in (True, 1):
+        if is_one_of(preferred, classes):
+            return preferred
     return min(classes, key=counts.get)
 
 
