@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import pytest
 
 from include.retraining.core.decision import MONITOR_REASON, decide_retrain
-from include.retraining.core.records import ColumnDrift, DriftResult, RunInfo
+from include.retraining.core.records import RunInfo, Slice, WindowPlan
+from tests.builders import drift_result
 
 SCHEDULED = RunInfo(dag_id="retrain_vehicle_insurance", run_id="scheduled__1", run_end="2024-05-01T02:00:00+00:00")
 FROM_MONITOR = RunInfo(
@@ -23,28 +23,6 @@ FROM_MONITOR = RunInfo(
         "window_end": "2024-05-01T10:00:00+00:00",
     },
 )
-
-
-def drift_result(**changes: Any) -> DriftResult:
-    base = DriftResult(
-        status="no_drift",
-        drift_share=0.1,
-        drifted_columns=1,
-        columns=(
-            ColumnDrift("Age", "Wasserstein distance (normed)", 0.02, 0.1, False),
-            ColumnDrift("Vintage", "Wasserstein distance (normed)", 0.2, 0.1, True),
-            ColumnDrift("Annual_Premium", "Wasserstein distance (normed)", 0.05, 0.1, False),
-        ),
-        threshold=0.3,
-        rows_current=1_000,
-        rows_reference=1_000,
-        current_uri="s3://b/current.parquet",
-        reference_uri="s3://b/reference.parquet",
-        champion_version="3",
-        report_uri="s3://b/report.html",
-        mlflow_run_id="run",
-    )
-    return DriftResult.from_dict(base.to_dict() | changes)
 
 
 def test_no_drift_and_a_champion_skips():
@@ -178,3 +156,40 @@ def test_the_monitor_names_the_kind_of_drift_it_saw():
 
     assert decide_retrain(performance_only, drift_result()).reason.startswith("performance drift detected by ")
     assert decide_retrain(both, drift_result()).reason.startswith("data drift and performance drift detected by ")
+
+
+def untrainable(problem: str) -> dict:
+    """A window plan whose window cannot train and judge a challenger (``core/windows.py`` words why)."""
+    empty = Slice(start=None, end=None, rows=0, ids_hash="0" * 64)
+    return WindowPlan(empty, empty, empty, rows_unlabeled=0, champion_training_end=None, problem=problem).to_dict()
+
+
+TOO_FEW = "only 240 labeled rows older than the holdout to train on, fewer than contract.min_rows (300)"
+
+
+def test_drift_on_a_window_that_cannot_judge_a_challenger_skips_training_with_the_reason():
+    drift = drift_result(status="drift", drift_share=0.5, drifted_columns=5, columns=[], windows=untrainable(TOO_FEW))
+
+    decision = decide_retrain(SCHEDULED, drift)
+
+    assert not decision.retrain
+    assert decision.reason.startswith("data drift: 5 of 0 columns drifted")
+    assert f", but no challenger can be judged: {TOO_FEW}" in decision.reason
+
+
+def test_a_forced_retrain_is_refused_the_same_way():
+    forced = replace(SCHEDULED, force_retrain=True)
+
+    decision = decide_retrain(forced, drift_result(windows=untrainable(TOO_FEW)))
+
+    assert not decision.retrain
+    assert decision.reason.startswith("forced by the force_retrain Param, but no challenger can be judged")
+
+
+def test_too_few_new_rows_are_no_drift_check_and_no_retrain():
+    decision = decide_retrain(SCHEDULED, drift_result(status="no_new_data", rows_current=40, champion_version="2"))
+
+    assert not decision.retrain
+    assert decision.reason == (
+        "only 40 rows are newer than champion v2's training data: too few to check for drift (contract.min_rows)"
+    )

@@ -6,6 +6,7 @@ import pytest
 
 from include.retraining.core.records import DriftResult, PerformanceDrift
 from include.retraining.stages.monitor import route
+from tests.builders import drift_result
 
 ALERT_AND_RETRAIN, RETRAIN, RECORD = ["send_drift_alert", "retrain_conf"], ["retrain_conf"], ["record_no_drift"]
 
@@ -13,10 +14,8 @@ ALERT_AND_RETRAIN, RETRAIN, RECORD = ["send_drift_alert", "retrain_conf"], ["ret
 def check(status: str, performance: str | None) -> DriftResult:
     verdict = None
     if performance:
-        verdict = PerformanceDrift(performance, "roc_auc", 0.8, 0.7, 0.68, 0.72, 500, "a reason")
-    return DriftResult(
-        status, 0.0, 0, (), 0.1, 1000, 1000, "s3://b/c", "s3://b/r", "1", None, None, performance=verdict
-    )
+        verdict = PerformanceDrift(performance, "roc_auc", 0.8, 0.7, 0.68, 0.72, 500, "a reason").to_dict()
+    return drift_result(status=status, performance=verdict)
 
 
 @pytest.mark.parametrize(

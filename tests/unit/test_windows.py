@@ -11,8 +11,6 @@ import pytest
 
 from include.retraining.core import windows
 from include.retraining.core.contract import validate_frame
-from include.retraining.core.decision import decide_retrain
-from include.retraining.core.records import DriftResult, RunInfo
 from tests.datasets import configure, load
 
 TS, ID = "ingested_at", "_id"
@@ -121,50 +119,3 @@ def test_the_plan_is_recorded_with_bounds_counts_and_order_free_id_hashes(config
     assert result.holdout.rows + result.training.rows == len(frame)
     assert datetime.fromisoformat(result.training.end) < datetime.fromisoformat(result.holdout.start)
     assert result.holdout.ids_hash != result.training.ids_hash
-
-
-def _drift(status="drift", plan_=None) -> DriftResult:
-    return DriftResult(
-        status=status,
-        drift_share=0.5,
-        drifted_columns=5,
-        columns=(),
-        threshold=0.3,
-        rows_current=40,
-        rows_reference=400,
-        current_uri="s3://b/c",
-        reference_uri="s3://b/r",
-        champion_version="2",
-        report_uri=None,
-        mlflow_run_id=None,
-        windows=plan_,
-    )
-
-
-RUN = RunInfo(dag_id="retrain_m", run_id="r1", run_end="2024-02-01T00:00:00+00:00")
-
-
-def test_drift_on_a_window_that_cannot_judge_a_challenger_skips_training_with_the_reason(config, frame):
-    untrainable = plan(config, frame.iloc[:300])
-
-    decision = decide_retrain(RUN, _drift("drift", untrainable))
-
-    assert not decision.retrain
-    assert decision.reason.startswith("data drift: 5 of 0 columns drifted")
-    assert ", but no challenger can be judged: only 240 labeled rows older than the holdout" in decision.reason
-
-
-def test_a_forced_retrain_is_refused_the_same_way(config, frame):
-    decision = decide_retrain(replace(RUN, force_retrain=True), _drift("no_drift", plan(config, frame.iloc[:300])))
-
-    assert not decision.retrain
-    assert decision.reason.startswith("forced by the force_retrain Param, but no challenger can be judged")
-
-
-def test_too_few_new_rows_are_no_drift_check_and_no_retrain():
-    decision = decide_retrain(RUN, _drift("no_new_data"))
-
-    assert not decision.retrain
-    assert decision.reason == (
-        "only 40 rows are newer than champion v2's training data: too few to check for drift (contract.min_rows)"
-    )
