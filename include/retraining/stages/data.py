@@ -271,26 +271,33 @@ def check_drift(
     if planned and champion and champion.reference_uri and len(current) < config.contract.min_rows:
         result = replace(result, status="no_new_data", reference_uri=champion.reference_uri)
     elif champion and champion.reference_uri:
-        reference = storage.read_parquet(config.storage, champion.reference_uri)
-        computed = drift_lib.compute_drift(current, reference, config.contract, config.drift)
-        drifted = drift_lib.dataset_drifted(computed.drift_share, result.threshold)
-        result = replace(
-            result,
-            status="drift" if drifted else "no_drift",
-            drift_share=computed.drift_share,
-            drifted_columns=computed.drifted_columns,
-            columns=computed.columns,
-            rows_reference=len(reference),
-            reference_uri=champion.reference_uri,
-            report_uri=registry.log_drift_report(config.mlflow, mlflow_run_id, computed.html),
-        )
-        registry.log_drift(config.mlflow, mlflow_run_id, result)
+        result = data_drift(config, result, current, champion.reference_uri)
     key = {"model_name": config.model_name, "dag_id": run.dag_id, "run_id": run.run_id}  # one check per run
     current_slice = windows.slice_of(current, config.source.id_field, config.source.timestamp_field)
     document = drift_check_document(config, run, result) | {"current": current_slice.to_dict()} | (extra or {})
     checks = (config.source.conn_id, config.monitoring_database, config.monitoring.collection)
     check_id = mongo.record_once(*checks, key, document)
     return replace(result, check_id=check_id)
+
+
+def data_drift(config: PipelineConfig, result: DriftResult, current: pd.DataFrame, reference_uri: str) -> DriftResult:
+    """``result`` with Evidently's verdict on ``current`` against the champion's training rows, the report
+    stored in the MLflow run."""
+    reference = storage.read_parquet(config.storage, reference_uri)
+    computed = drift_lib.compute_drift(current, reference, config.contract, config.drift)
+    drifted = drift_lib.dataset_drifted(computed.drift_share, result.threshold)
+    result = replace(
+        result,
+        status="drift" if drifted else "no_drift",
+        drift_share=computed.drift_share,
+        drifted_columns=computed.drifted_columns,
+        columns=computed.columns,
+        rows_reference=len(reference),
+        reference_uri=reference_uri,
+        report_uri=registry.log_drift_report(config.mlflow, result.mlflow_run_id, computed.html),
+    )
+    registry.log_drift(config.mlflow, result.mlflow_run_id, result)
+    return result
 
 
 def drift_check_document(config: PipelineConfig, run: RunInfo, result: DriftResult) -> dict[str, Any]:
