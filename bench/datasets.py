@@ -26,12 +26,14 @@ def database() -> str:
     return os.environ.get("MONGO_DB", "insurance")
 
 
-def ensure_collection(label: str, conn_id: str = "mongo_default") -> str:
-    """The collection for ``label``, seeded if it does not hold exactly the expected rows."""
+def ensure_collection(label: str, conn_id: str | None = None) -> str:
+    """The collection for ``label``, seeded if it does not hold exactly the expected rows: by the seeding
+    connection (``SEED_MONGO_CONN_ID``, the local stack's admin), since the pipeline's own user may only read."""
     from include.demo.sample_data import generate_documents
     from include.retraining.adapters import mongo
 
     rows, name = SIZES[label], collection_name(label)
+    conn_id = conn_id or os.environ.get("SEED_MONGO_CONN_ID", "mongo_default")
     docs = mongo.collection(conn_id, database(), name)
     if docs.estimated_document_count() == rows:
         return name
