@@ -1,7 +1,7 @@
 """The whole retrain DAG of the example model: ``airflow dags test`` of this tree and of a baseline commit,
 against the same stack and the same collection, and this tree's stage functions called from one process.
 
-- ``dags_test``: ``airflow dags test retrain_vehicle_insurance -c '{"force_retrain": true}'`` (the
+- ``dags_test``: ``airflow dags test retrain_vehicle_insurance <the data's last day> -c '{"force_retrain": true}'`` (the
   baseline's id where it predates the DAG factory: ``retrain_model``); per-task seconds are
   read from the run's task instances; the peak RSS is the process's (``dags test`` runs every task in it).
 - ``in_process``: the same stages in DAG order, each in a forked child (its own peak RSS) of one driver
@@ -24,9 +24,10 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
+from bench import datasets
 from bench.datasets import collection_name
 from bench.measure import in_child, median, run_command
 
@@ -34,17 +35,17 @@ RETRAIN_DAG_ID = "BENCH_RETRAIN_DAG_ID"  # env key: the retrain DAG id of a vers
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".local" / "bench"
-STAGES = (  # task id -> the XComs it takes, in DAG order (the branch task only routes)
-    ("extract", ()),
-    ("validate", ("snapshot",)),
-    ("detect_drift", ("validation",)),
-    ("alert_on_drift", ("validation", "drift")),
-    ("decide", ("drift",)),
-    ("train", ("validation", "drift")),
-    ("evaluate", ("training",)),
-    ("register", ("validation", "drift", "training", "evaluation")),
-    ("promote", ("registration", "evaluation")),
-    ("notify", ("validation", "drift", "decision", "evaluation", "registration", "promotion")),
+STAGES = (  # in DAG order (the branch task only routes); each reads the XComs it names from the earlier ones
+    "extract",
+    "validate",
+    "detect_drift",
+    "alert_on_drift",
+    "decide",
+    "train",
+    "evaluate",
+    "register",
+    "promote",
+    "notify",
 )
 RESULT_NAMES = {
     "extract": "snapshot",
@@ -100,7 +101,8 @@ def retrain_dag_id(tree: Path) -> str:
 
 def dags_test(env: dict[str, str], log_name: str) -> dict[str, float]:
     airflow = str(Path(sys.executable).parent / "airflow")
-    command = [airflow, "dags", "test", env[RETRAIN_DAG_ID], "-c", json.dumps({"force_retrain": True})]
+    logical_date = datasets.END.isoformat()  # the bench data's last day: its window holds every document
+    command = [airflow, "dags", "test", env[RETRAIN_DAG_ID], logical_date, "-c", json.dumps({"force_retrain": True})]
     seconds, peak, output = run_command(command, env=env, cwd=env["PYTHONPATH"])
     (WORK / "logs").mkdir(parents=True, exist_ok=True)
     (WORK / "logs" / f"{log_name}-{time.strftime('%Y%m%dT%H%M%S')}.log").write_text(output)
@@ -135,11 +137,11 @@ def in_process(env: dict[str, str]) -> dict[str, float]:
     preimport()  # paid once, as in one process; the children inherit the loaded modules (not clients)
     xcoms: dict[str, object] = {}
     figures: dict[str, float] = {"imports_s": time.perf_counter() - imports_started}
-    run = {"run_id": f"bench_in_process_{time.time_ns()}", "run_end": datetime.now(UTC).isoformat()}
+    run = {"run_id": f"bench_in_process_{time.time_ns()}", "run_end": datasets.END.isoformat()}
     started = time.perf_counter()
-    for stage, inputs in STAGES:
+    for stage in STAGES:
         stage_started = time.perf_counter()
-        result, peak, base = in_child(call_stage, stage, {name: xcoms[name] for name in inputs}, run)
+        result, peak, base = in_child(call_stage, stage, xcoms, run)
         figures[f"task.{stage}"] = time.perf_counter() - stage_started
         figures[f"task.{stage}.peak_rss_mb"] = peak
         figures[f"task.{stage}.rss_growth_mb"] = peak - base
