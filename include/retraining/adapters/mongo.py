@@ -19,6 +19,7 @@ from bson import ObjectId
 
 from include.retraining.core import timestamps
 from include.retraining.core.config import ContractConfig, SourceConfig
+from include.retraining.core.frames import frame_of
 from include.retraining.core.timestamps import IsoLayout
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ def read_window(source: SourceConfig, contract: ContractConfig, start: datetime 
     else:
         sort = [(source.timestamp_field, 1)]
         table = find_arrow_all(docs, query, schema=Schema(schema), allow_invalid=True, sort=sort)
-    frame = table.to_pandas()
+    frame = frame_of(table)
     _refuse_unread_ids(docs, source, query, frame)
     frame[source.id_field] = frame[source.id_field].astype(str)
     frame[source.timestamp_field] = as_datetimes(frame[source.timestamp_field], source.timestamp_type)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from include.retraining.core.config import StorageConfig
+from include.retraining.core.frames import frame_of
 
 if TYPE_CHECKING:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
@@ -65,7 +66,10 @@ def write_parquet(storage: StorageConfig, key: str, frame: pd.DataFrame) -> str:
 
 
 def read_parquet(storage: StorageConfig, uri: str) -> pd.DataFrame:
-    return pd.read_parquet(io.BytesIO(get_bytes(storage, uri)))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return frame_of(pq.read_table(pa.BufferReader(get_bytes(storage, uri))))
 
 
 def exists(storage: StorageConfig, uri: str) -> bool:
