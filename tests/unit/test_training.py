@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
 from include.retraining.core.config import (
@@ -197,6 +198,18 @@ def test_training_sample_caps_rows_stratified_and_seeded(data, default_config):
     assert sample.index.tolist() == training_sample(data, capped.contract, capped.training).index.tolist()
     reseeded = with_overrides(capped, training={"seed": 7})
     assert sample.index.tolist() != training_sample(data, reseeded.contract, reseeded.training).index.tolist()
+
+
+def test_training_sample_picks_the_rows_a_split_of_the_frame_picked(data, default_config):
+    """Sampling positions instead of rows (no copy of the rows left out) keeps the rows earlier versions drew."""
+    capped = with_overrides(default_config, training={"max_rows": 300})
+    frame_split, _ = train_test_split(
+        data, train_size=300, random_state=capped.training.seed, stratify=data["Response"]
+    )
+
+    sample = training_sample(data, capped.contract, capped.training)
+
+    assert sample.index.tolist() == frame_split.index.tolist()
 
 
 def test_training_sample_keeps_a_window_under_the_cap(data, default_config):

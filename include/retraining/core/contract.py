@@ -57,7 +57,8 @@ def validate_frame(
         bad |= check.failing
     _raise_if_too_many_bad(bad, total, problems, contract)
 
-    valid = frame.loc[~bad].reset_index(drop=True)
+    # a clean window is not copied again (a shallow copy: the caller's frame keeps its label column)
+    valid = frame.loc[~bad].reset_index(drop=True) if bad.any() else frame.copy(deep=False)
     label = contract.label
     valid[label.name] = valid[label.name].astype(NULLABLE_LABEL_DTYPES[label.kind])
     _raise_on_dataset_problems(valid, contract, total, for_training)
@@ -72,7 +73,7 @@ def labeled_rows(frame: pd.DataFrame, contract: ContractConfig) -> pd.DataFrame:
     """The rows whose label has arrived, the label in its plain type: what training and evaluation read."""
     label = contract.label
     rows = frame.loc[frame[label.name].notna()]
-    return rows.astype({label.name: LABEL_DTYPES[label.kind]})
+    return rows.astype({label.name: LABEL_DTYPES[label.kind]}, copy=False)  # rows is a copy already
 
 
 def row_checks(frame: pd.DataFrame, contract: ContractConfig) -> list[RowCheck]:

@@ -84,10 +84,13 @@ def training_sample(train: pd.DataFrame, contract: ContractConfig, training: Tra
     share), seeded with ``training.seed``, so the same window always trains on the same rows."""
     if training.max_rows is None or len(train) <= training.max_rows:
         return train
-    sample, _ = train_test_split(
-        train, train_size=training.max_rows, random_state=training.seed, stratify=_strata(train, contract)
+    positions, _ = train_test_split(  # positions, not rows: the rows left out are never copied
+        np.arange(len(train)),
+        train_size=training.max_rows,
+        random_state=training.seed,
+        stratify=_strata(train, contract),
     )
-    return sample
+    return train.iloc[positions]
 
 
 def split_holdout(

@@ -26,11 +26,8 @@ from include.retraining.core.records import Slice, WindowPlan
 
 def ids_hash(ids: pd.Series) -> str:
     """Order-free: the same rows give the same hash however they were read."""
-    digest = hashlib.sha256()
-    for value in sorted(ids.astype(str)):
-        digest.update(value.encode())
-        digest.update(b"\0")
-    return digest.hexdigest()
+    values = sorted(ids.astype(str))
+    return hashlib.sha256("".join(f"{value}\0" for value in values).encode()).hexdigest()
 
 
 def slice_of(frame: pd.DataFrame, id_field: str, timestamp_field: str) -> Slice:
@@ -55,15 +52,25 @@ def split(
     """(training rows, holdout rows): the holdout is the newest ``holdout_share`` of the labeled rows, taken
     only from rows newer than the champion's training slice; training is every labeled row older than it.
     Deterministic: a retried task splits the same rows again."""
-    rows = labeled_rows(frame, contract).sort_values([timestamp_field], kind="stable")
-    eligible = after(rows, timestamp_field, champion_training_end)
-    size = min(len(eligible), math.ceil(training.holdout_share * len(rows)))
-    holdout = eligible.iloc[len(eligible) - size :] if size else eligible.iloc[:0]
-    if holdout.empty:
-        return rows, holdout
-    first = holdout[timestamp_field].iloc[0]
-    # rows stamped like the holdout's first row go with it: a timestamp is never split between the two
-    return rows.loc[rows[timestamp_field] < first], eligible.loc[eligible[timestamp_field] >= first]
+    stamps = frame[timestamp_field]
+    labeled = frame[contract.label.name].notna()
+    ordered = stamps[labeled].sort_values(kind="stable")
+    newer = ordered if champion_training_end is None else ordered[ordered > pd.Timestamp(champion_training_end)]
+    size = min(len(newer), math.ceil(training.holdout_share * len(ordered)))
+    if not size:
+        rows = rows_where(frame, labeled, contract, timestamp_field)
+        return rows, rows.iloc[:0]
+    # the newer rows are the newest labeled ones; rows stamped like the holdout's first row go with it:
+    # a timestamp is never split between the two
+    first = ordered.iloc[len(ordered) - size]
+    train = rows_where(frame, labeled & (stamps < first), contract, timestamp_field)
+    return train, rows_where(frame, labeled & (stamps >= first), contract, timestamp_field)
+
+
+def rows_where(frame: pd.DataFrame, mask: pd.Series, contract: ContractConfig, timestamp_field: str) -> pd.DataFrame:
+    """The masked rows in timestamp order: one copy of them, not of the frame (a 1M-row window)."""
+    rows = labeled_rows(frame.loc[mask], contract)
+    return rows if rows[timestamp_field].is_monotonic_increasing else rows.sort_values(timestamp_field, kind="stable")
 
 
 def plan(

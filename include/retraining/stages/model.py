@@ -38,14 +38,9 @@ def train(config: PipelineConfig, run: RunInfo, validation: ValidationReport, dr
     A retry finds the model an earlier try logged into this run and does not fit or log another: the
     split is deterministic, so the holdout is the same rows again (checked against the recorded plan)."""
     data = validation.snapshot
-    frame = storage.read_parquet(config.storage, data.uri)
-    plan = planned_windows(config, drift, frame)
+    plan = planned_windows(drift)
+    fitted, holdout = fitted_and_holdout(config, data.uri, plan)
     label, source = config.contract.label.name, config.source
-    end = datetime.fromisoformat(plan.champion_training_end) if plan.champion_training_end else None
-    train_rows, holdout = windows.split(frame, config.contract, config.training, source.timestamp_field, end)
-    if windows.slice_of(holdout, source.id_field, source.timestamp_field) != plan.holdout:
-        raise RuntimeError(f"the holdout differs from the one planned by detect_drift ({plan.holdout})")
-    fitted = training_sample(train_rows, config.contract, config.training)
     prefix = run_prefix(config, run)
     columns = [source.id_field, source.timestamp_field, *config.contract.feature_names, label]
     holdout_uri = storage.write_parquet(config.storage, f"{prefix}/holdout/rows.parquet", holdout[columns])
@@ -85,7 +80,19 @@ def train(config: PipelineConfig, run: RunInfo, validation: ValidationReport, dr
     )
 
 
-def planned_windows(config: PipelineConfig, drift: DriftResult, frame: pd.DataFrame) -> WindowPlan:
+def fitted_and_holdout(config: PipelineConfig, uri: str, plan: WindowPlan) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows to fit on (the capped sample of the training slice) and the holdout; the whole window and
+    the rows left out of the sample are freed on return, before the fit (1M rows: ~400 MB)."""
+    frame = storage.read_parquet(config.storage, uri)
+    source = config.source
+    end = datetime.fromisoformat(plan.champion_training_end) if plan.champion_training_end else None
+    train_rows, holdout = windows.split(frame, config.contract, config.training, source.timestamp_field, end)
+    if windows.slice_of(holdout, source.id_field, source.timestamp_field) != plan.holdout:
+        raise RuntimeError(f"the holdout differs from the one planned by detect_drift ({plan.holdout})")
+    return training_sample(train_rows, config.contract, config.training), holdout
+
+
+def planned_windows(drift: DriftResult) -> WindowPlan:
     """The plan detect_drift recorded; a window the retrain DAG cannot judge never reaches training."""
     plan = drift.windows
     if plan is None:
