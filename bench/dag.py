@@ -81,17 +81,23 @@ def version_env(label: str, version: str, tree: Path) -> dict[str, str]:
         home.mkdir(parents=True, exist_ok=True)
         shutil.copy(Path(os.environ["AIRFLOW_HOME"]) / "airflow.db", home / "airflow.db")
     name = f"bench_{label}_{version}"
+    # the baseline predates the least-privilege pipeline user (#10): it creates its indexes itself
+    rights = {"AIRFLOW_CONN_MONGO_DEFAULT": os.environ["AIRFLOW_CONN_MONGO_ADMIN"]} if version == "baseline" else {}
     deployment = {"model_name": name, "source": {"collection": collection_name(label)}, "mlflow": {"experiment": name}}
-    return os.environ | {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(tree / "dags"),
-        "AIRFLOW__CORE__PLUGINS_FOLDER": str(tree / "plugins"),
-        "PYTHONPATH": str(tree),
-        "AIRFLOW_VAR_RETRAIN_CONFIG": json.dumps(deployment),
-        "GIT_SHA": version,
-        RETRAIN_DAG_ID: retrain_dag_id(tree),
-    }
+    return (
+        os.environ
+        | {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(tree / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(tree / "plugins"),
+            "PYTHONPATH": str(tree),
+            "AIRFLOW_VAR_RETRAIN_CONFIG": json.dumps(deployment),
+            "GIT_SHA": version,
+            RETRAIN_DAG_ID: retrain_dag_id(tree),
+        }
+        | rights
+    )
 
 
 def retrain_dag_id(tree: Path) -> str:

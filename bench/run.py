@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench import datasets
+from bench.dag_parse import parse_figures
 from bench.growth import flagged, growth_figures
 from bench.measure import in_child
 
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / ".local" / "bench" / "results"
 SECTIONS = ("parse", "extract", "drift", "train_evaluate", "dag")
 BASELINE_REF = "eb49517"  # before issue 11
+PARSE_MODELS = 3  # model configs present while the DAG files are parsed (one DAG trio each)
 
 
 def git_sha() -> str:
@@ -41,28 +43,12 @@ def git_sha() -> str:
     return sha[:12] + ("-dirty" if dirty else "")
 
 
-def parse_figures(repeat: int) -> dict[str, float]:
-    import tempfile
-
-    from bench.dag_parse import BASELINE_DAG, parse_seconds
-
-    with tempfile.TemporaryDirectory() as tmp:
-        baseline_file = Path(tmp) / "baseline_dag.py"
-        baseline_file.write_text(BASELINE_DAG)
-        figures = {"parse.baseline_one_task.seconds": parse_seconds(baseline_file, repeat)}
-    for dag_file in sorted((ROOT / "dags").glob("*.py")):
-        seconds = parse_seconds(dag_file, repeat)
-        figures[f"parse.{dag_file.stem}.seconds"] = seconds
-        figures[f"parse.{dag_file.stem}.x_baseline"] = seconds / figures["parse.baseline_one_task.seconds"]
-    return figures
-
-
 def run_sections(sizes: list[str], sections: list[str], repeat: int, baseline_ref: str) -> dict[str, float]:
     from bench import dag, stages
 
     figures: dict[str, float] = {}
     if "parse" in sections:
-        figures |= report("parse", parse_figures(max(repeat, 5)))
+        figures |= report("parse", parse_figures(max(repeat, 5), PARSE_MODELS))
     for label in sizes:
         rows = datasets.SIZES[label]
         if {"extract", "dag"} & set(sections):  # in a child: forked children must not inherit a MongoClient
