@@ -23,8 +23,8 @@ from include.retraining.adapters import mongo, registry
 from include.retraining.airflow.runtime import env_config
 from include.retraining.stages import monitor
 from scripts.airflow_api import AirflowClient
+from scripts.local_stack.smtp import delivered
 from tests.e2e.conftest import isolated_overrides, seed_source
-from tests.mail_sink import delivered
 
 pytestmark = pytest.mark.e2e
 
