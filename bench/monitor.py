@@ -67,8 +67,12 @@ def bench_monitor(repeat: int) -> dict[str, float]:
         client = group.start(unpause=[RETRAIN])
         poke = float(group.env.get("DRIFT_MONITOR_POKE_SECONDS", POKE_DEFAULT))
         print(f"  grace_seconds={grace:g} (Variable retrain_config), poke_seconds={poke:g} (group env)", flush=True)
-        with Armed(group, client, grace) as bench:
+        bench = Armed(group, client, grace)
+        try:
+            bench.arm()
             rounds = [bench.round(index) for index in range(repeat)]
+        finally:
+            bench.disarm()
     finally:
         if started_here:
             print(group.stop().strip(), flush=True)
@@ -79,20 +83,23 @@ def bench_monitor(repeat: int) -> dict[str, float]:
 
 
 class Armed:
-    """The monitor of the example model on data of its own, with a champion; put back on exit."""
+    """The monitor of the example model on data of its own, with a champion: ``arm``; ``disarm`` puts back
+    what ``arm`` changed, also after ``arm`` failed half way."""
 
     def __init__(self, group: AirflowGroup, client: AirflowClient, grace: float):
         self.group, self.client, self.grace = group, client, grace
         self.seen: set[str] = set()  # monitor runs already measured (or older than the bench)
+        self.paused: list[str] = []  # DAGs that ran before and were paused by arm (the monitor included)
+        self.previous: str | None = None  # the Variable before arm set it
+        self.variable_set = False
 
-    def __enter__(self) -> Armed:
+    def arm(self) -> None:
         client = self.client
-        client.pause(MONITOR)  # armed only once the champion exists and the Variable points at our data
-        self.paused = [
-            d["dag_id"] for d in client.list_dags() if d["dag_id"] not in (RETRAIN, MONITOR) and not d["is_paused"]
-        ]
-        for dag_id in self.paused:
-            client.pause(dag_id)
+        # the monitor is armed only once the champion exists and the Variable points at our data
+        for dag in client.list_dags():
+            if dag["dag_id"] != RETRAIN and not dag["is_paused"]:
+                client.pause(dag["dag_id"])
+                self.paused.append(dag["dag_id"])
         self.group.quiet_dag(client, RETRAIN)
         self.group.end_monitor_runs(client, MONITOR)
         self.seen = {run["dag_run_id"] for run in client.list_runs(MONITOR, limit=1000)}
@@ -103,19 +110,20 @@ class Armed:
         )
         self.previous = client.get_variable("retrain_config")
         client.set_variable("retrain_config", json.dumps(overrides), description=f"set by {__name__}")
+        self.variable_set = True
         self.config = env_config(os.environ | {"AIRFLOW_VAR_RETRAIN_CONFIG": json.dumps(overrides)})
         print(f"  model {self.name}: training the first champion (not timed)", flush=True)
         self.first_champion()
         client.unpause(MONITOR)
-        return self
 
-    def __exit__(self, *exc) -> None:
+    def disarm(self) -> None:
         client = self.client
         client.pause(MONITOR)
         self.group.end_monitor_runs(client, MONITOR)
-        if self.previous is None:
+        self.group.quiet_dag(client, RETRAIN)  # a retrain left running by a failed round
+        if self.variable_set and self.previous is None:
             client.delete_variable("retrain_config")
-        else:
+        elif self.variable_set:
             client.set_variable("retrain_config", self.previous)
         for dag_id in self.paused:
             client.unpause(dag_id)
