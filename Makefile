@@ -14,7 +14,7 @@ SEED_ROWS ?= 20000
 # a model config in include/models/: its DAGs are retrain_$(MODEL), drift_monitor_$(MODEL), rollback_$(MODEL)
 MODEL ?= vehicle_insurance
 
-.PHONY: help venv up down status seed mongo-setup load-csv onboard demo dags-test rollback summary test lint airflow bench bench-1m bench-compare bench-estimators calibrate
+.PHONY: help venv up down status seed mongo-setup load-csv onboard demo dags-test rollback summary test lint airflow bench bench-1m bench-monitor bench-compare bench-estimators calibrate
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -77,6 +77,9 @@ bench: up ## benchmarks at BENCH_SIZES (10k,100k): ratios against a baseline mea
 
 bench-1m: up ## the same suite at 1M rows (about an hour on 2 cores; seeds 1M documents once)
 	$(WITH_STACK) BENCH_SIZES=1m BENCH_REPEAT=$(BENCH_REPEAT) $(BIN)/python -m bench.run
+
+bench-monitor: up ## seconds from inserting drifted documents to the drift alert and to a new model version, under the full Airflow group (BENCH_REPEAT rounds)
+	$(WITH_STACK) BENCH_REPEAT=$(BENCH_REPEAT) $(BIN)/python -m bench.run --sizes '' --sections monitor
 
 calibrate: venv ## false-alarm rate and power of the drift checks, promotion rates of the gate (10-20 min, no services)
 	$(BIN)/python -m bench.calibrate --nights $(or $(NIGHTS),100) --retrains $(or $(RETRAINS),100)

@@ -1,6 +1,7 @@
 """``make bench``: every benchmark of the suite, as ratios against a baseline measured in the same run.
 
     .venv/bin/python -m bench.run [--sizes 10k,100k] [--repeat 3] [--sections parse,extract,drift,train_evaluate,dag]
+    .venv/bin/python -m bench.run --sizes '' --sections monitor    # make bench-monitor: needs the Airflow group
 
 Sizes and repeats also come from ``BENCH_SIZES`` / ``BENCH_REPEAT`` (``make bench-1m`` sets 1m). Every
 figure is a median of ``repeat`` interleaved rounds (peaks: the largest). The run ends with one
@@ -25,7 +26,8 @@ from bench.measure import in_child
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / ".local" / "bench" / "results"
-SECTIONS = ("parse", "extract", "drift", "train_evaluate", "dag")
+SECTIONS = ("parse", "extract", "drift", "train_evaluate", "dag", "monitor")
+DEFAULT_SECTIONS = SECTIONS[:-1]  # not the monitor: it starts the full Airflow group (make bench-monitor)
 BASELINE_REF = "eb49517"  # before issue 11
 PARSE_MODELS = 3  # model configs present while the DAG files are parsed (one DAG trio each)
 
@@ -49,6 +51,10 @@ def run_sections(sizes: list[str], sections: list[str], repeat: int, baseline_re
     figures: dict[str, float] = {}
     if "parse" in sections:
         figures |= report("parse", parse_figures(max(repeat, 5), PARSE_MODELS))
+    if "monitor" in sections:
+        from bench import monitor
+
+        figures |= report("drift monitor under the Airflow group", monitor.bench_monitor(repeat))
     for label in sizes:
         rows = datasets.SIZES[label]
         if {"extract", "dag"} & set(sections):  # in a child: forked children must not inherit a MongoClient
@@ -87,7 +93,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default=os.environ.get("BENCH_SIZES", "10k,100k"))
     parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", "3")))
-    parser.add_argument("--sections", default=os.environ.get("BENCH_SECTIONS", ",".join(SECTIONS)))
+    parser.add_argument("--sections", default=os.environ.get("BENCH_SECTIONS", ",".join(DEFAULT_SECTIONS)))
     parser.add_argument("--baseline-ref", default=os.environ.get("BENCH_BASELINE_REF", BASELINE_REF))
     args = parser.parse_args()
     sizes = [s for s in args.sizes.split(",") if s]

@@ -10,7 +10,6 @@ monitor's reason. Every wait is bounded; a timeout prints the component and task
 from __future__ import annotations
 
 import json
-import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -22,9 +21,8 @@ from include.demo.sample_data import generate_documents
 from include.retraining.adapters import mongo, registry
 from include.retraining.airflow.runtime import env_config
 from include.retraining.stages import monitor
-from scripts.airflow_api import AirflowClient
-from tests.e2e.conftest import isolated_overrides, seed_source
-from tests.mail_sink import delivered
+from scripts.airflow_group import insert_recent, isolated_overrides, seed_source
+from scripts.local_stack.smtp import delivered
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +39,7 @@ def loop(airflow_group, stack_environ):
     for dag_id in others:
         client.pause(dag_id)
     airflow_group.quiet_dag(client, RETRAIN)
-    end_monitor_runs(client)
+    airflow_group.end_monitor_runs(client, MONITOR)
 
     _, overrides = isolated_overrides(
         "e2e_loop",
@@ -57,37 +55,13 @@ def loop(airflow_group, stack_environ):
         yield {"client": client, "config": config, "group": airflow_group}
     finally:
         client.pause(MONITOR)
-        end_monitor_runs(client)
+        airflow_group.end_monitor_runs(client, MONITOR)
         if previous is None:
             client.delete_variable("retrain_config")
         else:
             client.set_variable("retrain_config", previous)
         for dag_id in others:
             client.unpause(dag_id)
-
-
-def end_monitor_runs(client: AirflowClient) -> None:
-    """Let running monitor runs finish by skipping their unfinished tasks.
-
-    Not by failing the run through the API: for a ``@continuous`` DAG that leaves the scheduler
-    stuck on "run already exists" (Airflow 3.3.2), while a run that finishes by itself re-arms it.
-    """
-    for run in client.list_runs(MONITOR, states=("running",)):
-        for ti in client.task_instances(MONITOR, run["dag_run_id"]):
-            if ti["state"] in ("deferred", "running", "queued", "scheduled", "up_for_reschedule", None):
-                client.set_task_state(MONITOR, run["dag_run_id"], ti["task_id"], "skipped", note="ended by an e2e test")
-        client.wait_for_run(MONITOR, run["dag_run_id"], timeout=120)
-
-
-def insert(config, rows: int, seed: int, **knobs) -> datetime:
-    """Documents stamped in the last seconds: newer than any watermark already set, and none in the future
-    (the sensor counts up to now, so documents stamped ahead would be split across two windows)."""
-    end = datetime.now(UTC) - timedelta(milliseconds=500)
-    start = end - timedelta(seconds=2)
-    docs = generate_documents(rows, start=start, end=end, seed=seed, **knobs)
-    random.Random(seed).shuffle(docs)  # like concurrent writers: a sensor poll during the insert sees the newest stamp
-    seed_source(config, docs)
-    return start
 
 
 def wait_for(what: str, probe: Callable[[], object], loop: dict, timeout: float = STEP_TIMEOUT) -> object:
@@ -114,17 +88,6 @@ def drift_alerts(model_name: str) -> list[EmailMessage]:
     return [message for message in delivered() if str(message["Subject"]).startswith(f"[drift] {model_name}:")]
 
 
-def armed_monitor_run(client: AirflowClient, after: set[str]) -> dict | None:
-    """A monitor run not in ``after`` whose sensor is deferred (waiting in the triggerer)."""
-    for run in client.list_runs(MONITOR, states=("running",)):
-        if run["dag_run_id"] in after:
-            continue
-        states = {ti["task_id"]: ti["state"] for ti in client.task_instances(MONITOR, run["dag_run_id"])}
-        if states.get("wait_for_new_data") == "deferred":
-            return run
-    return None
-
-
 def test_a_champion_exists_to_compare_with(loop):
     client, config = loop["client"], loop["config"]
     end = datetime.now(UTC) - timedelta(minutes=5)
@@ -141,11 +104,13 @@ def test_a_champion_exists_to_compare_with(loop):
 def test_a_stationary_window_is_checked_recorded_and_the_loop_rearms(loop):
     client, config = loop["client"], loop["config"]
     client.unpause(MONITOR)
-    first = wait_for("the monitor to arm its sensor", lambda: armed_monitor_run(client, set()), loop)
+    first = wait_for(
+        "the monitor to arm its sensor", lambda: loop["group"].armed_monitor_run(client, MONITOR, set()), loop
+    )
     initial = watermark(config)
     assert initial is not None  # open_window initialised it to the newest existing document
 
-    insert(config, NEW_DOCUMENTS, seed=21)
+    insert_recent(config, NEW_DOCUMENTS, seed=21)
 
     check = wait_for("a drift check by the monitor", lambda: monitor_checks(config), loop)[0]
     assert check["status"] == "no_drift", check
@@ -155,7 +120,11 @@ def test_a_stationary_window_is_checked_recorded_and_the_loop_rearms(loop):
     finished = client.wait_for_run(MONITOR, first["dag_run_id"], timeout=120)
     assert finished["state"] == "success"
     assert drift_alerts(config.model_name) == []
-    wait_for("the next monitor run to re-arm", lambda: armed_monitor_run(client, {first["dag_run_id"]}), loop)
+    wait_for(
+        "the next monitor run to re-arm",
+        lambda: loop["group"].armed_monitor_run(client, MONITOR, {first["dag_run_id"]}),
+        loop,
+    )
 
 
 def test_a_drifted_window_alerts_and_retrains_with_no_other_action(loop):
@@ -163,7 +132,7 @@ def test_a_drifted_window_alerts_and_retrains_with_no_other_action(loop):
     retrains_before = {r["dag_run_id"] for r in client.list_runs(RETRAIN, limit=1000)}
 
     inserted = time.monotonic()
-    insert(config, NEW_DOCUMENTS, seed=31, covariate_drift=1.0, concept_drift=1.0)
+    insert_recent(config, NEW_DOCUMENTS, seed=31, covariate_drift=1.0, concept_drift=1.0)
 
     [alert] = wait_for("the drift alert mail", lambda: drift_alerts(config.model_name), loop)
     alert_seconds = time.monotonic() - inserted

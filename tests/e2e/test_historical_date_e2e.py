@@ -22,7 +22,7 @@ from include.retraining.adapters import registry
 from include.retraining.airflow.models import MODELS_DIR_ENV
 from include.retraining.airflow.runtime import env_config
 from include.retraining.core.config import DEFAULT_CONFIG, config_sha256, deep_merge
-from tests.e2e.conftest import isolated_overrides, seed_source
+from scripts.airflow_group import isolated_overrides, seed_source
 
 pytestmark = pytest.mark.e2e
 

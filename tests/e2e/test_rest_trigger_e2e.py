@@ -19,7 +19,7 @@ from include.demo.sample_data import generate_documents
 from include.retraining.adapters import registry
 from include.retraining.airflow.runtime import env_config
 from scripts.airflow_api import AirflowAPIError, AirflowClient, RunTimeout
-from tests.e2e.conftest import isolated_overrides, seed_source
+from scripts.airflow_group import isolated_overrides, seed_source
 
 pytestmark = pytest.mark.e2e
 

@@ -18,8 +18,8 @@ from include.demo.demo import RETRAIN, dags_test
 from include.demo.sample_data import generate_documents
 from include.retraining.adapters import mongo, registry, storage
 from include.retraining.airflow.runtime import env_config
-from tests.e2e.conftest import isolated_overrides, seed_source
-from tests.mail_sink import delivered_to
+from scripts.airflow_group import isolated_overrides, seed_source
+from scripts.local_stack.smtp import delivered_to
 
 pytestmark = pytest.mark.e2e
 

@@ -13,7 +13,7 @@ from include.retraining.adapters import registry
 from include.retraining.core.records import ColumnDrift, Decision, DriftResult, RunInfo, Snapshot, ValidationReport
 from include.retraining.stages.outcome import mail_drift_alert
 from include.retraining.stages.outcome import notify as send_summary
-from tests import mail_sink
+from scripts.local_stack import smtp as mail_sink
 
 pytestmark = pytest.mark.integration
 

@@ -26,8 +26,8 @@ from include.retraining.stages import (
     train,
     validate,
 )
+from scripts.local_stack.smtp import delivered_to
 from tests.integration.conftest import ADMIN_CONN_ID
-from tests.mail_sink import delivered_to
 
 pytestmark = pytest.mark.integration
 NOW = datetime.now(UTC).replace(microsecond=0)
