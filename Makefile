@@ -75,7 +75,7 @@ BENCH_REPEAT ?= 3
 bench: up ## benchmarks at BENCH_SIZES (10k,100k): ratios against a baseline measured in the same run
 	$(WITH_STACK) BENCH_SIZES=$(BENCH_SIZES) BENCH_REPEAT=$(BENCH_REPEAT) $(BIN)/python -m bench.run
 
-bench-1m: up ## the same suite at 1M rows (about an hour on 2 cores; seeds 1M documents once)
+bench-1m: up ## the same suite at 1M rows (about 27 min on 2 cores; seeds 1M documents once, 2 min)
 	$(WITH_STACK) BENCH_SIZES=1m BENCH_REPEAT=$(BENCH_REPEAT) $(BIN)/python -m bench.run
 
 bench-monitor: up ## seconds from inserting drifted documents to the drift alert and to a new model version, under the full Airflow group (BENCH_REPEAT rounds)

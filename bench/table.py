@@ -65,7 +65,22 @@ def main() -> int:
             else:
                 cells.append(f"{a:>10.4g} -> {b:>7.4g} {a / b:>6.2f}x")
         print(f"{label:<46}" + "".join(cells))
+    print(f"{'largest task peak RSS (in process), MB':<46}" + "".join(largest_task(figures, size) for size in SIZES))
     return 0
+
+
+def largest_task(figures: dict[str, float], size: str) -> str:
+    """The task with the largest peak RSS when each stage runs in a process of its own (target: <= 1 GB)."""
+    prefix, suffix = f"dag.{size}.new.in_process.task.", ".peak_rss_mb"
+    peaks = {
+        key[len(prefix) : -len(suffix)]: value
+        for key, value in figures.items()
+        if key.startswith(prefix) and key.endswith(suffix)
+    }
+    if not peaks:
+        return f"{'-':>28}"
+    task = max(peaks, key=peaks.get)
+    return f"{f'{task} {peaks[task]:.0f}':>28}"
 
 
 if __name__ == "__main__":
