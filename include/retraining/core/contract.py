@@ -69,10 +69,12 @@ def validate_frame(
     return ValidationOutcome(valid=valid, quarantined=quarantined, problems=problems, unlabeled=unlabeled)
 
 
-def labeled_rows(frame: pd.DataFrame, contract: ContractConfig) -> pd.DataFrame:
-    """The rows whose label has arrived, the label in its plain type: what training and evaluation read."""
+def labeled_rows(frame: pd.DataFrame, contract: ContractConfig, where: pd.Series | None = None) -> pd.DataFrame:
+    """The rows whose label has arrived (of those ``where`` holds), the label in its plain type: what
+    training and evaluation read. One copy of those rows, none of the frame."""
     label = contract.label
-    rows = frame.loc[frame[label.name].notna()]
+    present = frame[label.name].notna()
+    rows = frame.loc[present if where is None else present & where]
     return rows.astype({label.name: LABEL_DTYPES[label.kind]}, copy=False)  # rows is a copy already
 
 

@@ -58,18 +58,17 @@ def split(
     newer = ordered if champion_training_end is None else ordered[ordered > pd.Timestamp(champion_training_end)]
     size = min(len(newer), math.ceil(training.holdout_share * len(ordered)))
     if not size:
-        rows = rows_where(frame, labeled, contract, timestamp_field)
+        rows = in_time_order(labeled_rows(frame, contract), timestamp_field)
         return rows, rows.iloc[:0]
     # the newer rows are the newest labeled ones; rows stamped like the holdout's first row go with it:
     # a timestamp is never split between the two
     first = ordered.iloc[len(ordered) - size]
-    train = rows_where(frame, labeled & (stamps < first), contract, timestamp_field)
-    return train, rows_where(frame, labeled & (stamps >= first), contract, timestamp_field)
+    train = in_time_order(labeled_rows(frame, contract, where=stamps < first), timestamp_field)
+    return train, in_time_order(labeled_rows(frame, contract, where=stamps >= first), timestamp_field)
 
 
-def rows_where(frame: pd.DataFrame, mask: pd.Series, contract: ContractConfig, timestamp_field: str) -> pd.DataFrame:
-    """The masked rows in timestamp order: one copy of them, not of the frame (a 1M-row window)."""
-    rows = labeled_rows(frame.loc[mask], contract)
+def in_time_order(rows: pd.DataFrame, timestamp_field: str) -> pd.DataFrame:
+    """Rows read in timestamp order (the extract sorts) are not sorted, i.e. copied, again."""
     return rows if rows[timestamp_field].is_monotonic_increasing else rows.sort_values(timestamp_field, kind="stable")
 
 
