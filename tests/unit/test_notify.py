@@ -79,17 +79,22 @@ def summary(**records: Any) -> dict[str, Any]:
     return {"model_name": MODEL, "run": RUN.to_dict(), "validation": VALIDATION.to_dict()} | records
 
 
+def retrain_summary(decision: str, evaluation: Evaluation, promotion: Promotion, **records: Any) -> dict[str, Any]:
+    """The summary of a run that retrained on the drifted window and registered version 4."""
+    return summary(
+        drift=DRIFTED.to_dict(),
+        decision=Decision(retrain=True, reason=decision).to_dict(),
+        evaluation=evaluation.to_dict(),
+        registration=REGISTRATION.to_dict(),
+        promotion=promotion.to_dict(),
+        **records,
+    )
+
+
 def test_retrain_with_promotion():
     promotion = Promotion(promoted=True, champion_version="4", previous_champion="3", reason="version 4 promoted")
     message = render_summary(
-        summary(
-            drift=DRIFTED.to_dict(),
-            decision=Decision(retrain=True, reason="data drift: 2 of 3 columns drifted").to_dict(),
-            evaluation=EVALUATION.to_dict(),
-            registration=REGISTRATION.to_dict(),
-            promotion=promotion.to_dict(),
-            mlflow_run_url=URL,
-        )
+        retrain_summary("data drift: 2 of 3 columns drifted", EVALUATION, promotion, mlflow_run_url=URL)
     )
 
     assert message.subject == f"[retrain] {MODEL}: version 4 is the new champion"
@@ -128,15 +133,7 @@ def test_gate_failed():
         reason="challenger roc_auc 0.7000 does not beat champion v3 0.7100",
     )
     promotion = Promotion(promoted=False, champion_version="3", previous_champion="3", reason="champion v3 unchanged")
-    message = render_summary(
-        summary(
-            drift=DRIFTED.to_dict(),
-            decision=Decision(retrain=True, reason="forced by the force_retrain Param").to_dict(),
-            evaluation=evaluation.to_dict(),
-            registration=REGISTRATION.to_dict(),
-            promotion=promotion.to_dict(),
-        )
-    )
+    message = render_summary(retrain_summary("forced by the force_retrain Param", evaluation, promotion))
 
     assert message.subject == f"[retrain] {MODEL}: challenger registered, champion unchanged"
     assert "does not beat champion v3 0.7100" in message.html
@@ -281,17 +278,8 @@ def test_regression_metrics_and_a_metric_the_champion_lacks():
         passed=True,
         reason="challenger rmse 52.2500 beats champion v3 58.0000 (lower is better)",
     )
-    message = render_summary(
-        summary(
-            drift=DRIFTED.to_dict(),
-            decision=Decision(retrain=True, reason="forced by the force_retrain Param").to_dict(),
-            evaluation=evaluation.to_dict(),
-            registration=REGISTRATION.to_dict(),
-            promotion=Promotion(
-                promoted=True, champion_version="4", previous_champion="3", reason="promoted"
-            ).to_dict(),
-        )
-    )
+    promotion = Promotion(promoted=True, champion_version="4", previous_champion="3", reason="promoted")
+    message = render_summary(retrain_summary("forced by the force_retrain Param", evaluation, promotion))
 
     text = " ".join(html.unescape(message.html).split())
     assert "<td>rmse</td><td>52.2500</td> <td>58.0000</td>" in text
