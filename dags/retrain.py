@@ -2,8 +2,8 @@
 task is one call into ``include.retraining``.
 
     resolve_config -> extract -> validate -> detect_drift -> decide -> retrain_or_skip
-                                                |                         |-> train -> evaluate -> register -> promote
-                                                `-> alert_on_drift        `-> skip        (both paths end in notify)
+                                        |                       |-> train -> evaluate -> refit -> register -> promote
+                                        `-> alert_on_drift      `-> skip        (both paths end in notify)
 
 ``resolve_config`` resolves the model's layered config once (file <- Variables <- Params) and returns it
 with its sha256; every later task reads that XCom, so a Variable edited mid-run changes the next run only.
@@ -76,9 +76,13 @@ def retrain_dag(model: Model):
         def evaluate(training: dict) -> dict:
             return run_stage("evaluate", training=training)
 
+        @task(pool="training")
+        def refit(evaluation: dict) -> dict:
+            return run_stage("refit", evaluation=evaluation)
+
         @task
-        def register(evaluation: dict) -> dict:
-            return run_stage("register", evaluation=evaluation)
+        def register(final: dict) -> dict:
+            return run_stage("register", final=final)
 
         @task
         def promote(registration: dict) -> dict:
@@ -93,7 +97,7 @@ def retrain_dag(model: Model):
         alert_on_drift(drift)
         training, skipped = train(), skip()
         retrain_or_skip(decide(drift)) >> [training, skipped]
-        [promote(register(evaluate(training))), skipped] >> notify()
+        [promote(register(refit(evaluate(training)))), skipped] >> notify()
 
     return retrain()
 

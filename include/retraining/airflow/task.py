@@ -24,6 +24,7 @@ PRODUCERS = {
     "decision": "decide",
     "training": "train",
     "evaluation": "evaluate",
+    "final": "refit",
     "registration": "register",
     "promotion": "promote",
 }

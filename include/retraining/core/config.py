@@ -190,10 +190,16 @@ class PerformanceConfig:
 class TrainingConfig:
     estimator: str = "random_forest"
     hyperparameters: dict[str, Any] = field(default_factory=dict)
-    # the out-of-time holdout: the newest share of the window's labeled rows, all newer than the champion's
-    # training data; both models are scored on it, and it needs this many rows to judge them
-    holdout_share: float = 0.2
+    # the out-of-time holdout: the newest share of the labeled rows newer than the champion's training data
+    # (at least min_holdout_rows of them); both models are scored on it. The older new rows are trained on,
+    # so a challenger learns what changed (README, "Which rows each model sees"; chosen by `make backtest`)
+    holdout_share: float = 0.5
     min_holdout_rows: int = 100
+    # after the gate passed, the challenger is fitted again on its training rows plus the holdout (same
+    # hyperparameters): the version registered has seen every labeled row up to the run's end
+    refit: bool = True
+    # weight each training row by 0.5 ** (its age in days / this): recent rows count more; None: equal weights
+    recency_half_life_days: float | None = None
     seed: int = 42
     max_rows: int | None = None  # train on a stratified sample of at most this many rows (None: all)
     # the extract, when source.lookback_hours is not set: a sliding window of this many days up to the
@@ -417,6 +423,9 @@ def _training_range_problems(training: TrainingConfig) -> list[str]:
         problems.append(f"training.min_holdout_rows must be at least 1, got {training.min_holdout_rows}")
     if training.window_days is not None and training.window_days <= 0:
         problems.append(f"training.window_days must be positive (null: expanding), got {training.window_days}")
+    half_life = training.recency_half_life_days
+    if half_life is not None and half_life <= 0:
+        problems.append(f"training.recency_half_life_days must be positive (null: equal weights), got {half_life}")
     if training.max_rows is not None and training.max_rows < 1:
         problems.append(f"training.max_rows must be at least 1, got {training.max_rows}")
     return problems

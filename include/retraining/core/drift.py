@@ -21,13 +21,14 @@ measures the false-alarm rate on stationary nights and the detection rate on spe
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 
 from include.retraining.core.config import ContractConfig, DriftConfig
-from include.retraining.core.records import ColumnDrift
+from include.retraining.core.records import ColumnDrift, DriftResult
 
 CONTINGENCY_TEST = "chi2_contingency"
 
@@ -88,6 +89,36 @@ def compute_drift(
     columns = tuple(replace(c, method=display_name(c.method, kinds[c.column])) for c in columns)
     html = snapshot.get_html_str(as_iframe=False) if report else ""
     return DriftComputation(drift_share=share, drifted_columns=count, columns=columns, html=html)
+
+
+def judge(
+    result: DriftResult,
+    current: pd.DataFrame,
+    reference: Callable[[], pd.DataFrame] | None,
+    contract: ContractConfig,
+    drift: DriftConfig,
+    min_rows: int,
+    *,
+    report: bool = True,
+) -> tuple[DriftResult, str]:
+    """``result`` with the data-drift verdict on ``current`` (the rows new to the champion) against the
+    champion's fitted rows (``reference`` reads them; None: no champion or none recorded, status
+    ``no_reference``), and the report's HTML. Fewer than ``min_rows`` current rows: ``no_new_data``."""
+    if reference is None:
+        return replace(result, status="no_reference"), ""
+    if len(current) < min_rows:
+        return replace(result, status="no_new_data"), ""
+    rows = reference()
+    computed = compute_drift(current, rows, contract, drift, report=report)
+    verdict = replace(
+        result,
+        status="drift" if dataset_drifted(computed.drift_share, result.threshold) else "no_drift",
+        drift_share=computed.drift_share,
+        drifted_columns=computed.drifted_columns,
+        columns=computed.columns,
+        rows_reference=len(rows),
+    )
+    return verdict, computed.html
 
 
 def column_verdicts(

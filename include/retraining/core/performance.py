@@ -11,11 +11,14 @@ nights and its detection of a concept-only change.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from include.retraining.core.config import PerformanceConfig, lower_is_better
-from include.retraining.core.evaluation import metric_value, weighted_metric
+from include.retraining.core.config import ContractConfig, PerformanceConfig, lower_is_better
+from include.retraining.core.evaluation import metric_value, predict, targets, weighted_metric
 from include.retraining.core.records import PerformanceDrift
 
 
@@ -69,6 +72,23 @@ def performance_drift(
         labeled_rows=len(y),
         reason=reason,
     )
+
+
+def assess_champion(
+    load_model: Callable[[], Any],
+    labeled: pd.DataFrame,
+    contract: ContractConfig,
+    reference_value: float | None,
+    metric: str,
+    performance: PerformanceConfig,
+) -> PerformanceDrift:
+    """The champion scored on the labeled rows it never saw, against ``reference_value`` (its holdout score at
+    registration); ``load_model`` is called only when there is enough to score."""
+    if early := premature(reference_value, len(labeled), metric, performance):
+        return early
+    predictions = predict(load_model(), labeled[contract.feature_names], contract.label)
+    y = targets(contract.label, labeled[contract.label.name])
+    return performance_drift(y, predictions, reference_value, metric, performance)
 
 
 def premature(

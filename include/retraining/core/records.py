@@ -127,6 +127,7 @@ class WindowPlan(Record):
     rows_unlabeled: int  # in the current slice: valid for drift, kept out of training and evaluation
     champion_training_end: str | None  # the holdout starts strictly after it
     problem: str | None = None  # why no challenger can be trained and judged on this window, if so
+    fitted: Slice | None = None  # the rows the registered version was fitted on (set by the refit stage)
 
     @property
     def trainable(self) -> bool:
@@ -217,6 +218,7 @@ class TrainingResult(Record):
     metrics: dict[str, float]
     training_uri: str | None = None  # the rows fitted on: the drift reference once registered
     windows: WindowPlan | None = None
+    refitted: bool = False  # fitted again on training + holdout after the gate passed (training.refit)
 
 
 @dataclass(frozen=True)

@@ -111,9 +111,30 @@ def features_and_label(frame: pd.DataFrame, contract: ContractConfig) -> tuple[p
     return frame[contract.feature_names], frame[contract.label.name]
 
 
-def fit(train: pd.DataFrame, contract: ContractConfig, training: TrainingConfig) -> Pipeline:
+def recency_weights(stamps: pd.Series, half_life_days: float | None) -> np.ndarray | None:
+    """0.5 ** (age in days / half-life), the age counted from the newest row; None: equal weights."""
+    if half_life_days is None or stamps.empty:
+        return None
+    age_days = (stamps.max() - stamps).dt.total_seconds().to_numpy() / 86_400
+    return np.power(0.5, age_days / half_life_days)
+
+
+def fit_recent(
+    rows: pd.DataFrame, contract: ContractConfig, training: TrainingConfig, timestamp_field: str
+) -> Pipeline:
+    """The configured pipeline fitted on ``rows``, each weighted by its recency when
+    ``training.recency_half_life_days`` is set: what the train and refit stages (and the backtest) fit."""
+    weights = recency_weights(rows[timestamp_field], training.recency_half_life_days)
+    return fit(rows[[*contract.feature_names, contract.label.name]], contract, training, weights)
+
+
+def fit(
+    train: pd.DataFrame, contract: ContractConfig, training: TrainingConfig, weights: np.ndarray | None = None
+) -> Pipeline:
+    """The pipeline fitted on ``train``; ``weights`` (e.g. ``windows.recency_weights``) per row, if any."""
     features, label = features_and_label(train, contract)
-    return build_pipeline(contract, training).fit(features, label)
+    fit_params = {} if weights is None else {"estimator__sample_weight": weights}
+    return build_pipeline(contract, training).fit(features, label, **fit_params)
 
 
 def label_metrics(values: pd.Series, label: LabelSpec) -> dict[str, float]:

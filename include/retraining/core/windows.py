@@ -1,14 +1,17 @@
 """Which rows each model sees: disjoint, recorded windows over one validated extract.
 
-- *reference*: the rows the champion was trained on (its recorded training slice);
-- *current*: the rows stamped after the champion's training slice ended — what the drift check compares
+- *reference*: the rows the champion was fitted on (its recorded fitted slice);
+- *current*: the rows stamped after the champion's fitted slice ended — what the drift check compares
   with the reference, so the champion's own rows never dilute the drift;
-- *holdout* (out of time): the newest labeled rows of the current slice, ``training.holdout_share`` of
-  the labeled rows; neither model trained on them, both are scored on them;
-- *training*: the labeled rows older than the holdout, within the extract (``training.window_days``).
+- *holdout* (out of time): the newest ``training.holdout_share`` of the labeled rows of the current slice
+  (at least ``training.min_holdout_rows``); neither model trained on them, both are scored on them;
+- *training*: the labeled rows older than the holdout, within the extract (``training.window_days``): the
+  older part of the new rows included, so the challenger the gate judges has learned what changed;
+- *fitted*: what the registered version was fitted on — training plus holdout when the gate passed and
+  ``training.refit`` is on (the final refit), else training.
 
-The holdout lies strictly after the champion's training slice, so the two never share a row. Rows without
-a label (labels often arrive days later) count for the drift check only.
+The holdout lies strictly after the champion's fitted slice, so the two never share a row. Rows without a
+label (labels often arrive days later) count for the drift check only.
 """
 
 from __future__ import annotations
@@ -49,14 +52,15 @@ def split(
     timestamp_field: str,
     champion_training_end: datetime | None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(training rows, holdout rows): the holdout is the newest ``holdout_share`` of the labeled rows, taken
-    only from rows newer than the champion's training slice; training is every labeled row older than it.
-    Deterministic: a retried task splits the same rows again."""
+    """(training rows, holdout rows): the holdout is the newest ``holdout_share`` of the labeled rows newer
+    than the champion's fitted slice (at least ``min_holdout_rows`` of them while there are that many);
+    training is every labeled row older than it, the older new rows included. Deterministic: a retried
+    task splits the same rows again."""
     stamps = frame[timestamp_field]
     labeled = frame[contract.label.name].notna()
     ordered = stamps[labeled].sort_values(kind="stable")
     newer = ordered if champion_training_end is None else ordered[ordered > pd.Timestamp(champion_training_end)]
-    size = min(len(newer), math.ceil(training.holdout_share * len(ordered)))
+    size = holdout_size(len(newer), training)
     if not size:
         rows = in_time_order(labeled_rows(frame, contract), timestamp_field)
         return rows, rows.iloc[:0]
@@ -65,6 +69,12 @@ def split(
     first = ordered.iloc[len(ordered) - size]
     train = in_time_order(labeled_rows(frame, contract, where=stamps < first), timestamp_field)
     return train, in_time_order(labeled_rows(frame, contract, where=stamps >= first), timestamp_field)
+
+
+def holdout_size(new_labeled: int, training: TrainingConfig) -> int:
+    """How many of the newest labeled rows are held out of ``new_labeled`` rows new to the champion."""
+    share = math.ceil(training.holdout_share * new_labeled)
+    return min(new_labeled, max(share, training.min_holdout_rows))
 
 
 def in_time_order(rows: pd.DataFrame, timestamp_field: str) -> pd.DataFrame:

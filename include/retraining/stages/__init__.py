@@ -5,7 +5,7 @@ scheduler: a test or a notebook calls them with a config and a ``RunInfo``.
 """
 
 from include.retraining.stages.data import detect_drift, extract, validate
-from include.retraining.stages.model import evaluate, promote, register, train
+from include.retraining.stages.model import evaluate, promote, refit, register, train
 from include.retraining.stages.monitor import (
     advance_watermark,
     check_drift,
@@ -30,6 +30,7 @@ __all__ = [
     "open_window",
     "promote",
     "record_no_drift",
+    "refit",
     "register",
     "retrain_conf",
     "rollback",

@@ -20,7 +20,6 @@ from include.retraining.core import performance as performance_lib
 from include.retraining.core import windows
 from include.retraining.core.config import PipelineConfig
 from include.retraining.core.contract import DataContractError, labeled_rows, validate_frame
-from include.retraining.core.evaluation import predict, targets
 from include.retraining.core.records import (
     DriftResult,
     PerformanceDrift,
@@ -191,15 +190,15 @@ def champion_performance(
 ) -> PerformanceDrift:
     """Concept drift: the champion scored on the current rows whose label arrived, against its own holdout
     score at registration (``core.performance``); the model is loaded only when there is enough to score."""
-    contract, metric = config.contract, config.gate.primary_metric
-    labeled = labeled_rows(current, contract)
-    reference = champion.holdout_metrics.get(metric)
-    if early := performance_lib.premature(reference, len(labeled), metric, config.performance):
-        return early
-    model = registry.load_model(config.mlflow, champion.model_uri, champion.model_sha256)
-    predictions = predict(model, labeled[contract.feature_names], contract.label)
-    y = targets(contract.label, labeled[contract.label.name])
-    verdict = performance_lib.performance_drift(y, predictions, reference, metric, config.performance)
+    metric = config.gate.primary_metric
+    verdict = performance_lib.assess_champion(
+        lambda: registry.load_model(config.mlflow, champion.model_uri, champion.model_sha256),
+        labeled_rows(current, config.contract),
+        config.contract,
+        champion.holdout_metrics.get(metric),
+        metric,
+        config.performance,
+    )
     log.info("performance drift check: %s", verdict.reason)
     return verdict
 
@@ -218,9 +217,10 @@ def window_sentence(plan: WindowPlan) -> str:
     return f"windows ({since}): " + ", ".join(parts) + unlabeled
 
 
-def new_to_champion(config: PipelineConfig, frame: pd.DataFrame, plan: WindowPlan | None) -> pd.DataFrame:
-    """The current slice: the rows stamped after the champion's training data (all rows without a record)."""
-    end = plan.champion_training_end if plan else None
+def new_to_champion(config: PipelineConfig, frame: pd.DataFrame, champion: registry.Champion | None) -> pd.DataFrame:
+    """The current slice: the rows stamped after the champion's fitted rows (all rows when there is none), so
+    the champion's own rows never dilute a drift check or flatter its score."""
+    end = champion.training_end if champion else None
     return windows.after(frame, config.source.timestamp_field, datetime.fromisoformat(end) if end else None)
 
 
@@ -242,13 +242,15 @@ def check_drift(
     extra: dict[str, Any] | None = None,
     planned: bool = True,
 ) -> DriftResult:
-    """Compare ``current`` with the champion's training rows; record the check in MLflow and MongoDB.
+    """Compare the rows of ``current`` that are new to the champion with the champion's fitted rows; record
+    the check in MLflow and MongoDB.
 
-    ``planned`` (the retrain DAG): ``current`` is the whole validated window, planned into slices
-    (``plan_windows``) and compared from the champion's training end on; otherwise (the monitor's window)
-    all of ``current`` is new."""
+    ``planned`` (the retrain DAG): ``current`` is the whole validated window, also planned into slices
+    (``plan_windows``); otherwise it is the monitor's window. Either way only the rows stamped after the
+    champion's fitted slice are compared and scored: a monitor whose watermark lags the champion (first
+    arm, a pause, a retrain since) never compares the champion's own rows with themselves."""
     plan = plan_windows(config, current, champion) if planned else None
-    current = new_to_champion(config, current, plan)
+    current = new_to_champion(config, current, champion)
     result = DriftResult(
         status="no_reference",
         drift_share=0.0,
@@ -258,7 +260,7 @@ def check_drift(
         rows_current=len(current),
         rows_reference=0,
         current_uri=snapshot.uri,
-        reference_uri=None,
+        reference_uri=champion.reference_uri if champion else None,
         champion_version=champion.version if champion else None,
         report_uri=None,
         mlflow_run_id=mlflow_run_id,
@@ -268,36 +270,21 @@ def check_drift(
         registry.log_windows(config.mlflow, mlflow_run_id, plan)
     if champion:
         result = replace(result, performance=champion_performance(config, champion, current))
-    if planned and champion and champion.reference_uri and len(current) < config.contract.min_rows:
-        result = replace(result, status="no_new_data", reference_uri=champion.reference_uri)
-    elif champion and champion.reference_uri:
-        result = data_drift(config, result, current, champion.reference_uri)
+    reference = champion.reference_uri if champion else None
+    read_reference = (lambda: storage.read_parquet(config.storage, reference)) if reference else None
+    result, html = drift_lib.judge(
+        result, current, read_reference, config.contract, config.drift, config.contract.min_rows
+    )
+    if html:
+        result = replace(result, report_uri=registry.log_drift_report(config.mlflow, mlflow_run_id, html))
+    if result.status in ("drift", "no_drift"):
+        registry.log_drift(config.mlflow, mlflow_run_id, result)
     key = {"model_name": config.model_name, "dag_id": run.dag_id, "run_id": run.run_id}  # one check per run
     current_slice = windows.slice_of(current, config.source.id_field, config.source.timestamp_field)
     document = drift_check_document(config, run, result) | {"current": current_slice.to_dict()} | (extra or {})
     checks = (config.source.conn_id, config.monitoring_database, config.monitoring.collection)
     check_id = mongo.record_once(*checks, key, document)
     return replace(result, check_id=check_id)
-
-
-def data_drift(config: PipelineConfig, result: DriftResult, current: pd.DataFrame, reference_uri: str) -> DriftResult:
-    """``result`` with Evidently's verdict on ``current`` against the champion's training rows, the report
-    stored in the MLflow run."""
-    reference = storage.read_parquet(config.storage, reference_uri)
-    computed = drift_lib.compute_drift(current, reference, config.contract, config.drift)
-    drifted = drift_lib.dataset_drifted(computed.drift_share, result.threshold)
-    result = replace(
-        result,
-        status="drift" if drifted else "no_drift",
-        drift_share=computed.drift_share,
-        drifted_columns=computed.drifted_columns,
-        columns=computed.columns,
-        rows_reference=len(reference),
-        reference_uri=reference_uri,
-        report_uri=registry.log_drift_report(config.mlflow, result.mlflow_run_id, computed.html),
-    )
-    registry.log_drift(config.mlflow, result.mlflow_run_id, result)
-    return result
 
 
 def drift_check_document(config: PipelineConfig, run: RunInfo, result: DriftResult) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 import pandas as pd
@@ -20,11 +21,12 @@ from include.retraining.core.records import (
     Promotion,
     Registration,
     RunInfo,
+    Snapshot,
     TrainingResult,
     ValidationReport,
     WindowPlan,
 )
-from include.retraining.core.training import features_and_label, fit, label_metrics, training_sample
+from include.retraining.core.training import features_and_label, fit_recent, label_metrics, training_sample
 from include.retraining.stages.data import run_prefix
 
 log = logging.getLogger(__name__)
@@ -49,6 +51,8 @@ def train(config: PipelineConfig, run: RunInfo, validation: ValidationReport, dr
         "estimator": config.training.estimator,
         **config.training.hyperparameters,
         "holdout_share": config.training.holdout_share,
+        "recency_half_life_days": config.training.recency_half_life_days,
+        "refit": config.training.refit,
         "seed": config.training.seed,
         "snapshot_hash": data.content_hash,
     }
@@ -62,8 +66,8 @@ def train(config: PipelineConfig, run: RunInfo, validation: ValidationReport, dr
     if model_uri:
         log.info("this run already logged %s (an earlier try): not training again", model_uri)
     else:
+        model = fit_recent(fitted, config.contract, config.training, config.source.timestamp_field)
         learn = fitted[[*config.contract.feature_names, label]]
-        model = fit(learn, config.contract, config.training)
         model_uri = registry.log_training(config.mlflow, run_id, model, learn, data, label, params, metrics)
     log.info("MLflow run: %s", registry.run_url(config.mlflow, run_id))
     return TrainingResult(
@@ -77,6 +81,58 @@ def train(config: PipelineConfig, run: RunInfo, validation: ValidationReport, dr
         metrics=metrics,
         training_uri=training_uri,
         windows=plan,
+    )
+
+
+def refit(config: PipelineConfig, run: RunInfo, training: TrainingResult, evaluation: Evaluation) -> TrainingResult:
+    """The model this run registers. When the gate passed (and ``training.refit``), the challenger is fitted
+    again, same hyperparameters, on its training rows plus the holdout: the version that becomes champion
+    has seen every labeled row up to the run's end, the newest included. Otherwise the challenger as trained.
+
+    A retry finds the refit model an earlier try logged into this run and does not fit again."""
+    plan = training.windows
+    if not (config.training.refit and evaluation.passed) or plan is None:
+        log.info("registering the challenger as trained (%s)", "gate refused" if not evaluation.passed else "no refit")
+        return replace(training, windows=replace(plan, fitted=plan.training) if plan else None)
+    source, label = config.source, config.contract.label.name
+    parts = [storage.read_parquet(config.storage, uri) for uri in (training.training_uri, training.holdout_uri)]
+    fitted = windows.in_time_order(pd.concat(parts, ignore_index=True), source.timestamp_field)
+    fitted_slice = windows.slice_of(fitted, source.id_field, source.timestamp_field)
+    key = f"{run_prefix(config, run)}/fitted/rows.parquet"
+    rows = Snapshot(
+        uri=storage.write_parquet(config.storage, key, fitted),
+        rows=len(fitted),
+        content_hash=storage.content_hash(fitted),
+        window_start=fitted_slice.start,
+        window_end=fitted_slice.end,
+        columns=tuple(fitted.columns),
+    )
+    run_id = training.mlflow_run_id
+    model_uri = registry.logged_model(config.mlflow, run_id, registry.REFIT_ARTIFACT)
+    if model_uri:
+        log.info("this run already logged the refit %s (an earlier try): not fitting again", model_uri)
+    else:
+        model = fit_recent(fitted, config.contract, config.training, config.source.timestamp_field)
+        learn = fitted[[*config.contract.feature_names, label]]
+        metrics = {"rows_refit": float(len(fitted))}
+        model_uri = registry.log_training(
+            config.mlflow, run_id, model, learn, rows, label, {}, metrics, name=registry.REFIT_ARTIFACT
+        )
+    log.info(
+        "refit on training + holdout: %d rows (%s .. %s); the gate judged the challenger fitted on %d of them",
+        len(fitted),
+        fitted_slice.start,
+        fitted_slice.end,
+        training.rows_train,
+    )
+    return replace(
+        training,
+        model_uri=model_uri,
+        model_sha256=registry.model_digest(config.mlflow, model_uri),
+        training_uri=rows.uri,
+        rows_train=len(fitted),
+        windows=replace(plan, fitted=fitted_slice),
+        refitted=True,
     )
 
 
@@ -131,12 +187,14 @@ def register(
     run: RunInfo,
     validation: ValidationReport,
     drift: DriftResult,
-    training: TrainingResult,
+    final: TrainingResult,
     evaluation: Evaluation,
     decision: Decision,
 ) -> Registration:
-    """A model version carrying its lineage (the rows, the holdout, the drift verdict, the run and the gate)
-    and a one-line description of why it exists."""
+    """A model version of ``final`` (the refit, or the challenger as trained) carrying its lineage (the rows
+    it was fitted on, the holdout, the drift verdict, the run and the gate) and a one-line description of
+    why it exists."""
+    training = final
     data = validation.snapshot
     tags = registry.tags_as_strings(
         {
@@ -145,6 +203,7 @@ def register(
             "snapshot_rows": str(data.rows),
             "holdout_uri": training.holdout_uri,
             "training_uri": training.training_uri,
+            "refit": str(training.refitted).lower(),  # fitted again on training + holdout after the gate
             **(registry.window_tags(training.windows) if training.windows else {}),
             "drift_status": drift.status,
             "drift_share": f"{drift.drift_share:.4f}",

@@ -4,6 +4,7 @@ logged once and loaded only as registered) and ``versions`` (the registry and it
 from include.retraining.adapters.registry.models import (
     MODEL_ARTIFACT,
     MODEL_FILE,
+    REFIT_ARTIFACT,
     TRUSTED_TYPES,
     UntrustedModelError,
     load_model,
@@ -56,6 +57,7 @@ __all__ = [
     "HOLDOUT_METRIC",
     "MODEL_ARTIFACT",
     "MODEL_FILE",
+    "REFIT_ARTIFACT",
     "RESOLVED_CONFIG",
     "TRUSTED_TYPES",
     "Champion",

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 
 MODEL_ARTIFACT = "model"
+REFIT_ARTIFACT = "model_refit"  # the challenger fitted again on training + holdout after the gate passed
 
 
 MODEL_FILE = "model.skops"  # what mlflow.sklearn writes with skops serialisation
@@ -52,8 +53,9 @@ def log_training(
     label: str,
     params: dict[str, Any],
     metrics: dict[str, float],
+    name: str = MODEL_ARTIFACT,
 ) -> str:
-    """Log parameters, metrics, the snapshot's lineage and the model; return the model's uri.
+    """Log parameters, metrics, the snapshot's lineage and the model (as ``name``); return the model's uri.
 
     Call ``logged_model`` first: a retried task must not log a second model into the run."""
     from mlflow.models import infer_signature
@@ -74,7 +76,7 @@ def log_training(
         )
         info = mlflow.sklearn.log_model(
             model,
-            name=MODEL_ARTIFACT,
+            name=name,
             signature=signature,
             input_example=features.head(5),
             skops_trusted_types=list(TRUSTED_TYPES),
@@ -94,12 +96,12 @@ def model_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in ("scikit-learn", "skops", "pandas", "numpy", "scipy")]
 
 
-def logged_model(mlflow_config: MlflowConfig, run_id: str) -> str | None:
-    """The uri of the model this MLflow run already logged (READY), if any."""
+def logged_model(mlflow_config: MlflowConfig, run_id: str, name: str = MODEL_ARTIFACT) -> str | None:
+    """The uri of the model ``name`` this MLflow run already logged (READY), if any."""
     mlflow_client = client(mlflow_config)
     experiment_id = mlflow_client.get_run(run_id).info.experiment_id
     found = mlflow_client.search_logged_models(
-        [experiment_id], filter_string=f"source_run_id = '{run_id}' AND name = '{MODEL_ARTIFACT}'"
+        [experiment_id], filter_string=f"source_run_id = '{run_id}' AND name = '{name}'"
     )
     ready = [model for model in found if str(model.status) == "READY"]
     return ready[0].model_uri if ready else None

@@ -110,8 +110,9 @@ def log_drift(mlflow_config: MlflowConfig, run_id: str, result: DriftResult) -> 
 def window_tags(plan: WindowPlan) -> dict[str, str]:
     """``window.<slice>.<start|end|rows|ids_hash>``: the rows each model sees, on the run and its version."""
     tags = {}
-    for name in ("current", "training", "holdout"):
-        for key, value in getattr(plan, name).to_dict().items():
+    for name in ("current", "training", "holdout", "fitted"):
+        window = getattr(plan, name)
+        for key, value in (window.to_dict() if window else {}).items():
             if value is not None:
                 tags[f"window.{name}.{key}"] = str(value)
     tags["window.rows_unlabeled"] = str(plan.rows_unlabeled)

@@ -57,7 +57,7 @@ def champion(mlflow_config: MlflowConfig, model_name: str) -> Champion | None:
         snapshot_uri=version.tags.get("snapshot_uri"),
         model_sha256=version.tags.get("model_sha256"),
         training_uri=version.tags.get("training_uri"),
-        training_end=version.tags.get("window.training.end"),
+        training_end=version.tags.get("window.fitted.end") or version.tags.get("window.training.end"),
         holdout_metrics={
             key.removeprefix(HOLDOUT_METRIC): float(value)
             for key, value in version.tags.items()
