@@ -182,6 +182,7 @@ def test_retrain_model_shape(dagbag):
         "skip",
         "train",
         "evaluate",
+        "refit",
         "register",
         "promote",
         "notify",
@@ -191,6 +192,7 @@ def test_retrain_model_shape(dagbag):
     assert dag.catchup is False
     assert dag.task_dict["retrain_or_skip"].downstream_task_ids == {"train", "skip"}
     assert dag.task_dict["train"].pool == "training"
+    assert dag.task_dict["refit"].pool == "training"
     assert set(dag.params) >= {"force_retrain", "lookback_hours", "false_alarm_rate", "min_improvement"}
 
 
@@ -262,6 +264,7 @@ def test_retrain_model_draws_the_lifecycle_chain_and_the_branch_only(dagbag):
         "retrain_or_skip",
         "train",
         "evaluate",
+        "refit",
         "register",
     ]
     expected = set(itertools.pairwise([*chain, "promote"])) | {

@@ -37,7 +37,7 @@ def plan(config, frame, champion_end=None):
 def test_without_a_champion_the_holdout_is_the_newest_labeled_share_and_training_everything_older(config, frame):
     train, holdout = windows.split(frame, config.contract, config.training, TS, None)
 
-    assert len(holdout) == np.ceil(0.2 * len(frame))
+    assert len(holdout) == np.ceil(config.training.holdout_share * len(frame))
     assert train[TS].max() < holdout[TS].min()  # out of time, not at random
     assert holdout[TS].max() == frame[TS].max()
     assert len(train) + len(holdout) == len(frame)
@@ -51,7 +51,7 @@ def test_rows_sharing_the_boundary_timestamp_all_go_to_the_holdout(config, frame
 
     assert len(train) + len(holdout) == len(frame)  # no row lost at the boundary
     assert train[TS].max() < holdout[TS].min()
-    assert len(holdout) >= np.ceil(0.2 * len(frame))
+    assert len(holdout) >= np.ceil(config.training.holdout_share * len(frame))
 
 
 def test_the_holdout_never_holds_a_row_the_champion_trained_on(config, frame):
@@ -74,12 +74,14 @@ def test_few_rows_after_the_champion_shrink_the_holdout_rather_than_reuse_its_ro
 
     result = plan(config, frame, champion_end)
 
-    assert result.holdout.rows == 59
+    # min_holdout_rows (50) outweighs the share of 59; the 9 older new rows are trained on
+    assert result.holdout.rows == config.training.min_holdout_rows == 50
+    assert datetime.fromisoformat(result.training.end) > champion_end
     assert result.trainable
     tighter = replace(config, training=replace(config.training, min_holdout_rows=100))
-    assert plan(tighter, frame, champion_end).problem.startswith(
-        "only 59 labeled rows newer than the champion's training data (which ends "
-    )
+    tighter_plan = plan(tighter, frame, champion_end)
+    assert tighter_plan.holdout.rows == 59  # all the new rows, never one of the champion's
+    assert tighter_plan.problem.startswith("only 59 labeled rows newer than the champion's training data (which ends ")
 
 
 def test_unlabeled_rows_count_for_drift_and_never_reach_training_or_the_holdout(config, frame):
@@ -141,3 +143,30 @@ def test_the_split_of_rows_read_in_any_order_is_in_timestamp_order(config, frame
     assert train.index.tolist() == in_order_train.index.tolist()
     assert holdout.index.tolist() == in_order_holdout.index.tolist()
     assert holdout[config.contract.label.name].dtype == in_order_holdout[config.contract.label.name].dtype
+
+
+def evenly_stamped(config, days: int, per_day: int, end: datetime) -> pd.DataFrame:
+    """``per_day`` labeled rows a day for ``days`` days up to ``end``, one every 86,400 / per_day seconds."""
+    stamps = pd.date_range(end=end, periods=days * per_day, freq=pd.Timedelta(days=1) / per_day)
+    ids = [f"doc-{i}" for i in range(len(stamps))]
+    return pd.DataFrame({ID: ids, TS: stamps, config.contract.label.name: np.arange(len(stamps)) % 2})
+
+
+@pytest.mark.parametrize("days_since_champion", [1, 3, 10, 18])
+def test_at_the_shipped_defaults_a_retrain_trains_on_rows_newer_than_the_champion(default_config, days_since_champion):
+    """Issue 16: the newest rows must not only ever serve as the holdout, or a retrain never learns a drift."""
+    end = pd.Timestamp("2024-06-01", tz="UTC")
+    frame = evenly_stamped(default_config, days=90, per_day=1_000, end=end)
+    champion_end = (end - pd.Timedelta(days=days_since_champion)).to_pydatetime()
+    champion_fitted = frame[frame[TS] <= champion_end]
+    new = windows.after(frame, TS, champion_end)
+
+    train, holdout = windows.split(frame, default_config.contract, default_config.training, TS, champion_end)
+
+    assert len(holdout) == windows.holdout_size(len(new), default_config.training) < len(new)
+    assert (train[TS] > champion_end).sum() == len(new) - len(holdout)  # the older new rows are trained on
+    assert holdout[TS].min() > train[TS].max()  # the holdout is the newest rows only
+    assert holdout[TS].max() == frame[TS].max()
+    assert set(holdout[ID]).isdisjoint(champion_fitted[ID])
+    assert set(holdout[ID]).isdisjoint(train[ID])
+    assert len(train) + len(holdout) == len(frame)
