@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
@@ -20,6 +21,8 @@ from include.retraining.core.training import (
     build_pipeline,
     features_and_label,
     fit,
+    fit_recent,
+    recency_weights,
     split_holdout,
     training_sample,
 )
@@ -237,3 +240,34 @@ def test_the_skops_allowlist_covers_every_estimator_the_project_builds(estimator
     model = fit(frame[[*config.contract.feature_names, "Response"]], config.contract, config.training)
 
     assert set(skops.io.get_untrusted_types(data=skops.io.dumps(model))) <= set(TRUSTED_TYPES)
+
+
+def test_recency_weights_halve_every_half_life_counted_from_the_newest_row():
+    days = ["2024-01-05 00:00", "2024-01-01 00:00", "2024-01-03 00:00", "2024-01-04 12:00"]
+    stamps = pd.Series(pd.to_datetime(days, utc=True))
+
+    weights = recency_weights(stamps, half_life_days=2.0)
+
+    assert weights == pytest.approx([1.0, 0.25, 0.5, 0.5**0.25])
+    assert recency_weights(stamps, half_life_days=None) is None
+    assert recency_weights(stamps.iloc[:0], half_life_days=2.0) is None
+
+
+@pytest.mark.parametrize("estimator", estimators_for("binary"))
+def test_a_short_half_life_makes_the_fit_follow_the_newest_rows_relation(estimator, make_frame):
+    """The newest 240 of 1,200 rows (about 6 days) carry the inverted relation: with equal weights a model
+    learns the old one, with a half-life of a day the new one, so the weights reach every estimator's fit."""
+    rows = make_frame(1_200, seed=31).assign(Response=lambda frame: frame["Response"].astype("int64"))
+    newest = rows.index[-240:]
+    rows.loc[newest, "Response"] = 1 - rows.loc[newest, "Response"]
+    unseen = make_frame(600, seed=32)
+    config = config_for(estimator)
+    recent = with_overrides(config, training={"recency_half_life_days": 1.0})
+
+    def auc_on_the_new_relation(training) -> float:
+        model = fit_recent(rows, config.contract, training, "ingested_at")
+        scores = model.predict_proba(unseen[config.contract.feature_names])[:, 1]
+        return roc_auc_score(1 - unseen["Response"], scores)
+
+    assert auc_on_the_new_relation(config.training) < 0.3
+    assert auc_on_the_new_relation(recent.training) > 0.7
