@@ -14,7 +14,7 @@ SEED_ROWS ?= 20000
 # a model config in include/models/: its DAGs are retrain_$(MODEL), drift_monitor_$(MODEL), rollback_$(MODEL)
 MODEL ?= vehicle_insurance
 
-.PHONY: help venv up down status seed mongo-setup load-csv onboard demo dags-test rollback summary test lint airflow bench bench-1m bench-monitor bench-compare bench-estimators calibrate
+.PHONY: help venv up down status seed mongo-setup load-csv onboard demo dags-test rollback summary test lint airflow bench bench-1m bench-monitor bench-compare bench-estimators calibrate backtest
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -61,6 +61,17 @@ load-csv: up ## a CSV into MongoDB: CSV=f.csv DB=db COLLECTION=c [TIMESTAMP=fiel
 		--timestamp "$(or $(TIMESTAMP),ingested_at)" --timestamp-type "$(or $(TIMESTAMP_TYPE),date)" \
 		$(if $(ID),--id-column "$(ID)") $(if $(END),--end "$(END)") $(if $(DAYS),--days "$(DAYS)")
 
+# history:collection pairs in database histories; each collection's model config is bench/backtest/models/<collection>.json
+HISTORIES := rainfall:rainfall employment:employment abrupt:insurance_abrupt gradual:insurance_gradual
+.PHONY: histories
+
+histories: up ## time-ordered histories for make backtest in database histories (about 3 min once; a loaded one is skipped), readable by the pipeline's user
+	$(WITH_STACK) for pair in $(HISTORIES); do collection=$${pair#*:}; \
+		$(BIN)/python -m include.demo.histories $${pair%%:*} --database histories --collection $$collection \
+			--replace --skip-if-loaded --conn-id mongo_admin \
+		&& $(BIN)/python -m include.retraining.adapters.mongo_setup --model-file bench/backtest/models/$$collection.json \
+		|| exit 1; done
+
 onboard: venv ## write a model config from a sample: make onboard DB=.. COLLECTION=.. LABEL=.. [TIMESTAMP=.. MODEL=.. CONN=.. OUT=.. FORCE=1]
 	@test -n "$(DB)" -a -n "$(COLLECTION)" -a -n "$(LABEL)" || { echo "usage: make onboard DB=<db> COLLECTION=<name> LABEL=<field> [TIMESTAMP=<field>] [MODEL=<name>] [CONN=<conn id>] [OUT=<file>] [FORCE=1]"; exit 2; }
 	$(if $(wildcard .local/stack.env),$(WITH_STACK)) $(BIN)/python -m include.retraining.onboard --db "$(DB)" --collection "$(COLLECTION)" --label "$(LABEL)" \
@@ -80,6 +91,11 @@ bench-1m: up ## the same suite at 1M rows (about 27 min on 2 cores; seeds 1M doc
 
 bench-monitor: up ## seconds from inserting drifted documents to the drift alert and to a new model version, under the full Airflow group (BENCH_REPEAT rounds)
 	$(WITH_STACK) BENCH_REPEAT=$(BENCH_REPEAT) $(BIN)/python -m bench.run --sizes '' --sections monitor
+
+backtest: up ## replay MODEL's history: make backtest MODEL=<model> FROM=<date> TO=<date> [STEP=1d] (table, CSV, PNG in .local/backtest/)
+	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backtest MODEL=<model> FROM=<date> TO=<date> [STEP=1d] [POLICIES=configured,always,never]"; exit 2; }
+	$(WITH_STACK) $(BIN)/python -m include.retraining.backtest --model "$(MODEL)" --from "$(FROM)" --to "$(TO)" --step "$(or $(STEP),1d)" \
+		$(if $(POLICIES),--policies "$(POLICIES)")
 
 calibrate: venv ## false-alarm rate and power of the drift checks, promotion rates of the gate (10-20 min, no services)
 	$(BIN)/python -m bench.calibrate --nights $(or $(NIGHTS),100) --retrains $(or $(RETRAINS),100)

@@ -60,7 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from include.retraining.airflow.models import model_path
 
     parser = argparse.ArgumentParser(prog="make backtest", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True, help="a model config in $RETRAIN_MODELS_DIR (include/models)")
+    parser.add_argument(
+        "--model", required=True, help="a model in $RETRAIN_MODELS_DIR (include/models), or a model file's path"
+    )
     parser.add_argument("--from", dest="start", required=True, type=parse_date, help="the first step (ISO date)")
     parser.add_argument("--to", dest="end", required=True, type=parse_date, help="the last step (ISO date)")
     parser.add_argument("--step", default="1d", type=parse_step, help="1d, 7d, 12h, ... (default 1d)")
@@ -73,7 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.end < args.start:
         parser.error(f"TO {args.end.date()} is before FROM {args.start.date()}")
 
-    config = load_config(base=model_path(args.model))
+    path = Path(args.model) if args.model.endswith(".json") else model_path(args.model)
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.json"))
+        parser.error(f"no model config {path}: pick one of {known}, or give a path to a model file")
+    config = load_config(base=path)
     began = time.monotonic()
     history = read_history(config, args.start - lookback(config), args.end + args.step)
     read_seconds = time.monotonic() - began

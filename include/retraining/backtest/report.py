@@ -47,8 +47,8 @@ def largest_drop(values: pd.Series, metric: str) -> int | None:
 
 def recovery(values: pd.Series, achievable: float | None, drop: int | None, metric: str) -> int | None:
     """Steps after ``drop`` until the metric is within ``RECOVERY_TOLERANCE`` of the level before it, or of
-    ``achievable`` (the best policy's mean after the drop) when that is lower: data that got harder for
-    every model cannot be recovered from beyond what any policy reached."""
+    ``achievable`` (the level the best policy settles at by the end) when that is lower: data that got
+    harder for every model cannot be recovered from beyond what a model adapted to it reaches."""
     if drop is None:
         return None
     gain = better(metric)
@@ -64,11 +64,11 @@ def recovery(values: pd.Series, achievable: float | None, drop: int | None, metr
 def summarize(runs: dict[str, list[Step]], metric: str) -> dict[str, Summary]:
     series = {name: metric_series(steps) for name, steps in runs.items()}
     change = largest_drop(series["never"], metric) if "never" in series else None
+    achievable = settled_level(series, metric)
     summaries = {}
     for name, steps in runs.items():
         values = series[name]
         drop = largest_drop(values, metric)
-        achievable = best_mean(series, drop, metric)
         after = values.iloc[change:] if change is not None else values
         checks = any(s.drift_status is not None for s in steps[1:])
         summaries[name] = Summary(
@@ -85,11 +85,9 @@ def summarize(runs: dict[str, list[Step]], metric: str) -> dict[str, Summary]:
     return summaries
 
 
-def best_mean(series: dict[str, pd.Series], drop: int | None, metric: str) -> float | None:
-    """The best mean any policy reached from step ``drop`` on."""
-    if drop is None:
-        return None
-    means = [mean for values in series.values() if not math.isnan(mean := values.iloc[drop:].mean())]
+def settled_level(series: dict[str, pd.Series], metric: str) -> float | None:
+    """The best level any policy settles at: its mean over the last ``PRE_DROP_STEPS`` steps of the replay."""
+    means = [mean for values in series.values() if not math.isnan(mean := values.iloc[-PRE_DROP_STEPS:].mean())]
     return max(means, key=lambda mean: better(metric)(mean, 0.0)) if means else None
 
 

@@ -193,7 +193,7 @@ class TrainingConfig:
     # the out-of-time holdout: the newest share of the labeled rows newer than the champion's training data
     # (at least min_holdout_rows of them); both models are scored on it. The older new rows are trained on,
     # so a challenger learns what changed (README, "Which rows each model sees"; chosen by `make backtest`)
-    holdout_share: float = 0.5
+    holdout_share: float = 0.2
     min_holdout_rows: int = 100
     # after the gate passed, the challenger is fitted again on its training rows plus the holdout (same
     # hyperparameters): the version registered has seen every labeled row up to the run's end
