@@ -19,7 +19,17 @@ from include.retraining.adapters import mongo, registry
 from include.retraining.core.config import PipelineConfig, with_overrides
 from include.retraining.core.contract import DataContractError
 from include.retraining.core.records import RunInfo
-from include.retraining.stages import decide, detect_drift, evaluate, extract, promote, register, train, validate
+from include.retraining.stages import (
+    decide,
+    detect_drift,
+    evaluate,
+    extract,
+    promote,
+    refit,
+    register,
+    train,
+    validate,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.filterwarnings("ignore::UserWarning")]
 
@@ -43,16 +53,17 @@ def retrain(config: PipelineConfig) -> None:
     drift = detect_drift(config, run, validation)
     training = train(config, run, validation, drift)
     evaluation = evaluate(config, training)
+    final = refit(config, run, training, evaluation)
     decision = decide(run, drift)
-    promote(config, register(config, run, validation, drift, training, evaluation, decision), evaluation)
+    promote(config, register(config, run, validation, drift, final, evaluation, decision), evaluation)
 
 
 @pytest.fixture(scope="module")
 def champion_config(config_factory) -> PipelineConfig:
     config = config_factory()
-    mongo.insert_documents(
-        documents(1_000, seed=1), database=config.source.database, collection=config.source.collection
-    )
+    # fitted on the days before the test windows (the refit reaches its newest row): every test row is new to it
+    older = generate_documents(1_000, start=NOW - timedelta(days=10), end=NOW - timedelta(days=5), seed=1)
+    mongo.insert_documents(older, database=config.source.database, collection=config.source.collection)
     retrain(config)
     assert registry.champion(config.mlflow, config.model_name).version == "1"
     return config
@@ -117,7 +128,8 @@ def test_documents_awaiting_their_label_are_checked_for_drift_and_skip_training_
     config = own_collection(champion_config)
     recent = {"start": NOW - timedelta(hours=1), "end": NOW - timedelta(minutes=1)}  # all new to the champion
     unlabeled = [without("Response")(doc) for doc in generate_documents(BAD * 5, seed=10, **recent)]
-    docs = unlabeled + generate_documents(BAD, seed=11, **recent)
+    labeled = generate_documents(20, seed=11, **recent)  # fewer than training.min_holdout_rows (100)
+    docs = unlabeled + labeled
     mongo.insert_documents(docs, database=config.source.database, collection=config.source.collection)
     run = RunInfo(dag_id="retrain_vehicle_insurance", run_id=f"late__{uuid.uuid4().hex}", run_end=NOW.isoformat())
 
@@ -128,7 +140,7 @@ def test_documents_awaiting_their_label_are_checked_for_drift_and_skip_training_
     assert validation.rows_quarantined == 0
     assert validation.rows_unlabeled == 5 * BAD
     assert drift.status in ("drift", "no_drift")  # checked, labels or not
-    assert drift.rows_current == 6 * BAD
+    assert drift.rows_current == len(docs)
     assert drift.windows.rows_unlabeled == 5 * BAD
     assert not decision.retrain
     assert decision.reason.startswith(

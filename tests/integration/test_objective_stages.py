@@ -4,11 +4,13 @@ breast cancer (binary, string classes, positive "malignant"), digits 0-4 named "
 (multiclass) and diabetes (regression) are loaded into the local MongoDB with a timestamp. Per dataset,
 run 1 extracts, validates, trains, evaluates, registers and promotes the first champion; run 2 is a
 forced retrain on the same rows: the champion is re-scored on the holdout in its metric's direction and,
-being the same model, stays.
+being the same model, stays. So that run 2 splits the rows exactly as run 1 did, the champion is not refit
+(its holdout stays new to it) and ``min_holdout_rows`` is run 1's holdout (all of it stays the holdout).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -38,7 +40,9 @@ TRAIN_METRICS = {
 def story(request, config_factory: Callable[..., PipelineConfig]) -> tuple[PipelineConfig, list[dict], Run, Run]:
     """(config, documents, run 1, run 2) for one objective."""
     dataset = load(request.param)
-    config = configure(config_factory(), dataset)
+    base = config_factory()
+    holdout_rows = math.ceil(base.training.holdout_share * len(dataset.frame))
+    config = configure(base, dataset, refit=False, min_holdout_rows=holdout_rows)
     rng = np.random.default_rng(3)
     now = datetime.now(UTC)
     docs = [

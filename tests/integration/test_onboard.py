@@ -21,7 +21,7 @@ from include.retraining.core import config as config_module
 from include.retraining.core.config import load_config
 from include.retraining.core.onboarding import TRAINING
 from include.retraining.core.records import RunInfo
-from include.retraining.stages import decide, detect_drift, evaluate, extract, promote, register, train, validate
+from include.retraining.stages import decide, detect_drift, evaluate, extract, promote, refit, register, train, validate
 from tests.integration.conftest import ADMIN_CONN_ID
 
 pytestmark = pytest.mark.integration
@@ -172,7 +172,8 @@ def test_an_onboarded_model_with_epoch_millis_and_int_ids_becomes_champion(confi
     drift = detect_drift(config, run, validation)
     training = train(config, run, validation, drift)
     evaluation = evaluate(config, training)
-    registration = register(config, run, validation, drift, training, evaluation, decide(run, drift))
+    final = refit(config, run, training, evaluation)
+    registration = register(config, run, validation, drift, final, evaluation, decide(run, drift))
     promotion = promote(config, registration, evaluation)
 
     assert (config.source.timestamp_type, config.source.id_type) == ("epoch_millis", "int")

@@ -1,10 +1,14 @@
 """The lifecycle stages, called like the DAG calls them, against MongoDB, S3, MLflow and Evidently.
 
-One story on one collection, in three runs:
-1. 3,000 documents (3% malformed): no champion yet, so the first model is trained and promoted (v1).
+One story on one collection, in four runs:
+1. 3,000 documents (3% malformed): no champion yet, so the first model is trained, refit on training +
+   holdout and promoted (v1).
 2. 2,000 drifted documents arrive (covariate and concept drift); a 24 h lookback reads only them: drift
-   is detected against v1's training snapshot, and the retrained v2 beats v1 on the new holdout.
-3. Same data, forced retrain behind an impossible gate: v3 is registered, the champion stays v2.
+   is detected against the rows v1 was fitted on, the challenger trains on the older 80% of the drifted
+   rows, beats v1 on the newest 20%, and its refit on all of them is promoted (v2).
+3. The same data again, forced: v2 has seen every row, so nothing is left to judge a challenger on.
+4. 1,000 more drifted documents, a forced retrain behind an impossible gate: the challenger as trained
+   (no refit) is registered as v3, the champion stays v2.
 And a window with too many broken documents stops at validation with nothing registered.
 Each run is a module-scoped fixture; the tests assert on what the stages returned and left behind.
 """
@@ -42,6 +46,7 @@ from include.retraining.stages import (
     evaluate,
     extract,
     promote,
+    refit,
     register,
     skip,
     train,
@@ -58,7 +63,7 @@ pytestmark = [
 
 NOW = datetime.now(UTC)
 FIRST_ROWS, MALFORMED_SHARE = 3_000, 0.03
-DRIFTED_ROWS = 2_000
+DRIFTED_ROWS, MORE_DRIFTED_ROWS = 2_000, 1_000
 CATEGORIES = {
     "Gender": {"Male", "Female"},
     "Vehicle_Age": {"< 1 Year", "1-2 Year", "> 2 Years"},
@@ -77,6 +82,7 @@ class Run:
     decision: Decision
     training: TrainingResult | None = None
     evaluation: Evaluation | None = None
+    final: TrainingResult | None = None  # what was registered: the refit, or the challenger as trained
     registration: Registration | None = None
     promotion: Promotion | None = None
     champion: registry.Champion | None = None  # behind the alias once the run is done
@@ -98,13 +104,15 @@ def retrain(config: PipelineConfig, run: RunInfo, *, force: bool = False) -> Run
         return replace(done, champion=registry.champion(config.mlflow, config.model_name))
     training = train(config, run, report, drift)
     evaluation = evaluate(config, training)
-    registration = register(config, run, report, drift, training, evaluation, decision)
+    final = refit(config, run, training, evaluation)
+    registration = register(config, run, report, drift, final, evaluation, decision)
     promotion = promote(config, registration, evaluation)
     champion = registry.champion(config.mlflow, config.model_name)
     return replace(
         done,
         training=training,
         evaluation=evaluation,
+        final=final,
         registration=registration,
         promotion=promotion,
         champion=champion,
@@ -191,7 +199,17 @@ def second(recent, first) -> Run:
 
 
 @pytest.fixture(scope="module")
-def third(recent, second) -> Run:
+def again(recent, second) -> Run:
+    return retrain(recent, new_run(), force=True)
+
+
+@pytest.fixture(scope="module")
+def third(recent, again) -> Run:
+    after_v2 = datetime.fromisoformat(again.champion.training_end) + timedelta(milliseconds=1)
+    docs = generate_documents(
+        MORE_DRIFTED_ROWS, start=after_v2, end=datetime.now(UTC), seed=404, covariate_drift=1.0, concept_drift=1.0
+    )
+    insert(recent, docs)
     impossible = with_overrides(recent, gate={"min_improvement": 1.0})
     return retrain(impossible, new_run(), force=True)
 
@@ -266,7 +284,7 @@ def test_first_challenger_is_trained_on_the_validated_rows(config, first):
     assert training.mlflow_run_id == first.drift.mlflow_run_id  # one MLflow run per Airflow run
     labeled = first.report.snapshot.rows - first.report.rows_unlabeled
     assert training.rows_train + training.rows_holdout == labeled  # every labeled row, once
-    assert training.rows_holdout == pytest.approx(0.2 * labeled, abs=1)
+    assert training.rows_holdout == pytest.approx(config.training.holdout_share * labeled, abs=1)
     holdout = storage.read_parquet(config.storage, training.holdout_uri)
     fitted = storage.read_parquet(config.storage, training.training_uri)
     assert len(holdout) == training.rows_holdout
@@ -296,12 +314,12 @@ def test_first_challenger_becomes_champion(config, first):
         version="1",
         model_uri=f"models:/{config.model_name}/1",
         snapshot_uri=first.report.snapshot.uri,
-        model_sha256=first.training.model_sha256,
-        training_uri=first.training.training_uri,
-        training_end=first.training.windows.training.end,
+        model_sha256=first.final.model_sha256,  # the refit on training + holdout
+        training_uri=first.final.training_uri,
+        training_end=first.training.windows.holdout.end,
         holdout_metrics=evaluation.challenger,  # what performance drift compares later scores with
     )
-    assert first.champion.reference_uri == first.training.training_uri  # the next drift check's reference
+    assert first.champion.reference_uri == first.final.training_uri  # the next drift check's reference
     tags = registry.version_tags(config.mlflow, config.model_name, "1")
     assert tags["snapshot_uri"] == first.report.snapshot.uri
     assert tags["promotion_reason"] == promotion.reason
@@ -325,8 +343,8 @@ def test_drift_is_detected_against_the_champions_snapshot(recent, first, second)
 
     assert drift.status == "drift"
     assert drift.champion_version == "1"
-    assert drift.reference_uri == first.training.training_uri  # the rows v1 was fitted on, not its holdout
-    assert drift.rows_reference == first.training.rows_train
+    assert drift.reference_uri == first.final.training_uri  # the rows v1 was fitted on: training + holdout
+    assert drift.rows_reference == first.final.rows_train
     assert drift.rows_current == DRIFTED_ROWS
     assert {"Age", "Annual_Premium"} <= set(drift.drifted_column_names)
     assert drift.drift_share >= drift.threshold == 1 / len(recent.contract.features)  # any column drifted
@@ -362,7 +380,7 @@ def test_retrained_model_beats_the_stale_champion(recent, second):
     assert promotion.promoted
     assert (promotion.champion_version, promotion.previous_champion) == ("2", "1")
     assert second.champion.version == "2"
-    assert second.champion.reference_uri == second.training.training_uri  # the next drift check's reference
+    assert second.champion.reference_uri == second.final.training_uri  # the next drift check's reference
     # v2's holdout lies strictly after v1's training data: v1 was never scored on a row it learned
     v1_rows = storage.read_parquet(recent.storage, second.drift.reference_uri)
     holdout = storage.read_parquet(recent.storage, second.training.holdout_uri)
@@ -370,15 +388,52 @@ def test_retrained_model_beats_the_stale_champion(recent, second):
     assert holdout["ingested_at"].min() > v1_rows["ingested_at"].max()
 
 
-# --- run 3: the gate refuses ------------------------------------------------------------------------
+def test_a_passed_gate_registers_the_challenger_refit_on_its_training_rows_and_the_holdout(recent, second):
+    """The version that becomes champion has seen every labeled row up to the run's end, the newest included."""
+    training, final = second.training, second.final
+    tags = registry.version_tags(recent.mlflow, recent.model_name, second.registration.version)
+
+    assert tags["refit"] == "true"
+    assert tags["window.fitted.start"] == training.windows.training.start
+    assert tags["window.fitted.end"] == training.windows.holdout.end == second.champion.training_end
+    assert int(tags["window.fitted.rows"]) == training.rows_train + training.rows_holdout == final.rows_train
+    assert tags["training_uri"] == final.training_uri != training.training_uri
+    assert tags["model_sha256"] == final.model_sha256 != training.model_sha256
+    assert final.model_uri != training.model_uri
+    fitted = storage.read_parquet(recent.storage, final.training_uri)
+    trained = storage.read_parquet(recent.storage, training.training_uri)
+    holdout = storage.read_parquet(recent.storage, training.holdout_uri)
+    assert len(fitted) == len(trained) + len(holdout)
+    assert set(fitted["_id"]) == set(trained["_id"]) | set(holdout["_id"])
+    assert fitted["ingested_at"].is_monotonic_increasing
+    # the gate judged the challenger as trained: its holdout score is what performance drift compares with
+    assert second.champion.holdout_metrics == second.evaluation.challenger
 
 
-def test_the_same_data_again_holds_nothing_new_to_the_champion(third, second):
-    """v2 was fitted on the older 80% of the same day: only its holdout rows are new to it."""
-    assert third.drift.status == "no_new_data"
-    assert third.drift.rows_current == second.training.rows_holdout
-    assert third.drift.reference_uri == second.training.training_uri
-    assert third.drift.drifted_columns == 0
+# --- run 3: the same data again -----------------------------------------------------------------------
+
+
+def test_the_same_data_again_holds_nothing_new_to_the_refit_champion(second, again):
+    """v2 was refit on every drifted row: none is new to it, so not even a forced run can judge a challenger."""
+    assert again.drift.status == "no_new_data"
+    assert again.drift.rows_current == 0
+    assert again.drift.reference_uri == second.final.training_uri
+    assert again.drift.drifted_columns == 0
+    assert not again.decision.retrain
+    assert again.decision.reason.startswith(
+        "forced by the force_retrain Param, but no challenger can be judged: only 0 labeled rows newer than the "
+        "champion's training data (which ends "
+    )
+    assert again.training is None
+    assert again.champion == second.champion
+
+
+# --- run 4: the gate refuses ------------------------------------------------------------------------
+
+
+def test_the_rows_after_the_refit_champion_are_new_to_it(second, third):
+    assert third.drift.rows_current == MORE_DRIFTED_ROWS
+    assert third.drift.reference_uri == second.final.training_uri
     assert third.decision.reason == "forced by the force_retrain Param"
 
 
@@ -396,6 +451,22 @@ def test_impossible_gate_leaves_the_champion_untouched(recent, second, third):
     assert third.champion == second.champion
     client = registry.client(recent.mlflow)
     assert client.get_model_version_by_alias(recent.model_name, registry.CHALLENGER).version == "3"
+
+
+def test_a_refused_gate_registers_the_challenger_as_trained(recent, third):
+    training = third.training
+    tags = registry.version_tags(recent.mlflow, recent.model_name, third.registration.version)
+
+    assert third.final == replace(training, windows=replace(training.windows, fitted=training.windows.training))
+    assert tags["refit"] == "false"
+    assert tags["model_sha256"] == training.model_sha256
+    assert tags["training_uri"] == training.training_uri
+    assert tags["window.fitted.end"] == tags["window.training.end"] == training.windows.training.end
+    assert tags["window.fitted.ids_hash"] == training.windows.training.ids_hash
+    client = registry.client(recent.mlflow)
+    experiment = client.get_experiment_by_name(recent.mlflow.experiment).experiment_id
+    logged = client.search_logged_models([experiment], filter_string=f"source_run_id = '{training.mlflow_run_id}'")
+    assert [model.model_uri for model in logged] == [training.model_uri]  # no refit was logged
 
 
 def test_stale_evaluation_is_not_promoted(recent, third):
@@ -457,7 +528,8 @@ def test_a_monitor_check_against_an_older_champion_is_checked_again(recent, seco
 
     assert drift.champion_version == "2"
     assert drift.check_id != second.drift.check_id
-    assert drift.status == "no_new_data"  # checked again, against v2: only v2's holdout rows are new to it
+    assert drift.rows_current == MORE_DRIFTED_ROWS  # checked again, against v2: only the rows after its fitted slice
+    assert drift.status == third.drift.status
 
 
 # --- a broken window ----------------------------------------------------------------------------------
