@@ -26,7 +26,17 @@ from include.retraining.core.records import (
     TrainingResult,
     ValidationReport,
 )
-from include.retraining.stages import decide, detect_drift, evaluate, extract, promote, register, train, validate
+from include.retraining.stages import (
+    decide,
+    detect_drift,
+    evaluate,
+    extract,
+    promote,
+    refit,
+    register,
+    train,
+    validate,
+)
 from include.retraining.stages.outcome import mail_drift_alert, run_outcome
 from tests.integration.test_notify_smtp import delivered_to, html_of
 
@@ -40,6 +50,7 @@ class FirstRun:
     drift: DriftResult
     training: TrainingResult
     evaluation: Evaluation
+    final: TrainingResult
     registration: Registration
     promotion: Promotion
 
@@ -63,12 +74,14 @@ def first(config) -> FirstRun:
     training = train(config, run, validation, drift)
     assert train(config, run, validation, drift) == training
     evaluation = evaluate(config, training)
+    final = refit(config, run, training, evaluation)
+    assert refit(config, run, training, evaluation) == final  # the retry finds the refit model, fits none
     decision = decide(run, drift)
-    registration = register(config, run, validation, drift, training, evaluation, decision)
-    assert register(config, run, validation, drift, training, evaluation, decision).version == registration.version
+    registration = register(config, run, validation, drift, final, evaluation, decision)
+    assert register(config, run, validation, drift, final, evaluation, decision).version == registration.version
     promotion = promote(config, registration, evaluation)
     assert promote(config, registration, evaluation) == promotion  # not "champion moved during this run"
-    return FirstRun(run, validation, drift, training, evaluation, registration, promotion)
+    return FirstRun(run, validation, drift, training, evaluation, final, registration, promotion)
 
 
 def test_a_retried_detect_drift_keeps_one_check_per_run(config, first):
@@ -76,11 +89,16 @@ def test_a_retried_detect_drift_keeps_one_check_per_run(config, first):
     assert checks.count_documents({"run_id": first.run.run_id}) == 1
 
 
-def test_a_retried_train_logs_one_model_into_the_run(config, first):
+def test_a_retried_train_and_refit_log_one_model_each_into_the_run(config, first):
     client = registry.client(config.mlflow)
     experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
     models = client.search_logged_models([experiment], filter_string=f"source_run_id = '{first.drift.mlflow_run_id}'")
-    assert [m.model_uri for m in models] == [first.training.model_uri]
+    assert sorted((m.name, m.model_uri) for m in models) == [
+        (registry.MODEL_ARTIFACT, first.training.model_uri),
+        (registry.REFIT_ARTIFACT, first.final.model_uri),
+    ]
+    assert first.final.refitted
+    assert registry.champion(config.mlflow, config.model_name).model_sha256 == first.final.model_sha256
 
 
 def test_a_retried_register_and_promote_leave_one_version_and_one_champion(config, first):
