@@ -77,7 +77,7 @@ onboard: venv ## write a model config from a sample: make onboard DB=.. COLLECTI
 	$(if $(wildcard .local/stack.env),$(WITH_STACK)) $(BIN)/python -m include.retraining.onboard --db "$(DB)" --collection "$(COLLECTION)" --label "$(LABEL)" \
 		$(if $(TIMESTAMP),--timestamp "$(TIMESTAMP)") $(if $(filter command line environment,$(origin MODEL)),--model "$(MODEL)") $(if $(CONN),--conn "$(CONN)") $(if $(OUT),--out "$(OUT)") $(if $(FORCE),--force)
 
-demo: seed ## the main job: stack up, sample data, two retrain runs (first champion, then drift), summary
+demo: up ## the main job: stack up, sample data, two retrain runs (first champion, then drift), summary
 	$(WITH_STACK) $(BIN)/python -m include.demo.demo
 
 BENCH_SIZES ?= 10k,100k

@@ -1,10 +1,13 @@
 """`make demo` (``python -m include.demo.demo``): two real retrain runs on the local stack, then a summary.
 
-Run 1 trains the first champion on the seeded history (no reference yet, so no drift report).
-Then a day of drifted documents arrives (older customers, pricier premiums, a changed buying
-pattern) and run 2 detects the drift against the champion's training snapshot, archives the
-Evidently report, trains a challenger and promotes it only if it beats the champion on the same
-holdout. Airflow's verbose output goes to log files; this prints where they are.
+The sample history (20,000 documents over 30 days, about 670 a day) ends ``CHANGE_DAYS`` days ago, and
+run 1 trains the first champion at that moment (no reference yet, so no drift report). Then the change
+arrives as real changes do: ``CHANGE_DAYS`` days of drifted documents (older customers, pricier premiums,
+a changed buying pattern) at the history's own rate, up to now. Run 2, a plain scheduled-style run at
+the shipped defaults, detects the drift in the rows newer than the champion's, archives the Evidently
+report, trains a challenger on the older of them (the newest fifth is the out-of-time holdout), promotes
+it only if it beats the champion there, and then refits it on training + holdout. Airflow's verbose
+output goes to log files; this prints where they are.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,44 +44,37 @@ def dags_test(
     return matches[-1]["run"], matches[-1]["state"]
 
 
-def step(title: str, dag_log: Path, conf: dict | None = None) -> None:
+HISTORY_ROWS, HISTORY_DAYS = 20_000, 30
+CHANGE_DAYS = 3  # the drifted documents arrive over the last days, at the history's rate
+
+
+def step(title: str, dag_log: Path, logical_date: str | None = None) -> None:
     started = time.monotonic()
     print(f"--> {title}", flush=True)
-    run_id, state = dags_test(RETRAIN, dag_log, conf)
+    run_id, state = dags_test(RETRAIN, dag_log, logical_date=logical_date)
     print(f"    {run_id or '?'}: {state} in {time.monotonic() - started:.0f} s (log: {dag_log})", flush=True)
     if state != "success":
         print("\n".join(dag_log.read_text().splitlines()[-60:]))
         raise SystemExit(f"{RETRAIN} did not succeed; full log: {dag_log}")
 
 
-def seed_drifted_day() -> None:
-    print("--> a day of drifted documents arrives", flush=True)
-    subprocess.run(
-        [
-            str(BIN / "python"),
-            "-m",
-            "include.demo.seed",
-            "--rows",
-            "10000",
-            "--days",
-            "1",
-            "--covariate-drift",
-            "1",
-            "--concept-drift",
-            "1",
-            "--seed",
-            str(int(time.time())),
-        ],
-        cwd=ROOT,
-        check=True,
-    )
+def seed(rows: int, days: float, end: datetime, *options: str) -> None:
+    command = [str(BIN / "python"), "-m", "include.demo.seed", "--rows", str(rows), "--days", str(days)]
+    subprocess.run([*command, "--end", end.isoformat(), *options], cwd=ROOT, check=True)
 
 
 def main() -> int:
     logs = Path(os.environ.get("LOCAL_STACK_DIR", ROOT / ".local")) / "logs"
-    step(f"run 1: {RETRAIN} on the seeded history", logs / "demo-run-1.log")
-    seed_drifted_day()
-    step(f"run 2: {RETRAIN} on the last 24 hours", logs / "demo-run-2.log", {"lookback_hours": 24})
+    now = datetime.now(UTC)
+    change = now - timedelta(days=CHANGE_DAYS)
+    seed(HISTORY_ROWS, HISTORY_DAYS, change, "--if-empty")
+    title = f"run 1: {RETRAIN} on the seeded history, as of {change:%Y-%m-%d %H:%M} UTC"
+    step(title, logs / "demo-run-1.log", change.isoformat())
+    print(f"--> {CHANGE_DAYS} days of drifted documents arrive at the history's rate", flush=True)
+    rate = HISTORY_ROWS / HISTORY_DAYS
+    drift = ("--covariate-drift", "1", "--concept-drift", "1", "--seed", str(int(now.timestamp())))
+    seed(round(rate * CHANGE_DAYS), CHANGE_DAYS, now, *drift)
+    step(f"run 2: {RETRAIN} now, at the shipped defaults", logs / "demo-run-2.log", now.isoformat())
     from include.demo.summary import main as summary
 
     return summary()

@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     summaries = report.summarize(runs, metric)
     seconds = time.monotonic() - began
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"{args.model}-{args.start.date()}-{args.end.date()}-{_step_text(args.step)}"
+    stem = f"{path.stem}-{args.start.date()}-{args.end.date()}-{_step_text(args.step)}"
     csv_path = report.write_csv(runs, args.out / f"{stem}.csv")
     title = f"{config.model_name}: prequential {metric}, {len(ends)} steps of {_step_text(args.step)}"
     png_path = report.write_png(runs, metric, title, args.out / f"{stem}.png")

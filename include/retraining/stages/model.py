@@ -94,19 +94,8 @@ def refit(config: PipelineConfig, run: RunInfo, training: TrainingResult, evalua
     if not (config.training.refit and evaluation.passed) or plan is None:
         log.info("registering the challenger as trained (%s)", "gate refused" if not evaluation.passed else "no refit")
         return replace(training, windows=replace(plan, fitted=plan.training) if plan else None)
-    source, label = config.source, config.contract.label.name
-    parts = [storage.read_parquet(config.storage, uri) for uri in (training.training_uri, training.holdout_uri)]
-    fitted = windows.in_time_order(pd.concat(parts, ignore_index=True), source.timestamp_field)
-    fitted_slice = windows.slice_of(fitted, source.id_field, source.timestamp_field)
-    key = f"{run_prefix(config, run)}/fitted/rows.parquet"
-    rows = Snapshot(
-        uri=storage.write_parquet(config.storage, key, fitted),
-        rows=len(fitted),
-        content_hash=storage.content_hash(fitted),
-        window_start=fitted_slice.start,
-        window_end=fitted_slice.end,
-        columns=tuple(fitted.columns),
-    )
+    fitted, rows = refit_rows(config, run, training)
+    label = config.contract.label.name
     run_id = training.mlflow_run_id
     model_uri = registry.logged_model(config.mlflow, run_id, registry.REFIT_ARTIFACT)
     if model_uri:
@@ -120,9 +109,9 @@ def refit(config: PipelineConfig, run: RunInfo, training: TrainingResult, evalua
         )
     log.info(
         "refit on training + holdout: %d rows (%s .. %s); the gate judged the challenger fitted on %d of them",
-        len(fitted),
-        fitted_slice.start,
-        fitted_slice.end,
+        rows.rows,
+        rows.window_start,
+        rows.window_end,
         training.rows_train,
     )
     return replace(
@@ -131,8 +120,24 @@ def refit(config: PipelineConfig, run: RunInfo, training: TrainingResult, evalua
         model_sha256=registry.model_digest(config.mlflow, model_uri),
         training_uri=rows.uri,
         rows_train=len(fitted),
-        windows=replace(plan, fitted=fitted_slice),
+        windows=replace(plan, fitted=windows.slice_of(fitted, config.source.id_field, config.source.timestamp_field)),
         refitted=True,
+    )
+
+
+def refit_rows(config: PipelineConfig, run: RunInfo, training: TrainingResult) -> tuple[pd.DataFrame, Snapshot]:
+    """The challenger's training rows plus the holdout, in time order, parked once next to them."""
+    timestamp_field = config.source.timestamp_field
+    parts = [storage.read_parquet(config.storage, uri) for uri in (training.training_uri, training.holdout_uri)]
+    fitted = windows.in_time_order(pd.concat(parts, ignore_index=True), timestamp_field)
+    key = f"{run_prefix(config, run)}/fitted/rows.parquet"
+    return fitted, Snapshot(
+        uri=storage.write_parquet(config.storage, key, fitted),
+        rows=len(fitted),
+        content_hash=storage.content_hash(fitted),
+        window_start=fitted[timestamp_field].min().isoformat(),
+        window_end=fitted[timestamp_field].max().isoformat(),
+        columns=tuple(fitted.columns),
     )
 
 
