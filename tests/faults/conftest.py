@@ -15,6 +15,7 @@ import json
 import os
 import signal
 import uuid
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,7 @@ from include.retraining.stages import (
     extract,
     notify,
     promote,
+    refit,
     register,
     train,
     validate,
@@ -51,10 +53,10 @@ from scripts.local_stack import __main__ as local_stack
 from scripts.local_stack.supervisor import _groups_under, load_ports, ours, spawn, state_dir, stop, wait_ready
 from tests.integration.conftest import ADMIN_CONN_ID, config_factory, stack_env  # noqa: F401 (fixtures)
 
-STAGES = ("extract", "validate", "detect_drift", "train", "evaluate", "register", "promote", "notify")
+STAGES = ("extract", "validate", "detect_drift", "train", "evaluate", "refit", "register", "promote", "notify")
 RECORDS = {
     "extract": Snapshot, "validate": ValidationReport, "detect_drift": DriftResult, "train": TrainingResult,
-    "evaluate": Evaluation, "register": Registration, "promote": Promotion,
+    "evaluate": Evaluation, "refit": TrainingResult, "register": Registration, "promote": Promotion,
 }  # fmt: skip
 # Clients that give up in seconds, so an outage fails a stage quickly instead of after minutes of retries.
 FAST_MONGO = {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 2000, "socketTimeoutMS": 10000}
@@ -117,8 +119,9 @@ def call_stage(name: str, config: PipelineConfig, attempt: Attempt) -> Any:
         "detect_drift": lambda: detect_drift(config, run, r["validate"]),
         "train": lambda: train(config, run, r["validate"], r["detect_drift"]),
         "evaluate": lambda: evaluate(config, r["train"]),
+        "refit": lambda: refit(config, run, r["train"], r["evaluate"]),
         "register": lambda: register(
-            config, run, r["validate"], r["detect_drift"], r["train"], r["evaluate"], decide(run, r["detect_drift"])
+            config, run, r["validate"], r["detect_drift"], r["refit"], r["evaluate"], decide(run, r["detect_drift"])
         ),
         "promote": lambda: promote(config, r["register"], r["evaluate"]),
         "notify": lambda: notify(
@@ -154,23 +157,40 @@ def retrain(
 # --- the champion every fault run competes with ------------------------------------------------------
 
 ROWS = 1000  # documents behind each module's first champion
+NEW_ROWS = 300  # documents that arrive before each fault run: a holdout and new rows to train on
 SMALL_MODEL = {"gate": {"bootstrap_rounds": 50}, "training": {"hyperparameters": {"max_iter": 20, "max_depth": 6}}}
 
 
-def new_run(label: str) -> RunInfo:
+def forced_run(label: str) -> RunInfo:
     now = datetime.now(UTC).isoformat()
     return RunInfo(dag_id="faults", run_id=f"{label}__{uuid.uuid4().hex[:8]}", run_end=now, force_retrain=True)
+
+
+def new_run(config: PipelineConfig, label: str) -> RunInfo:
+    """A forced run after NEW_ROWS documents arrived, stamped after every earlier one: a champion is refit on
+    all the rows of its run, so only rows newer than those can judge a challenger."""
+    after_newest = mongo.latest_timestamp(config.source) + timedelta(milliseconds=1)
+    insert(config, NEW_ROWS, after_newest, datetime.now(UTC), seed=zlib.crc32(label.encode()))
+    return forced_run(label)
+
+
+def insert(config: PipelineConfig, rows: int, start: datetime, end: datetime, seed: int) -> None:
+    source = config.source
+    target = {"database": source.database, "collection": source.collection, "conn_id": ADMIN_CONN_ID}
+    docs = generate_documents(rows, start=start, end=end, seed=seed)
+    assert mongo.insert_documents(docs, **target) == rows
+
+
+def document_count(config: PipelineConfig) -> int:
+    return mongo.client(ADMIN_CONN_ID)[config.source.database][config.source.collection].count_documents({})
 
 
 def with_champion(config: PipelineConfig, seed: int) -> PipelineConfig:
     """``config`` with ROWS documents of the last ten days in its collection and a first champion trained
     on them."""
     now = datetime.now(UTC)
-    docs = generate_documents(ROWS, start=now - timedelta(days=10), end=now - timedelta(minutes=5), seed=seed)
-    source = config.source
-    target = {"database": source.database, "collection": source.collection, "conn_id": ADMIN_CONN_ID}
-    assert mongo.insert_documents(docs, **target) == ROWS
-    assert retrain(config, new_run("first")).records["promote"].promoted
+    insert(config, ROWS, now - timedelta(days=10), now - timedelta(minutes=5), seed)
+    assert retrain(config, forced_run("first")).records["promote"].promoted
     return config
 
 
@@ -192,17 +212,37 @@ def drift_checks(config: PipelineConfig, run_id: str) -> list[dict]:
     return list(checks.find({"run_id": run_id}))
 
 
+def logged_models(config: PipelineConfig, run_id: str) -> list[str]:
+    """The names of the models logged into the MLflow run of Airflow run ``run_id``, one entry per model."""
+    client = registry.client(config.mlflow)
+    experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
+    runs = client.search_runs([experiment], filter_string=f"tags.airflow_run_id = '{run_id}'")
+    return sorted(
+        model.name
+        for mlflow_run in runs
+        for model in client.search_logged_models(
+            [experiment], filter_string=f"source_run_id = '{mlflow_run.info.run_id}'"
+        )
+    )
+
+
 class DuplicateAfterRetry(AssertionError):
     """A retried stage wrote a second time what its first attempt had written (version, drift check)."""
 
 
 def assert_clean(config: PipelineConfig, run_id: str, champion_before: str | None) -> None:
-    """One model version and one drift check for the run; the champion is the old one or a version
+    """One model version, one drift check and each model logged once for the run; the version is the refit
+    when its gate passed, the challenger as trained when not; the champion is the old one or a version
     whose gate passed."""
-    versions, checks = run_versions(config, run_id), drift_checks(config, run_id)
+    versions, checks, models = run_versions(config, run_id), drift_checks(config, run_id), logged_models(config, run_id)
     assert checks, f"run {run_id}: its drift check was lost"
-    if len(versions) > 1 or len(checks) > 1:
-        raise DuplicateAfterRetry(f"run {run_id}: model versions {versions}, {len(checks)} drift-check documents")
+    if len(versions) > 1 or len(checks) > 1 or len(set(models)) < len(models):
+        raise DuplicateAfterRetry(
+            f"run {run_id}: model versions {versions}, {len(checks)} drift-check documents, logged models {models}"
+        )
+    for version in versions:
+        tags = registry.version_tags(config.mlflow, config.model_name, version)
+        assert tags["refit"] == tags["gate_passed"], f"v{version}: refit {tags['refit']}, gate {tags['gate_passed']}"
     champion = registry.champion(config.mlflow, config.model_name)
     assert champion is not None
     if champion.version != champion_before:

@@ -69,7 +69,7 @@ def killed_then_retried(config: PipelineConfig, run: RunInfo, stage: str, after:
 
 
 def test_detect_drift_killed_after_recording_its_check(config, tmp_path):
-    before, run = champion_version(config), new_run("kill-drift")
+    before, run = champion_version(config), new_run(config, "kill-drift")
 
     killed_then_retried(config, run, "detect_drift", f"mongo:{config.monitoring.collection}", tmp_path)
 
@@ -77,7 +77,7 @@ def test_detect_drift_killed_after_recording_its_check(config, tmp_path):
 
 
 def test_register_killed_after_creating_and_aliasing_the_version(config, tmp_path):
-    before, run = champion_version(config), new_run("kill-register")
+    before, run = champion_version(config), new_run(config, "kill-register")
 
     attempt = killed_then_retried(config, run, "register", "mlflow:set_registered_model_alias", tmp_path)
 
@@ -89,7 +89,7 @@ def test_two_runs_at_once(config):
     """What max_active_runs=1 and the training pool prevent in Airflow, forced: both runs register one
     version each, and the champion ends as the old one or one the gate approved."""
     before = champion_version(config)
-    runs = [new_run("twin-a"), new_run("twin-b")]
+    runs = [new_run(config, "twin-a"), new_run(config, "twin-b")]
     results: dict[str, Attempt | BaseException] = {}
 
     def go(run: RunInfo) -> None:

@@ -10,7 +10,6 @@ import pytest
 
 from include.retraining.core.config import PipelineConfig
 from tests.faults.conftest import (
-    ROWS,
     SMALL_MODEL,
     STAGES,
     Attempt,
@@ -18,6 +17,7 @@ from tests.faults.conftest import (
     assert_clean,
     call_stage,
     champion_version,
+    document_count,
     drift_checks,
     new_run,
     retrain,
@@ -46,17 +46,17 @@ def report(attempt: Attempt) -> str:
 
 
 def test_mongodb_stopped_during_extract(config, stack: Stack):
-    before, run = champion_version(config), new_run("mongo-extract")
+    before, run = champion_version(config), new_run(config, "mongo-extract")
 
     attempt = retrain(config, run, "extract", lambda: stack.down("mongo"))
 
     assert "ServerSelectionTimeoutError" in attempt.failures["extract"], report(attempt)
-    assert attempt.records["extract"].rows == ROWS
+    assert attempt.records["extract"].rows == document_count(config)
     assert_clean(config, run.run_id, before)
 
 
 def test_mongodb_stopped_before_the_drift_check_is_recorded(config, stack: Stack):
-    before, run = champion_version(config), new_run("mongo-drift")
+    before, run = champion_version(config), new_run(config, "mongo-drift")
 
     attempt = retrain(config, run, "detect_drift", lambda: stack.down("mongo"))
 
@@ -66,7 +66,7 @@ def test_mongodb_stopped_before_the_drift_check_is_recorded(config, stack: Stack
 
 
 def test_s3_unreachable_during_train(config, stack: Stack):
-    before, run = champion_version(config), new_run("s3-train")
+    before, run = champion_version(config), new_run(config, "s3-train")
 
     attempt = retrain(config, run, "train", lambda: stack.frozen("s3"))
 
@@ -76,7 +76,7 @@ def test_s3_unreachable_during_train(config, stack: Stack):
 
 
 def test_mlflow_stopped_during_register(config, stack: Stack):
-    before, run = champion_version(config), new_run("mlflow-register")
+    before, run = champion_version(config), new_run(config, "mlflow-register")
 
     attempt = retrain(config, run, "register", lambda: stack.down("mlflow"))
 
@@ -87,7 +87,7 @@ def test_mlflow_stopped_during_register(config, stack: Stack):
 def test_smtp_stopped_during_notify_keeps_the_promotion_and_says_so(config, stack: Stack, stack_env):
     """A mail outage is no failure of the run: notify finishes, says the summary was not sent and why, and
     the promotion stands (Airflow would not fail a run whose model was promoted because a mail bounced)."""
-    before, run = champion_version(config), new_run("smtp-notify")
+    before, run = champion_version(config), new_run(config, "smtp-notify")
     sink = Path(stack_env["MAIL_SINK_DIR"]) / "new"
     attempt = Attempt(run)
     for name in STAGES[:-1]:
