@@ -122,9 +122,11 @@ def run_step(config: PipelineConfig, history: pd.DataFrame, state: Policy, end: 
     champion = state.champion
     champion_end = champion.fitted_end(source.timestamp_field) if champion else None
     window = extract_window(config, history, end)
-    plan = windows.plan(window, contract, training, source.id_field, source.timestamp_field, champion_end)
     checks = state.name == "configured" or champion is None
-    drift = check(config, window, champion, plan) if checks else unchecked(config, champion, plan)
+    drift = check(config, window, champion) if checks else unchecked(config, champion)
+    forget = windows.forgets(training, drift.performance)
+    plan = windows.plan(window, contract, training, source.id_field, source.timestamp_field, champion_end, forget)
+    drift = replace(drift, windows=plan)
     if state.name == "never" and champion is not None:
         return outcome(state, end, drift, checks, False, False, None, "never retrains")
     run = RunInfo(
@@ -136,7 +138,7 @@ def run_step(config: PipelineConfig, history: pd.DataFrame, state: Policy, end: 
     decision = decide_retrain(run, drift)
     if not decision.retrain:
         return outcome(state, end, drift, checks, False, False, None, decision.reason)
-    train_rows, holdout = windows.split(window, contract, training, source.timestamp_field, champion_end)
+    train_rows, holdout = windows.split(window, contract, training, source.timestamp_field, champion_end, forget)
     fitted = training_sample(train_rows, contract, training)
     challenger = fit_recent(fitted, contract, training, source.timestamp_field)
     evaluation = judge_challenger(config, challenger, champion, holdout)
@@ -168,12 +170,12 @@ def next_step_rows(config: PipelineConfig, history: pd.DataFrame, end: datetime,
     return labeled_rows(history, config.contract, where=inside)
 
 
-def check(config: PipelineConfig, window: pd.DataFrame, champion: Champion | None, plan) -> DriftResult:
+def check(config: PipelineConfig, window: pd.DataFrame, champion: Champion | None) -> DriftResult:
     """``stages.data.check_drift`` in memory: the rows new to the champion against its fitted rows."""
     source, contract = config.source, config.contract
     end = champion.fitted_end(source.timestamp_field) if champion else None
     current = windows.after(window, source.timestamp_field, end)
-    result = unchecked(config, champion, plan, rows_current=len(current))
+    result = unchecked(config, champion, rows_current=len(current))
     if champion is None:
         return result
     metric = config.gate.primary_metric
@@ -192,8 +194,8 @@ def check(config: PipelineConfig, window: pd.DataFrame, champion: Champion | Non
     return verdict
 
 
-def unchecked(config: PipelineConfig, champion: Champion | None, plan, rows_current: int = 0) -> DriftResult:
-    """The drift record of a run that did not check (or before the check): no verdict, the window plan."""
+def unchecked(config: PipelineConfig, champion: Champion | None, rows_current: int = 0) -> DriftResult:
+    """The drift record of a run that did not check (or before the check): no verdict yet."""
     return DriftResult(
         status="no_reference",
         drift_share=0.0,
@@ -207,7 +209,6 @@ def unchecked(config: PipelineConfig, champion: Champion | None, plan, rows_curr
         champion_version=str(champion.version) if champion else None,
         report_uri=None,
         mlflow_run_id=None,
-        windows=plan,
     )
 
 

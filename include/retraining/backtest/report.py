@@ -168,25 +168,37 @@ def write_csv(runs: dict[str, list[Step]], path: Path) -> Path:
     return path
 
 
+STYLES = {"configured": ("-", 2.2), "always": ("--", 1.4), "never": (":", 1.6)}
+
+
 def write_png(runs: dict[str, list[Step]], metric: str, title: str, path: Path) -> Path:
-    """The prequential metric per policy over time; x marks a retrain, o a promotion."""
+    """The prequential metric per policy over time; below it one row per policy with its retrains (x) and
+    promotions (o), so policies that score alike still show what each did."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
-    figure, axes = pyplot.subplots(figsize=(11, 4.5))
-    for name, steps in runs.items():
+    figure, (curves, events) = pyplot.subplots(
+        2, 1, figsize=(11, 5.5), sharex=True, gridspec_kw={"height_ratios": [4, 1]}
+    )
+    for row, (name, steps) in enumerate(runs.items()):
+        style, width = STYLES.get(name, ("-", 1.4))
         ends = [s.end for s in steps]
-        (line,) = axes.plot(ends, metric_series(steps), label=name, linewidth=1.4)
+        (line,) = curves.plot(ends, metric_series(steps), style, label=name, linewidth=width)
         for marker, picked in (("x", [s for s in steps[1:] if s.retrained]), ("o", [s for s in steps if s.promoted])):
-            points = [(s.end, s.metric) for s in picked if s.metric is not None]
-            if points:
-                axes.scatter(*zip(*points, strict=True), marker=marker, color=line.get_color(), s=28, zorder=3)
-    axes.set_title(title)
-    axes.set_ylabel(f"{metric} on the next step's labels")
-    axes.legend(title="policy (x retrain, o promotion)", loc="lower left", fontsize=8)
-    axes.grid(alpha=0.3)
+            if picked:
+                ends = [s.end for s in picked]
+                events.scatter(ends, [row] * len(ends), marker=marker, color=line.get_color(), s=30)
+    curves.set_title(title)
+    curves.set_ylabel(f"{metric} on the next step's labels")
+    curves.legend(title="policy", loc="lower left", fontsize=8)
+    curves.grid(alpha=0.3)
+    events.set_yticks(range(len(runs)), list(runs))
+    events.set_ylim(-0.6, len(runs) - 0.4)
+    events.invert_yaxis()
+    events.set_ylabel("x retrain\no promotion", fontsize=8)
+    events.grid(axis="x", alpha=0.3)
     figure.autofmt_xdate()
     figure.tight_layout()
     figure.savefig(path, dpi=110)

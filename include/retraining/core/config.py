@@ -195,11 +195,17 @@ class TrainingConfig:
     # so a challenger learns what changed (README, "Which rows each model sees"; chosen by `make backtest`)
     holdout_share: float = 0.2
     min_holdout_rows: int = 100
+    # and at most this many (None: no cap): after a long calm, 20% of the new rows would be weeks of them,
+    # and a challenger fitted before those weeks could not have learned a change that began in them
+    max_holdout_rows: int | None = 2000
     # after the gate passed, the challenger is fitted again on its training rows plus the holdout (same
     # hyperparameters): the version registered has seen every labeled row up to the run's end
     refit: bool = True
     # weight each training row by 0.5 ** (its age in days / this): recent rows count more; None: equal weights
     recency_half_life_days: float | None = None
+    # on performance drift (the champion's relation to the label broke) the challenger learns only from the
+    # rows newer than the champion's, when there are contract.min_rows of them: the older labels now mislead
+    forget_on_performance_drift: bool = True
     seed: int = 42
     max_rows: int | None = None  # train on a stratified sample of at most this many rows (None: all)
     # the extract, when source.lookback_hours is not set: a sliding window of this many days up to the
@@ -419,6 +425,11 @@ def _training_range_problems(training: TrainingConfig) -> list[str]:
     problems = []
     if not 0 < training.holdout_share < 1:
         problems.append(f"training.holdout_share must be within (0, 1), got {training.holdout_share}")
+    if training.max_holdout_rows is not None and training.max_holdout_rows < training.min_holdout_rows:
+        problems.append(
+            f"training.max_holdout_rows ({training.max_holdout_rows}) must be at least training.min_holdout_rows "
+            f"({training.min_holdout_rows}), or null for no cap"
+        )
     if training.min_holdout_rows < 1:
         problems.append(f"training.min_holdout_rows must be at least 1, got {training.min_holdout_rows}")
     if training.window_days is not None and training.window_days <= 0:

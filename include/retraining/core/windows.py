@@ -4,9 +4,11 @@
 - *current*: the rows stamped after the champion's fitted slice ended — what the drift check compares
   with the reference, so the champion's own rows never dilute the drift;
 - *holdout* (out of time): the newest ``training.holdout_share`` of the labeled rows of the current slice
-  (at least ``training.min_holdout_rows``); neither model trained on them, both are scored on them;
+  (at least ``training.min_holdout_rows``, at most ``training.max_holdout_rows``); neither model trained on
+  them, both are scored on them;
 - *training*: the labeled rows older than the holdout, within the extract (``training.window_days``): the
-  older part of the new rows included, so the challenger the gate judges has learned what changed;
+  older part of the new rows included, so the challenger the gate judges has learned what changed; after
+  performance drift only those new rows (``training.forget_on_performance_drift``), when there are enough;
 - *fitted*: what the registered version was fitted on — training plus holdout when the gate passed and
   ``training.refit`` is on (the final refit), else training.
 
@@ -24,7 +26,7 @@ import pandas as pd
 
 from include.retraining.core.config import ContractConfig, TrainingConfig
 from include.retraining.core.contract import labeled_rows
-from include.retraining.core.records import Slice, WindowPlan
+from include.retraining.core.records import PerformanceDrift, Slice, WindowPlan
 
 
 def ids_hash(ids: pd.Series) -> str:
@@ -51,11 +53,12 @@ def split(
     training: TrainingConfig,
     timestamp_field: str,
     champion_training_end: datetime | None,
+    forget: bool = False,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training rows, holdout rows): the holdout is the newest ``holdout_share`` of the labeled rows newer
-    than the champion's fitted slice (at least ``min_holdout_rows`` of them while there are that many);
-    training is every labeled row older than it, the older new rows included. Deterministic: a retried
-    task splits the same rows again."""
+    than the champion's fitted slice (``holdout_size``); training is every labeled row older than it, the
+    older new rows included — or, with ``forget`` (performance drift), only those new rows when there are
+    ``contract.min_rows`` of them. Deterministic: a retried task splits the same rows again."""
     stamps = frame[timestamp_field]
     labeled = frame[contract.label.name].notna()
     ordered = stamps[labeled].sort_values(kind="stable")
@@ -67,14 +70,26 @@ def split(
     # the newer rows are the newest labeled ones; rows stamped like the holdout's first row go with it:
     # a timestamp is never split between the two
     first = ordered.iloc[len(ordered) - size]
-    train = in_time_order(labeled_rows(frame, contract, where=stamps < first), timestamp_field)
+    older = stamps < first
+    if forget and champion_training_end is not None and len(newer) - size >= contract.min_rows:
+        older &= stamps > pd.Timestamp(champion_training_end)
+    train = in_time_order(labeled_rows(frame, contract, where=older), timestamp_field)
     return train, in_time_order(labeled_rows(frame, contract, where=stamps >= first), timestamp_field)
 
 
+def forgets(training: TrainingConfig, performance: PerformanceDrift | None) -> bool:
+    """Whether the challenger learns from the rows new to the champion only: after performance drift, when
+    ``training.forget_on_performance_drift`` is on."""
+    return training.forget_on_performance_drift and performance is not None and performance.drifted
+
+
 def holdout_size(new_labeled: int, training: TrainingConfig) -> int:
-    """How many of the newest labeled rows are held out of ``new_labeled`` rows new to the champion."""
-    share = math.ceil(training.holdout_share * new_labeled)
-    return min(new_labeled, max(share, training.min_holdout_rows))
+    """How many of the newest labeled rows are held out of ``new_labeled`` rows new to the champion: their
+    ``holdout_share``, at least ``min_holdout_rows`` and at most ``max_holdout_rows``."""
+    size = max(math.ceil(training.holdout_share * new_labeled), training.min_holdout_rows)
+    if training.max_holdout_rows is not None:
+        size = min(size, training.max_holdout_rows)
+    return min(new_labeled, size)
 
 
 def in_time_order(rows: pd.DataFrame, timestamp_field: str) -> pd.DataFrame:
@@ -89,9 +104,10 @@ def plan(
     id_field: str,
     timestamp_field: str,
     champion_training_end: datetime | None,
+    forget: bool = False,
 ) -> WindowPlan:
     current = after(frame, timestamp_field, champion_training_end)
-    train, holdout = split(frame, contract, training, timestamp_field, champion_training_end)
+    train, holdout = split(frame, contract, training, timestamp_field, champion_training_end, forget)
     return WindowPlan(
         current=slice_of(current, id_field, timestamp_field),
         training=slice_of(train, id_field, timestamp_field),

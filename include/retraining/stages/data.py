@@ -164,7 +164,7 @@ def detect_drift(config: PipelineConfig, run: RunInfo, validation: ValidationRep
     frame = storage.read_parquet(config.storage, validation.snapshot.uri)
     if handed_over and handed_over.champion_version == (champion.version if champion else None):
         log.info("reusing drift check %s of drift_monitor (%s)", handed_over.check_id, handed_over.status)
-        plan = plan_windows(config, frame, champion)
+        plan = plan_windows(config, frame, champion, handed_over.performance)
         result = replace(handed_over, mlflow_run_id=mlflow_run_id, windows=plan)
         registry.log_drift(config.mlflow, mlflow_run_id, result)
         registry.log_windows(config.mlflow, mlflow_run_id, plan)
@@ -178,11 +178,18 @@ def detect_drift(config: PipelineConfig, run: RunInfo, validation: ValidationRep
     return result
 
 
-def plan_windows(config: PipelineConfig, frame: pd.DataFrame, champion: registry.Champion | None) -> WindowPlan:
-    """Which rows of the validated window are new to the champion, held out, and trained on."""
+def plan_windows(
+    config: PipelineConfig,
+    frame: pd.DataFrame,
+    champion: registry.Champion | None,
+    performance: PerformanceDrift | None = None,
+) -> WindowPlan:
+    """Which rows of the validated window are new to the champion, held out, and trained on (only the new
+    ones after performance drift: ``windows.forgets``)."""
     end = datetime.fromisoformat(champion.training_end) if champion and champion.training_end else None
-    source = config.source
-    return windows.plan(frame, config.contract, config.training, source.id_field, source.timestamp_field, end)
+    source, training = config.source, config.training
+    forget = windows.forgets(training, performance)
+    return windows.plan(frame, config.contract, training, source.id_field, source.timestamp_field, end, forget)
 
 
 def champion_performance(
@@ -249,8 +256,9 @@ def check_drift(
     (``plan_windows``); otherwise it is the monitor's window. Either way only the rows stamped after the
     champion's fitted slice are compared and scored: a monitor whose watermark lags the champion (first
     arm, a pause, a retrain since) never compares the champion's own rows with themselves."""
-    plan = plan_windows(config, current, champion) if planned else None
-    current = new_to_champion(config, current, champion)
+    frame, current = current, new_to_champion(config, current, champion)
+    performance = champion_performance(config, champion, current) if champion else None
+    plan = plan_windows(config, frame, champion, performance) if planned else None
     result = DriftResult(
         status="no_reference",
         drift_share=0.0,
@@ -265,11 +273,10 @@ def check_drift(
         report_uri=None,
         mlflow_run_id=mlflow_run_id,
         windows=plan,
+        performance=performance,
     )
     if plan:
         registry.log_windows(config.mlflow, mlflow_run_id, plan)
-    if champion:
-        result = replace(result, performance=champion_performance(config, champion, current))
     reference = champion.reference_uri if champion else None
     read_reference = (lambda: storage.read_parquet(config.storage, reference)) if reference else None
     result, html = drift_lib.judge(

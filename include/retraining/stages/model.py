@@ -41,7 +41,7 @@ def train(config: PipelineConfig, run: RunInfo, validation: ValidationReport, dr
     split is deterministic, so the holdout is the same rows again (checked against the recorded plan)."""
     data = validation.snapshot
     plan = planned_windows(drift)
-    fitted, holdout = fitted_and_holdout(config, data.uri, plan)
+    fitted, holdout = fitted_and_holdout(config, data.uri, plan, windows.forgets(config.training, drift.performance))
     label, source = config.contract.label.name, config.source
     prefix = run_prefix(config, run)
     columns = [source.id_field, source.timestamp_field, *config.contract.feature_names, label]
@@ -141,15 +141,19 @@ def refit_rows(config: PipelineConfig, run: RunInfo, training: TrainingResult) -
     )
 
 
-def fitted_and_holdout(config: PipelineConfig, uri: str, plan: WindowPlan) -> tuple[pd.DataFrame, pd.DataFrame]:
+def fitted_and_holdout(
+    config: PipelineConfig, uri: str, plan: WindowPlan, forget: bool
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The rows to fit on (the capped sample of the training slice) and the holdout; the whole window and
     the rows left out of the sample are freed on return, before the fit (1M rows: ~400 MB)."""
     frame = storage.read_parquet(config.storage, uri)
     source = config.source
     end = datetime.fromisoformat(plan.champion_training_end) if plan.champion_training_end else None
-    train_rows, holdout = windows.split(frame, config.contract, config.training, source.timestamp_field, end)
+    train_rows, holdout = windows.split(frame, config.contract, config.training, source.timestamp_field, end, forget)
     if windows.slice_of(holdout, source.id_field, source.timestamp_field) != plan.holdout:
         raise RuntimeError(f"the holdout differs from the one planned by detect_drift ({plan.holdout})")
+    if windows.slice_of(train_rows, source.id_field, source.timestamp_field) != plan.training:
+        raise RuntimeError(f"the training rows differ from the ones planned by detect_drift ({plan.training})")
     return training_sample(train_rows, config.contract, config.training), holdout
 
 
