@@ -9,14 +9,16 @@ against the same stack and the same collection, and this tree's stage functions 
 - ``baseline``: the baseline commit (default ``eb49517``, before issue 11) checked out into a temporary
   ``git worktree`` and run with this venv, its own Airflow metadata DB and its own model name.
 
-Each version first trains a champion on the 10k window (``warm_up_10k``, not in the medians), so every
-measured run re-scores a champion as a real retrain does; then ``repeat`` interleaved rounds. The first
-round usually promotes its challenger (trained on more rows); later rounds retrain the same window and
-leave the champion alone.
+Each version first trains a first champion on the 10k window (``warm_up_10k``, not in the medians; the
+new tree's without the refit, so its holdout stays new to it), so every measured run
+re-scores a champion as a real retrain does; then ``repeat`` interleaved rounds, each against that
+champion again (its alias is moved back before each round): a round whose gate passes refits on the
+whole window, and the next round would otherwise find no row new to its champion to judge one on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -32,6 +34,7 @@ from bench.datasets import collection_name
 from bench.measure import in_child, median, run_command
 
 RETRAIN_DAG_ID = "BENCH_RETRAIN_DAG_ID"  # env key: the retrain DAG id of a version's tree
+CHAMPION = "champion"  # the registry alias, in both trees
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".local" / "bench"
@@ -43,6 +46,7 @@ STAGES = (  # in DAG order (the branch task only routes); each reads the XComs i
     "decide",
     "train",
     "evaluate",
+    "refit",
     "register",
     "promote",
     "notify",
@@ -54,6 +58,7 @@ RESULT_NAMES = {
     "decide": "decision",
     "train": "training",
     "evaluate": "evaluation",
+    "refit": "final",
     "register": "registration",
     "promote": "promotion",
 }
@@ -181,6 +186,27 @@ def call_stage(stage: str, xcoms: dict, run: dict) -> object:
     return adapter(getattr(stages, stage), xcoms, env_config, lambda: info)
 
 
+def mlflow_client():
+    from mlflow import MlflowClient
+
+    return MlflowClient(os.environ["MLFLOW_TRACKING_URI"])
+
+
+def drop_champion_alias(model_name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    with contextlib.suppress(MlflowException):  # no such model yet (the first bench of this size)
+        mlflow_client().delete_registered_model_alias(model_name, CHAMPION)
+
+
+def champion_version(model_name: str) -> str:
+    return mlflow_client().get_model_version_by_alias(model_name, CHAMPION).version
+
+
+def move_champion_alias(model_name: str, version: str) -> None:
+    mlflow_client().set_registered_model_alias(model_name, CHAMPION, version)
+
+
 def bench_dag(label: str, repeat: int, baseline_ref: str) -> dict[str, float]:
     tree = baseline_tree(baseline_ref)
     envs = {"baseline": version_env(label, "baseline", tree), "new": version_env(label, "new", ROOT)}
@@ -190,16 +216,23 @@ def bench_dag(label: str, repeat: int, baseline_ref: str) -> dict[str, float]:
         "new.in_process": lambda: in_process(envs["new"]),
     }
     figures: dict[str, float] = {}
+    champions = {}
     for version, env in envs.items():  # each version's first champion, cheaply: trained on the 10k window
         deployment = json.loads(env["AIRFLOW_VAR_RETRAIN_CONFIG"])
         deployment["source"]["collection"] = collection_name("10k")
+        if version == "new":  # the baseline predates the refit (and would refuse the key)
+            deployment["training"] = {"refit": False}
         warm_up = env | {"AIRFLOW_VAR_RETRAIN_CONFIG": json.dumps(deployment)}
+        model_name = deployment["model_name"]
+        drop_champion_alias(model_name)  # a first champion, as on a fresh registry
         warmed = dags_test(warm_up, f"{label}-{version}-warm-up")
+        champions[version] = (model_name, champion_version(model_name))
         figures |= {f"dag.{label}.{version}.warm_up_10k.{k}": v for k, v in warmed.items() if "." not in k}
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in candidates}
     try:
         for _ in range(repeat):
             for name, candidate in candidates.items():
+                move_champion_alias(*champions[name.split(".")[0]])
                 runs[name].append(candidate())
                 print(f"  dag {label} {name}: {runs[name][-1]['seconds']:.1f} s", flush=True)
     finally:  # the worktree is registered in the shared repository: leave none behind

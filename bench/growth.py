@@ -14,7 +14,7 @@ STAGES = {
     "drift.{size}.shifted.sampled": ("seconds", "rss_growth_mb"),
     "train_evaluate.{size}.configured": ("seconds", "rss_growth_mb"),
 }
-TASKS = ("extract", "validate", "detect_drift", "train", "evaluate", "register", "notify")
+TASKS = ("extract", "validate", "detect_drift", "train", "evaluate", "refit", "register", "notify")
 # why a stage may grow faster than its rows, where we know it (printed next to a flagged ratio)
 REASONS: dict[str, str] = {}
 
