@@ -27,6 +27,15 @@ def latest_mail(sink_dir: str | None) -> tuple[Path, str] | None:
     return messages[-1], str(message["Subject"])
 
 
+def fitted_rows(tags: dict[str, str]) -> str:
+    """How many rows the champion was fitted on, from when to when, and whether that was the final refit."""
+    rows, start, end = (tags.get(f"window.fitted.{key}") for key in ("rows", "start", "end"))
+    if rows is None:  # a version registered before the fitted slice was recorded
+        return f"{tags.get('window.training.rows', '?')} rows"
+    refit = ", the refit on training + holdout" if tags.get("refit") == "true" else ""
+    return f"{int(rows):,} rows, {start[:16]} .. {end[:16]}{refit}"
+
+
 def champion_lines(config: PipelineConfig) -> list[str]:
     champion = registry.champion(config.mlflow, config.model_name)
     if champion is None:
@@ -41,7 +50,7 @@ def champion_lines(config: PipelineConfig) -> list[str]:
         f"model:          {config.model_name} version {champion.version} is 'champion'",
         f"holdout:        {holdout}",
         f"gate:           {tags.get('gate_reason', '-')}",
-        f"trained on:     {tags.get('snapshot_rows', '?')} rows from {champion.snapshot_uri}",
+        f"fitted on:      {fitted_rows(tags)} ({tags.get('training_uri', '?')})",
         f"MLflow UI:      {base}/#/models/{config.model_name}",
         f"REST (alias):   curl '{base}/api/2.0/mlflow/registered-models/alias?name={config.model_name}&alias=champion'",
     ]

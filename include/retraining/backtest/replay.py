@@ -1,13 +1,14 @@
 """Replay a collection's history step by step through the pipeline's own decisions, in one process.
 
-At every step end ``t`` each policy runs what a scheduled ``retrain_<model>`` run at ``t`` decides, with
-the functions its stages call: the extract window ``(t - training.window_days, t]`` planned into slices
-(``core.windows.plan``), the drift check of the rows new to the champion against the rows it was fitted
-on (``core.drift.judge``) and its score on their labels (``core.performance.assess_champion``), the
-decision (``core.decision.decide_retrain``), the challenger fitted on the training slice
-(``core.windows.split``, ``core.training.training_sample``, ``core.training.fit_recent``), the gate on the
-out-of-time holdout (``core.evaluation.decide_promotion``) and the final refit on training + holdout
-(``training.refit``). The models live in memory instead of MLflow; nothing else differs.
+At every step end ``t`` each policy runs what the drift monitor and the retrain it triggers decide, with
+the functions their stages call: the monitor's check of the step's new rows that the champion never saw
+against the rows it was fitted on (``core.drift.judge``) and its score on their labels
+(``core.performance.assess_champion``), the decision (``core.decision.decide_retrain``), the extract
+window ``(t - training.window_days, t]`` planned into slices (``core.windows.plan``), the challenger fitted
+on the training slice (``core.windows.split``, ``core.training.training_sample``,
+``core.training.fit_recent``), the gate on the out-of-time holdout (``core.evaluation.decide_promotion``)
+and the final refit on training + holdout (``training.refit``). The models live in memory instead of
+MLflow; nothing else differs.
 
 The champion of each step is then scored *prequentially*: on the labeled rows of the next step, which
 no model of that step has seen. Policies:
@@ -104,7 +105,7 @@ def replay(
         scored = next_step_rows(config, history, end, step)
         for state in states.values():
             first = index == 0 and state is not next(iter(states.values()))
-            outcome = shared_first_step(states, state) if first else run_step(config, history, state, end)
+            outcome = shared_first_step(states, state) if first else run_step(config, history, state, end, step)
             state.steps.append(replace(outcome, **prequential(config, state.champion, scored)))
     return {name: state.steps for name, state in states.items()}
 
@@ -116,14 +117,15 @@ def shared_first_step(states: dict[str, Policy], state: Policy) -> Step:
     return replace(leader.steps[0], policy=state.name)
 
 
-def run_step(config: PipelineConfig, history: pd.DataFrame, state: Policy, end: datetime) -> Step:
-    """One scheduled retrain run of ``state``'s policy at ``end``, with the stages' decisions."""
+def run_step(config: PipelineConfig, history: pd.DataFrame, state: Policy, end: datetime, step: timedelta) -> Step:
+    """One step of ``state``'s policy at ``end``: the drift monitor's check of the step's new rows, then the
+    retrain run it triggers (``always``: forced), with the stages' decisions."""
     source, contract, training = config.source, config.contract, config.training
     champion = state.champion
     champion_end = champion.fitted_end(source.timestamp_field) if champion else None
     window = extract_window(config, history, end)
     checks = state.name == "configured" or champion is None
-    drift = check(config, window, champion) if checks else unchecked(config, champion)
+    drift = check(config, window, champion, end - step) if checks else unchecked(config, champion)
     forget = windows.forgets(training, drift.performance)
     plan = windows.plan(window, contract, training, source.id_field, source.timestamp_field, champion_end, forget)
     drift = replace(drift, windows=plan)
@@ -170,11 +172,12 @@ def next_step_rows(config: PipelineConfig, history: pd.DataFrame, end: datetime,
     return labeled_rows(history, config.contract, where=inside)
 
 
-def check(config: PipelineConfig, window: pd.DataFrame, champion: Champion | None) -> DriftResult:
-    """``stages.data.check_drift`` in memory: the rows new to the champion against its fitted rows."""
+def check(config: PipelineConfig, window: pd.DataFrame, champion: Champion | None, since: datetime) -> DriftResult:
+    """The drift monitor's ``check_drift`` in memory: the step's rows (the monitor's windows since ``since``)
+    that are new to the champion, against its fitted rows."""
     source, contract = config.source, config.contract
     end = champion.fitted_end(source.timestamp_field) if champion else None
-    current = windows.after(window, source.timestamp_field, end)
+    current = windows.after(window, source.timestamp_field, max(end, since) if end else since)
     result = unchecked(config, champion, rows_current=len(current))
     if champion is None:
         return result
