@@ -121,11 +121,17 @@ def call_stage(name: str, config: PipelineConfig, attempt: Attempt) -> Any:
         "evaluate": lambda: evaluate(config, r["train"]),
         "refit": lambda: refit(config, run, r["train"], r["evaluate"]),
         "register": lambda: register(
-            config, run, r["validate"], r["detect_drift"], r["refit"], r["evaluate"], decide(run, r["detect_drift"])
+            config,
+            run,
+            r["validate"],
+            r["detect_drift"],
+            r["refit"],
+            r["evaluate"],
+            decide(config, run, r["detect_drift"]),
         ),
         "promote": lambda: promote(config, r["register"], r["evaluate"]),
         "notify": lambda: notify(
-            config, run, r["validate"], r["detect_drift"], decide(run, r["detect_drift"]),
+            config, run, r["validate"], r["detect_drift"], decide(config, run, r["detect_drift"]),
             r["evaluate"], r["register"], r["promote"],
         ),
     }  # fmt: skip

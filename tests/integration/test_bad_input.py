@@ -54,7 +54,7 @@ def retrain(config: PipelineConfig) -> None:
     training = train(config, run, validation, drift)
     evaluation = evaluate(config, training)
     final = refit(config, run, training, evaluation)
-    decision = decide(run, drift)
+    decision = decide(config, run, drift)
     promote(config, register(config, run, validation, drift, final, evaluation, decision), evaluation)
 
 
@@ -135,7 +135,7 @@ def test_documents_awaiting_their_label_are_checked_for_drift_and_skip_training_
 
     validation = validate(config, run, extract(config, run))
     drift = detect_drift(config, run, validation)
-    decision = decide(replace(run, force_retrain=True), drift)
+    decision = decide(config, replace(run, force_retrain=True), drift)
 
     assert validation.rows_quarantined == 0
     assert validation.rows_unlabeled == 5 * BAD

@@ -173,7 +173,7 @@ def test_an_onboarded_model_with_epoch_millis_and_int_ids_becomes_champion(confi
     training = train(config, run, validation, drift)
     evaluation = evaluate(config, training)
     final = refit(config, run, training, evaluation)
-    registration = register(config, run, validation, drift, final, evaluation, decide(run, drift))
+    registration = register(config, run, validation, drift, final, evaluation, decide(config, run, drift))
     promotion = promote(config, registration, evaluation)
 
     assert (config.source.timestamp_type, config.source.id_type) == ("epoch_millis", "int")

@@ -50,7 +50,7 @@ def run(dag_id: str, **fields) -> RunInfo:
 def retrain(config, run_info: RunInfo):
     validation = validate(config, run_info, extract(config, run_info))
     drift = detect_drift(config, run_info, validation)
-    decision = decide(run_info, drift)
+    decision = decide(config, run_info, drift)
     if not decision.retrain:
         return drift, decision, None
     training = train(config, run_info, validation, drift)
@@ -98,7 +98,7 @@ def test_the_monitor_sees_no_data_drift_but_performance_drift_and_alerts_naming_
 
     conf = monitor.retrain_conf(monitor_run, window, drift)
     triggered = run("retrain_it", reason=conf["reason"], trigger=conf, monitor_check=drift)
-    decision = decide(triggered, drift)
+    decision = decide(config, triggered, drift)
     assert decision.retrain
     assert decision.reason.startswith(f"performance drift detected by drift_monitor run {monitor_run.run_id}")
 

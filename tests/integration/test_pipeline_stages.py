@@ -98,7 +98,7 @@ def retrain(config: PipelineConfig, run: RunInfo, *, force: bool = False) -> Run
     snapshot = extract(config, run)
     report = validate(config, run, snapshot)
     drift = detect_drift(config, run, report)
-    decision = decide(run, drift)
+    decision = decide(config, run, drift)
     done = Run(run, snapshot, report, drift, decision)
     if not decision.retrain:
         return replace(done, champion=registry.champion(config.mlflow, config.model_name))
@@ -497,7 +497,7 @@ def test_a_skipped_run_says_why_on_its_mlflow_run(config):
         report_uri=None,
         mlflow_run_id=mlflow_run_id,
     )
-    decision = decide(run, drift)
+    decision = decide(config, run, drift)
 
     assert skip(config, drift, decision) == decision
     tags = registry.client(config.mlflow).get_run(mlflow_run_id).data.tags

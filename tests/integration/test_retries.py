@@ -76,7 +76,7 @@ def first(config) -> FirstRun:
     evaluation = evaluate(config, training)
     final = refit(config, run, training, evaluation)
     assert refit(config, run, training, evaluation) == final  # the retry finds the refit model, fits none
-    decision = decide(run, drift)
+    decision = decide(config, run, drift)
     registration = register(config, run, validation, drift, final, evaluation, decision)
     assert register(config, run, validation, drift, final, evaluation, decision).version == registration.version
     promotion = promote(config, registration, evaluation)

@@ -193,3 +193,31 @@ def test_too_few_new_rows_are_no_drift_check_and_no_retrain():
     assert decision.reason == (
         "only 40 rows are newer than champion v2's training data: too few to check for drift (contract.min_rows)"
     )
+
+
+@pytest.mark.parametrize("held", [True, False])
+def test_data_drift_on_labels_the_champion_still_scores_well_retrains_only_under_any_drift(held):
+    """``drift.retrain_on: performance_when_labeled``: inputs that moved in a way the champion handles (its
+    score on the new labels held) raise the alert, not a retrain; without a verdict on labels they retrain."""
+    performance = PERFORMANCE_DROP | {"status": "no_drift" if held else "undetermined"}
+    drift = drift_result(status="drift", drift_share=0.6, performance=performance)
+
+    under_any = decide_retrain(SCHEDULED, drift)
+    under_labels = decide_retrain(SCHEDULED, drift, "performance_when_labeled")
+
+    assert under_any.retrain
+    assert under_labels.retrain is not held
+    if held:
+        assert "but the champion's score on the new labels held" in under_labels.reason
+        assert under_labels.reason.startswith("data drift: ")
+
+
+def test_a_monitor_trigger_for_data_drift_alone_does_not_retrain_when_the_labels_held():
+    data_only = replace(
+        FROM_MONITOR, trigger=FROM_MONITOR.trigger | {"drift_status": "drift", "performance_status": "no_drift"}
+    )
+    both = replace(data_only, trigger=data_only.trigger | {"performance_status": "drift"})
+
+    assert decide_retrain(data_only, drift_result()).retrain
+    assert not decide_retrain(data_only, drift_result(), "performance_when_labeled").retrain
+    assert decide_retrain(both, drift_result(), "performance_when_labeled").retrain

@@ -137,7 +137,7 @@ def run_step(config: PipelineConfig, history: pd.DataFrame, state: Policy, end: 
         run_end=end.isoformat(),
         force_retrain=state.name == "always",
     )
-    decision = decide_retrain(run, drift)
+    decision = decide_retrain(run, drift, config.drift.retrain_on)
     if not decision.retrain:
         return outcome(state, end, drift, checks, False, False, None, decision.reason)
     train_rows, holdout = windows.split(window, contract, training, source.timestamp_field, champion_end, forget)

@@ -174,6 +174,10 @@ class DriftConfig:
     drift_share_threshold: float = 0.3  # share: the share of drifted columns at which the dataset drifted
     max_rows: int = 20000
     seed: int = 42
+    # any_drift: data drift alone retrains; performance_when_labeled: when the new rows' labels have arrived
+    # and the champion's score on them held, data drift alerts but does not retrain (the inputs moved in a
+    # way the model already handles); without enough labels data drift still retrains
+    retrain_on: Literal["any_drift", "performance_when_labeled"] = "any_drift"
 
 
 @dataclass(frozen=True)

@@ -7,17 +7,23 @@ from include.retraining.core.records import Decision, DriftResult, RunInfo
 MONITOR_REASON = "drift_monitor"  # the conf reason drift_monitor sets when it triggers a retrain
 
 
-def decide_retrain(run: RunInfo, drift: DriftResult) -> Decision:
-    """Retrain when asked or when the data moved, and only when the window can train and fairly judge a
-    challenger (enough labeled rows, an out-of-time holdout with every class it needs)."""
-    wanted = wanted_retrain(run, drift)
+def decide_retrain(run: RunInfo, drift: DriftResult, retrain_on: str = "any_drift") -> Decision:
+    """Retrain when asked or when the data moved (``drift.retrain_on``), and only when the window can train
+    and fairly judge a challenger (enough labeled rows, an out-of-time holdout with every class it needs)."""
+    wanted = wanted_retrain(run, drift, retrain_on)
     plan = drift.windows
     if wanted.retrain and plan and not plan.trainable:
         return Decision(retrain=False, reason=f"{wanted.reason}, but no challenger can be judged: {plan.problem}")
     return wanted
 
 
-def wanted_retrain(run: RunInfo, drift: DriftResult) -> Decision:
+def labels_held(retrain_on: str, performance_status: str | None) -> bool:
+    """Under ``performance_when_labeled``: the champion's score on the new labels held, so data drift alone
+    does not retrain."""
+    return retrain_on == "performance_when_labeled" and performance_status == "no_drift"
+
+
+def wanted_retrain(run: RunInfo, drift: DriftResult, retrain_on: str = "any_drift") -> Decision:
     if run.force_retrain:
         return Decision(retrain=True, reason="forced by the force_retrain Param")
     if run.reason == MONITOR_REASON:
@@ -33,6 +39,12 @@ def wanted_retrain(run: RunInfo, drift: DriftResult) -> Decision:
             if run.trigger.get(status) == "drift"
         ]
         what = " and ".join(found) or "drift"
+        if found == ["data drift"] and labels_held(retrain_on, run.trigger.get("performance_status")):
+            return Decision(
+                retrain=False,
+                reason=f"data drift detected by {monitor} on window {window}{share}, but the champion's score on "
+                "the new labels held: not retraining (drift.retrain_on is performance_when_labeled)",
+            )
         return Decision(retrain=True, reason=f"{what} detected by {monitor} on window {window}{share}")
     if drift.champion_version is None:
         return Decision(retrain=True, reason="no champion yet: training the first model")
@@ -53,6 +65,13 @@ def wanted_retrain(run: RunInfo, drift: DriftResult) -> Decision:
         )
     if drift.performance_drifted:
         reasons.append(f"performance drift: {drift.performance.reason}")
+    performance = drift.performance.status if drift.performance else None
+    if reasons and not drift.performance_drifted and labels_held(retrain_on, performance):
+        return Decision(
+            retrain=False,
+            reason=f"{reasons[0]}, but the champion's score on the new labels held ({drift.performance.reason}): "
+            "not retraining (drift.retrain_on is performance_when_labeled)",
+        )
     if reasons:
         return Decision(retrain=True, reason="; ".join(reasons))
     performance = f"; performance {drift.performance.status}" if drift.performance else ""

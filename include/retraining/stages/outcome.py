@@ -41,9 +41,9 @@ def run_outcome(config: PipelineConfig, airflow_run_id: str) -> str:
     )
 
 
-def decide(run: RunInfo, drift: DriftResult) -> Decision:
+def decide(config: PipelineConfig, run: RunInfo, drift: DriftResult) -> Decision:
     """Retrain or skip; the sentence saying why goes to the log and, until the run ends, to its note."""
-    decision = decide_retrain(run, drift)
+    decision = decide_retrain(run, drift, config.drift.retrain_on)
     log.info(decision_sentence(decision))
     airflow_api.set_run_note(run.dag_id, run.run_id, decision_sentence(decision))
     return decision
