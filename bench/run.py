@@ -1,6 +1,6 @@
 """``make bench``: every benchmark of the suite, as ratios against a baseline measured in the same run.
 
-    .venv/bin/python -m bench.run [--sizes 10k,100k] [--repeat 3] [--sections parse,extract,drift,train_evaluate,dag]
+    .venv/bin/python -m bench.run [--sizes 10k,100k] [--repeat 3] [--sections parse,drift,dag,backtest,...]
     .venv/bin/python -m bench.run --sizes '' --sections monitor    # make bench-monitor: needs the Airflow group
 
 Sizes and repeats also come from ``BENCH_SIZES`` / ``BENCH_REPEAT`` (``make bench-1m`` sets 1m). Every
@@ -26,7 +26,7 @@ from bench.measure import in_child
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / ".local" / "bench" / "results"
-SECTIONS = ("parse", "extract", "drift", "train_evaluate", "dag", "monitor")
+SECTIONS = ("parse", "extract", "drift", "train_evaluate", "dag", "backtest", "monitor")
 DEFAULT_SECTIONS = SECTIONS[:-1]  # not the monitor: it starts the full Airflow group (make bench-monitor)
 BASELINE_REF = "eb49517"  # before issue 11
 PARSE_MODELS = 3  # model configs present while the DAG files are parsed (one DAG trio each)
@@ -51,6 +51,10 @@ def run_sections(sizes: list[str], sections: list[str], repeat: int, baseline_re
     figures: dict[str, float] = {}
     if "parse" in sections:
         figures |= report("parse", parse_figures(max(repeat, 5), PARSE_MODELS))
+    if "backtest" in sections:  # in memory, no size: a year of generated rows
+        from bench.backtest import bench_backtest
+
+        figures |= report("backtest: a year of weekly steps", bench_backtest())
     if "monitor" in sections:
         from bench import monitor
 
