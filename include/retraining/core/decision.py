@@ -65,8 +65,8 @@ def wanted_retrain(run: RunInfo, drift: DriftResult, retrain_on: str = "any_drif
         )
     if drift.performance_drifted:
         reasons.append(f"performance drift: {drift.performance.reason}")
-    performance = drift.performance.status if drift.performance else None
-    if reasons and not drift.performance_drifted and labels_held(retrain_on, performance):
+    performance_status = drift.performance.status if drift.performance else None
+    if reasons and not drift.performance_drifted and labels_held(retrain_on, performance_status):
         return Decision(
             retrain=False,
             reason=f"{reasons[0]}, but the champion's score on the new labels held ({drift.performance.reason}): "
