@@ -260,6 +260,27 @@ def test_run_info_takes_reason_and_trigger_from_conf():
     assert RunInfo.from_dict(json.loads(json.dumps(run.to_dict()))) == run
 
 
+def test_every_flat_key_of_the_monitors_conf_reaches_the_retrain_and_its_decision():
+    """What drift_monitor hands over (``retrain_conf``) is what the retrain decides on: a key dropped here
+    makes a retrain for performance drift name it as mere "drift" and ignore ``drift.retrain_on``."""
+    from include.retraining.core.decision import decide_retrain
+    from include.retraining.core.records import NewData, PerformanceDrift
+    from tests.builders import drift_result
+
+    worse = PerformanceDrift("drift", "roc_auc", 0.8, 0.6, 0.58, 0.62, 500, "worse on the new labels")
+    drift = drift_result(status="no_drift", performance=worse.to_dict(), check_id="check-1")
+    monitor_run = RunInfo(dag_id="drift_monitor_m", run_id="drift_monitor__1", run_end="2024-05-01T10:00:00+00:00")
+    window = NewData(count=1_000, watermark="2024-04-30T10:00:00+00:00", latest="2024-05-01T10:00:00+00:00")
+    conf = json.loads(json.dumps(stages.retrain_conf(monitor_run, window, drift)))  # as the trigger stores it
+
+    run = run_info(context(conf=conf))
+
+    assert run.trigger == {key: value for key, value in conf.items() if key != "drift"}
+    assert decide_retrain(run, run.monitor_check).reason.startswith(
+        "performance drift detected by drift_monitor run drift_monitor__1"
+    )
+
+
 def test_run_info_accepts_a_plain_string_run_type():
     assert run_info(context(run_type="asset_triggered")).reason == "asset_triggered"
 

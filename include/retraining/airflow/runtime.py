@@ -27,8 +27,18 @@ from include.retraining.core.config import (
 )
 from include.retraining.core.records import DriftResult, RecordError, RunInfo
 
-# conf keys a triggering DAG (drift_monitor) may pass; they end up in MLflow and model-version tags
-TRIGGER_KEYS = ("reason", "monitor_run_id", "window_start", "window_end", "drift_status", "drift_share", "check_id")
+# conf keys a triggering DAG (drift_monitor: every flat key of its retrain_conf) may pass; they end up in MLflow
+# and model-version tags, and the decision reads them
+TRIGGER_KEYS = (
+    "reason",
+    "monitor_run_id",
+    "window_start",
+    "window_end",
+    "drift_status",
+    "drift_share",
+    "performance_status",
+    "check_id",
+)
 MONITOR_CHECK_KEY = "drift"  # conf key of the drift_monitor's DriftResult for the window it hands over
 INFRASTRUCTURE_VARIABLES = ("mlflow_tracking_uri", "artifacts_bucket", "alert_recipients")
 DEPLOYMENT_VARIABLE = "retrain_config"
