@@ -42,8 +42,8 @@ def e2e(tmp_path_factory):
     return {"config": config, "env": env, "logs": logs, "name": name}
 
 
-def seed(config, rows: int, *, days: float, seed: int, **knobs) -> None:
-    end = datetime.now(UTC)
+def seed(config, rows: int, *, days: float, seed: int, end: datetime | None = None, **knobs) -> None:
+    end = end or datetime.now(UTC)
     docs = generate_documents(rows, start=end - timedelta(days=days), end=end, seed=seed, **knobs)
     seed_source(config, docs)
 
@@ -70,7 +70,8 @@ def latest_check(config) -> dict:
 
 def test_1_fresh_registry_trains_registers_and_promotes_version_1(e2e):
     config = e2e["config"]
-    seed(config, 6000, days=30, seed=1)
+    # up to a day ago: v1 is refit on every row, so the drifted day of run 2 must come after them
+    seed(config, 6000, days=30, seed=1, end=datetime.now(UTC) - timedelta(days=1))
 
     assert run(e2e, "run-1-fresh") == "success"
 
@@ -124,11 +125,16 @@ def test_2_drift_is_detected_archived_and_gates_the_promotion(e2e):
 
 def test_3_no_new_drift_takes_the_skip_path(e2e):
     config = e2e["config"]
+    # more of what v2 was fitted on (it was refit on every row of run 2), stamped after those rows
+    after_v2 = datetime.fromisoformat(registry.champion(config.mlflow, config.model_name).training_end)
+    start, end = after_v2 + timedelta(milliseconds=1), datetime.now(UTC)
+    seed_source(config, generate_documents(1000, start=start, end=end, seed=4, covariate_drift=1.0, concept_drift=1.0))
 
     assert run(e2e, "run-3-no-drift", {"lookback_hours": 24}) == "success"
 
     assert versions(config) == ["1", "2"]
-    assert latest_check(config)["status"] == "no_drift"
+    check = latest_check(config)
+    assert (check["status"], check["rows_current"]) == ("no_drift", 1000)
     assert "no retrain needed" in delivered_to(f"{e2e['name']}@example.com")[-1]["Subject"]
 
 
