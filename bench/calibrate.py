@@ -571,7 +571,7 @@ def print_tuning(choices: Sequence[Choice]) -> None:
         print(f"{choice.name:<23} {measure} (target <= {choice.target:.0%}): {grid}")
         print(f"{'':<23} chosen {choice.value:g} ({verdict})")
         for cell, rate in choice.beyond.items():
-            print(f"{'':<23} beyond every grid value (left out of the choice): {cell}, at best {rate:.1%}")
+            print(f"{'':<23} left out, no value within target: {cell} ({rate:.1%} at best)")
 
 
 def rate_text(rates: np.ndarray | None) -> str:
@@ -633,16 +633,20 @@ def drift_summary(rates: dict, sizes: list[int]) -> tuple[float, float, list[str
     false_alarm = max(rates[s.name, size][0] for s, size in cells if s.stationary)
     detected = [rates[s.name, size][0] for s, size in cells if not s.stationary and size >= DETECTION_FROM]
     detection = min(detected) if detected else float("nan")
-    misses = [f"false alarm {false_alarm:.1%} > {FALSE_ALARM_TARGET:.0%}"] if false_alarm > FALSE_ALARM_TARGET else []
+    misses = (
+        [f"i.i.d. false alarms {false_alarm:.1%} > {FALSE_ALARM_TARGET:.0%}"]
+        if false_alarm > FALSE_ALARM_TARGET
+        else []
+    )
     if not detection >= DETECTION_TARGET:
-        misses.append(f"detection {detection:.1%} < {DETECTION_TARGET:.0%}")
+        misses.append(f"i.i.d. detection {detection:.1%} < {DETECTION_TARGET:.0%} from {DETECTION_FROM:,} rows")
     return false_alarm, detection, misses
 
 
 def nightly_summary(rates: dict, sizes: list[int]) -> tuple[float, list[str]]:
     cells = {(s.name, size): rates[s.name, size][0] for s in NIGHTLY for size in sizes}
     misses = [
-        f"nightly {name} at {size:,} a day {rate:.1%}"
+        f"nightly {name} at {size:,} a day: {rate:.1%} > {FALSE_ALARM_TARGET:.0%}"
         for (name, size), rate in cells.items()
         if rate > FALSE_ALARM_TARGET
     ]
@@ -653,11 +657,18 @@ def gate_summary(rates: dict, sizes: list[int], retrains: int) -> tuple[int, flo
     worse = sum(round(rates["gate", "worse", size][0] * retrains) for size in sizes)
     equal = max(rates["gate", "equal", size][0] for size in sizes)
     better = rates["gate", "better", GATE_BETTER_AT][0] if GATE_BETTER_AT in sizes else float("nan")
-    misses = [f"worse promoted {worse} times"] if worse else []
-    if equal > GATE_EQUAL_TARGET:
-        misses.append(f"equal promoted {equal:.1%} > {GATE_EQUAL_TARGET:.0%}")
+    misses = [
+        f"gate: worse promoted {rates['gate', 'worse', size][0]:.1%} at {size:,} holdout rows, target never"
+        for size in sizes
+        if rates["gate", "worse", size][0] > 0
+    ]
+    misses += [
+        f"gate: equal promoted {rates['gate', 'equal', size][0]:.1%} at {size:,} holdout rows > {GATE_EQUAL_TARGET:.0%}"
+        for size in sizes
+        if rates["gate", "equal", size][0] > GATE_EQUAL_TARGET
+    ]
     if not better >= GATE_BETTER_TARGET:
-        misses.append(f"better promoted {better:.1%} < {GATE_BETTER_TARGET:.0%} at {GATE_BETTER_AT:,}")
+        misses.append(f"gate: better promoted {better:.1%} at {GATE_BETTER_AT:,} rows < {GATE_BETTER_TARGET:.0%}")
     return worse, equal, better, misses
 
 
@@ -685,13 +696,14 @@ def print_report(rates: dict, args: argparse.Namespace, cases: dict, pools: dict
     print(f"* detection target from {DETECTION_FROM:,} rows")
     print_rate_table("nightly shape: alarm rate per night (size = rows a day)", NIGHTLY, rates, args.rates)
     holdouts = ", ".join(f"{rate:,} -> {nightly_holdout_rows(rate, training):,}" for rate in args.rates)
-    print(f"holdout rows per rows a day (training.holdout_share {training.holdout_share:g}, at least ", end="")
-    print(f"min_holdout_rows {training.min_holdout_rows:,}): {holdouts}")
+    print(f"registration holdout rows per rows a day: {holdouts} (training.holdout_share {training.holdout_share:g},")
+    print(f"at least training.min_holdout_rows {training.min_holdout_rows:,})")
     print(
         f"† no verdict on some nights: fewer labeled rows than performance.min_labels ({config.performance.min_labels})"
     )
     print_shift_table(rates, args, config)
     print_gate_table(rates, gate_sizes(args, training), cases, noisy_auc(pools[0.0], CHAMPION_SIGMA))
+    print(f"the holdout one night gives, per rows a day: {holdouts}")
 
 
 def summarize(
@@ -708,7 +720,9 @@ def summarize(
     misses += (
         nightly_misses + gate_misses + ([f"report disagreed on {checked - agreed} nights"] if agreed < checked else [])
     )
-    print(f"targets: {'; '.join(misses) or 'met'}")
+    print(
+        "targets: met" if not misses else "targets missed on the report seeds:\n" + "\n".join(f"- {m}" for m in misses)
+    )
     nights = args.nights * sum((s.name, size) in rates for s in (*IID_DATA, *IID_PERFORMANCE) for size in args.sizes)
     print(f"calibration: false_alarm_max={false_alarm:.3f} detection_min={detection:.3f} nights={nights}")
     retrains = args.retrains * len(sizes) * len(cases)
