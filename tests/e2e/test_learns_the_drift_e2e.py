@@ -89,6 +89,7 @@ def test_a_drift_triggered_retrain_is_fitted_on_rows_after_the_change(model):
     tags = registry.version_tags(config.mlflow, config.model_name, "2")
     moment = {name: datetime.fromisoformat(tags[f"window.{name}"]) for name in BOUNDS}
     assert (tags["trigger_reason"], tags["drift_status"]) == (MONITOR_REASON, "drift")
+    assert tags.get("trigger.performance_status") == conf["performance_status"]  # every flat key of the conf
     # the challenger the gate judged was trained on the older changed rows, the holdout is the newest only
     assert moment["training.end"] > change
     assert moment["holdout.start"] > moment["training.end"]
