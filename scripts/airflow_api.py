@@ -28,7 +28,7 @@ import httpx
 
 REPO = Path(__file__).resolve().parent.parent
 RAISE = object()  # request(): a 404 is an error
-DATABASE_RETRIES = 3  # request(): a transient metadata-database error is retried this often
+DATABASE_RETRIES = 6  # request(): a transient metadata-database error (SQLite lock) is retried this often, 1..6 s apart
 
 
 class AirflowAPIError(RuntimeError):
