@@ -42,9 +42,10 @@ settings are not tuned, only measured.
   carry a weekly season that is not drift: weekend customers are ``WEEKEND_AGE_YEARS`` older and
   ``WEEKEND_ONLINE_SHARE`` of them buy through the online channel;
 * performance drift: the champion's score at registration is its ROC-AUC on the holdout one night gives
-  (``nightly_holdout_rows``, read from ``load_config().training``), every label in. On the night checked,
-  ``ON_TIME_LABELED`` of the rows have their label, but only ``LATE_LABELED`` of one late segment's
-  (Region_Code 28, or Vehicle_Age "< 1 Year"), so the labeled rows over-represent the segments labeled early.
+  (``core.windows.holdout_size`` of a night's rows, on ``load_config().training``), every label in. On the
+  night checked, ``ON_TIME_LABELED`` of the rows have their label, but only ``LATE_LABELED`` of one late
+  segment's (Region_Code 28, or Vehicle_Age "< 1 Year"), so the labeled rows over-represent the segments
+  labeled early.
 
 **Smallest shift**: per size, the same nights judged at every shift of ``SHIFT_GRID`` (Age in reference
 standard deviations, the Vehicle_Damage "Yes" share in points); the smallest that alarms on half and on 95%
@@ -89,6 +90,7 @@ from include.retraining.core.config import (
 from include.retraining.core.drift import column_verdicts, compute_drift, dataset_drifted, dataset_threshold
 from include.retraining.core.evaluation import decide_promotion, metric_value
 from include.retraining.core.performance import performance_drift
+from include.retraining.core.windows import holdout_size
 
 START, DAY = datetime(2026, 1, 1, tzinfo=UTC), timedelta(days=1)  # a Thursday
 POOL_ROWS, TRAIN_ROWS, REFERENCE_DAYS, DEMO_RATE = 300_000, 20_000, 90, 1_000
@@ -361,12 +363,6 @@ def performance_nights(
     return nights
 
 
-def nightly_holdout_rows(rate: int, training: TrainingConfig) -> int:
-    """The out-of-time holdout one night of ``rate`` new labeled rows gives: the newest ``holdout_share`` of
-    them, at least ``min_holdout_rows`` (with fewer the run waits for more labels)."""
-    return max(math.ceil(training.holdout_share * rate), training.min_holdout_rows)
-
-
 # --- the gate --------------------------------------------------------------------------------------------
 
 
@@ -507,7 +503,7 @@ def run_cells(tasks: list[tuple[tuple, Callable, tuple]], jobs: int) -> dict[tup
 
 
 def gate_sizes(args: argparse.Namespace, training: TrainingConfig) -> list[int]:
-    return sorted({*args.gate_sizes, *(nightly_holdout_rows(rate, training) for rate in args.rates)})
+    return sorted({*args.gate_sizes, *(holdout_size(rate, training) for rate in args.rates)})
 
 
 def measured_sizes(scenario: Scenario, args: argparse.Namespace) -> list[int]:
@@ -522,7 +518,7 @@ def measured_sizes(scenario: Scenario, args: argparse.Namespace) -> list[int]:
 def night_task(scenario: Scenario, size: int, seeds: list[int], pools: dict, config: PipelineConfig) -> tuple:
     if scenario.detector == "data":
         return data_nights, (scenario.name, size, seeds, [config.drift])
-    holdout = nightly_holdout_rows(size, config.training) if scenario.name in NIGHTLY_NAMES else size
+    holdout = holdout_size(size, config.training) if scenario.name in NIGHTLY_NAMES else size
     return performance_nights, (scenario.name, holdout, size, seeds, pools, config.performance)
 
 
@@ -695,9 +691,11 @@ def print_report(rates: dict, args: argparse.Namespace, cases: dict, pools: dict
     print_rate_table("alarm rate per night (size = rows in each window)", iid, rates, args.sizes)
     print(f"* detection target from {DETECTION_FROM:,} rows")
     print_rate_table("nightly shape: alarm rate per night (size = rows a day)", NIGHTLY, rates, args.rates)
-    holdouts = ", ".join(f"{rate:,} -> {nightly_holdout_rows(rate, training):,}" for rate in args.rates)
-    print(f"registration holdout rows per rows a day: {holdouts} (training.holdout_share {training.holdout_share:g},")
-    print(f"at least training.min_holdout_rows {training.min_holdout_rows:,})")
+    holdouts = ", ".join(f"{rate:,} -> {holdout_size(rate, training):,}" for rate in args.rates)
+    most = f"{training.max_holdout_rows:,}" if training.max_holdout_rows else "none"
+    share, least = training.holdout_share, training.min_holdout_rows
+    print(f"registration holdout rows per rows a day: {holdouts} (core.windows.holdout_size: holdout_share")
+    print(f"{share:g}, at least min_holdout_rows {least:,}, at most max_holdout_rows {most})")
     print(
         f"† no verdict on some nights: fewer labeled rows than performance.min_labels ({config.performance.min_labels})"
     )

@@ -13,7 +13,6 @@ from bench.calibrate import (
     WEEKEND_AGE_YEARS,
     choose,
     labeled_on_the_night,
-    nightly_holdout_rows,
     shift_text,
     shifted,
     smallest_alarming,
@@ -21,7 +20,6 @@ from bench.calibrate import (
     with_weekly_season,
 )
 from include.demo.sample_data import generate_frame
-from include.retraining.core.config import TrainingConfig
 
 MONDAY = datetime(2026, 1, 5, tzinfo=UTC)
 
@@ -42,11 +40,6 @@ def test_the_late_segment_is_labeled_less_on_the_night():
     labeled = labeled_on_the_night(late, 0.9, np.random.default_rng(1))
     assert labeled[late].mean() == pytest.approx(LATE_LABELED, abs=0.02)
     assert labeled[~late].mean() == pytest.approx(0.9, abs=0.02)
-
-
-@pytest.mark.parametrize(("rate", "rows"), [(200, 100), (1_000, 200), (10_001, 2_001)])
-def test_a_night_holds_out_its_share_of_new_labels_and_at_least_the_minimum(rate, rows):
-    assert nightly_holdout_rows(rate, TrainingConfig(holdout_share=0.2, min_holdout_rows=100)) == rows
 
 
 def test_the_smallest_shift_is_the_first_whose_rate_reaches_the_level():
