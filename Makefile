@@ -97,7 +97,7 @@ backtest: up ## replay MODEL's history: make backtest MODEL=<model> FROM=<date> 
 	$(WITH_STACK) $(BIN)/python -m include.retraining.backtest --model "$(MODEL)" --from "$(FROM)" --to "$(TO)" --step "$(or $(STEP),1d)" \
 		$(if $(POLICIES),--policies "$(POLICIES)")
 
-calibrate: venv ## drift checks and gate: false alarms and power, tuned and reported on disjoint seeds (12-22 min, no services)
+calibrate: venv ## drift checks and gate: false alarms and power, tuned and reported on disjoint seeds (12-19 min, no services)
 	$(BIN)/python -m bench.calibrate --nights $(or $(NIGHTS),100) --retrains $(or $(RETRAINS),100)
 
 bench-estimators: venv ## holdout quality and fit cost of the candidate estimators (ROWS=1000000)
