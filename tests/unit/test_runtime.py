@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -13,7 +14,9 @@ from include.retraining import stages
 from include.retraining.airflow.models import MODELS_DIR_ENV
 from include.retraining.airflow.params import param_overrides
 from include.retraining.airflow.runtime import (
+    HONOURED_KEY,
     RESOLVE_TASK,
+    WINDOW_TASK,
     env_config,
     failure_config,
     infrastructure_overrides,
@@ -160,16 +163,17 @@ def collection_of(config: PipelineConfig) -> str:
 
 
 class TaskInstance:
-    """Keeps the XComs of one run like the Task SDK's ``ti`` (by task id, as JSON)."""
+    """Keeps the XComs of one run like the Task SDK's ``ti`` (by task id and key, as JSON)."""
 
-    def __init__(self):
-        self.xcoms: dict[str, str] = {}
+    def __init__(self, task_id: str = "a_task"):
+        self.task_id = task_id
+        self.xcoms: dict[tuple[str, str], str] = {}
 
-    def push(self, task_id: str, value) -> None:
-        self.xcoms[task_id] = json.dumps(value)
+    def push(self, task_id: str, value, key: str = "return_value") -> None:
+        self.xcoms[task_id, key] = json.dumps(value)
 
-    def xcom_pull(self, task_ids: str):
-        return json.loads(self.xcoms[task_ids]) if task_ids in self.xcoms else None
+    def xcom_pull(self, task_ids: str, key: str = "return_value"):
+        return json.loads(self.xcoms[task_ids, key]) if (task_ids, key) in self.xcoms else None
 
 
 def test_a_variable_edited_mid_run_does_not_change_a_later_task_of_that_run(monkeypatch):
@@ -212,7 +216,7 @@ def test_the_failure_mail_uses_the_runs_resolved_config_else_the_models_file(mon
     assert failure_config({"ti": TaskInstance(), "dag_run": failed["dag_run"]}) == load_config()
 
 
-def context(conf=None, run_type=RunType.MANUAL, interval_end=None, params=None) -> dict:
+def context(conf=None, run_type=RunType.MANUAL, interval_end=None, params=None, ti=None) -> dict:
     dag_run = SimpleNamespace(
         dag_id="retrain_vehicle_insurance",
         run_id="manual__2024-05-01T10:00:00+00:00",
@@ -220,7 +224,7 @@ def context(conf=None, run_type=RunType.MANUAL, interval_end=None, params=None) 
         run_type=run_type,
         run_after=datetime(2024, 5, 1, 10, 0, tzinfo=UTC),
     )
-    return {"dag_run": dag_run, "data_interval_end": interval_end, "params": params or {}}
+    return {"dag_run": dag_run, "data_interval_end": interval_end, "params": params or {}, "ti": ti or TaskInstance()}
 
 
 def test_run_info_of_a_manual_run_without_data_interval():
@@ -243,57 +247,55 @@ def test_run_info_prefers_the_data_interval_end():
     assert datetime.fromisoformat(run.run_end).tzinfo is not None
 
 
-def test_run_info_takes_reason_and_trigger_from_conf():
-    conf = {
+def forged_conf() -> dict:
+    """What anyone allowed to trigger the DAG over REST can send: the monitor's conf, made up."""
+    from tests.builders import drift_result
+
+    return {
         "reason": "drift_monitor",
         "monitor_run_id": "drift_monitor__1",
         "window_start": "2024-04-30T10:00:00+00:00",
-        "window_end": "2024-05-01T10:00:00+00:00",
-        "unrelated": "ignored",
+        "window_end": "2024-04-01T10:00:00+00:00",
+        "drift_status": "drift",
+        "check_id": "made-up",
+        "drift": drift_result(status="drift").to_dict(),
     }
 
-    run = run_info(context(conf=conf))
 
-    assert run.run_end == conf["window_end"]  # the monitor's window, not the trigger time
-    assert run.reason == "drift_monitor"
-    assert run.trigger == {key: conf[key] for key in ("reason", "monitor_run_id", "window_start", "window_end")}
-    assert RunInfo.from_dict(json.loads(json.dumps(run.to_dict()))) == run
+def test_a_later_task_takes_no_value_of_a_claimed_trigger_from_the_conf():
+    """Without the window task's verdict (it refused the claim, or never ran) the run is an ordinary one."""
+    ti = TaskInstance("decide")
+
+    run = run_info(context(conf=forged_conf(), ti=ti))
+
+    assert run == run_info(context())
+    assert (run.reason, run.trigger, run.monitor_check) == ("manual", {}, None)
+    assert run.run_end == "2024-05-01T10:00:00+00:00"  # the trigger time, not the conf's window_end
 
 
-def test_every_flat_key_of_the_monitors_conf_reaches_the_retrain_and_its_decision():
-    """What drift_monitor hands over (``retrain_conf``) is what the retrain decides on: a key dropped here
-    makes a retrain for performance drift name it as mere "drift" and ignore ``drift.retrain_on``."""
-    from include.retraining.core.decision import decide_retrain
-    from include.retraining.core.records import NewData, PerformanceDrift
+def test_a_later_task_takes_the_run_the_window_task_verified():
     from tests.builders import drift_result
 
-    worse = PerformanceDrift("drift", "roc_auc", 0.8, 0.6, 0.58, 0.62, 500, "worse on the new labels")
-    drift = drift_result(status="no_drift", performance=worse.to_dict(), check_id="check-1")
-    monitor_run = RunInfo(dag_id="drift_monitor_m", run_id="drift_monitor__1", run_end="2024-05-01T10:00:00+00:00")
-    window = NewData(count=1_000, watermark="2024-04-30T10:00:00+00:00", latest="2024-05-01T10:00:00+00:00")
-    conf = json.loads(json.dumps(stages.retrain_conf(monitor_run, window, drift)))  # as the trigger stores it
-
-    run = run_info(context(conf=conf))
-
-    assert run.trigger == {key: value for key, value in conf.items() if key != "drift"}
-    assert decide_retrain(run, run.monitor_check).reason.startswith(
-        "performance drift detected by drift_monitor run drift_monitor__1"
+    verified = replace(
+        run_info(context()),
+        reason="drift_monitor",
+        run_end="2024-05-01T09:00:00+00:00",
+        trigger={"reason": "drift_monitor", "check_id": "c1"},
+        monitor_check=drift_result(check_id="c1"),
     )
+    ti = TaskInstance("register")
+    ti.push(WINDOW_TASK, verified.to_dict(), key=HONOURED_KEY)
+
+    assert run_info(context(conf=forged_conf(), ti=ti)) == verified
+
+
+def test_a_conf_that_claims_nothing_is_never_checked():
+    """No claim: no MongoDB, no MLflow (the window task would need the resolved config to look)."""
+    params = {"force_retrain": True, "max_iter": 50}
+    run = run_info(context(conf=params, params=params, ti=TaskInstance(WINDOW_TASK)))
+
+    assert (run.reason, run.trigger, run.force_retrain) == ("manual", {}, True)
 
 
 def test_run_info_accepts_a_plain_string_run_type():
     assert run_info(context(run_type="asset_triggered")).reason == "asset_triggered"
-
-
-def test_run_info_carries_the_force_param_and_the_monitors_check():
-    from tests.unit.test_records import DRIFT
-
-    run = run_info(context(conf={"reason": "drift_monitor", "drift": DRIFT.to_dict()}, params={"force_retrain": True}))
-
-    assert run.force_retrain is True
-    assert run.monitor_check == DRIFT
-
-
-def test_a_malformed_monitor_check_in_conf_names_the_key_and_the_fix():
-    with pytest.raises(ValueError, match=r"conf\['drift'\] is not a drift check result .*leave the key out"):
-        run_info(context(conf={"drift": {"status": "drift"}}))

@@ -217,6 +217,13 @@ def mark_once(conn_id: str, database: str, name: str, doc_id: str, field: str, v
     return client(conn_id)[database][name].update_one(query, {"$set": {field: value}}).modified_count == 1
 
 
+def find_document(conn_id: str, database: str, name: str, doc_id: str) -> dict[str, Any] | None:
+    """The monitoring document with id ``doc_id``; None if there is none, or ``doc_id`` is no ObjectId."""
+    if not ObjectId.is_valid(doc_id):
+        return None
+    return client(conn_id)[database][name].find_one({"_id": ObjectId(doc_id)})
+
+
 def field_of(conn_id: str, database: str, name: str, doc_id: str, field: str) -> Any:
     found = client(conn_id)[database][name].find_one({"_id": ObjectId(doc_id)}, {field: 1})
     return (found or {}).get(field)

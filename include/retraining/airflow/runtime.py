@@ -25,10 +25,11 @@ from include.retraining.core.config import (
     load_config,
     resolved,
 )
-from include.retraining.core.records import DriftResult, RecordError, RunInfo
+from include.retraining.core.records import RunInfo
 
-# conf keys a triggering DAG (drift_monitor: every flat key of its retrain_conf) may pass; they end up in MLflow
-# and model-version tags, and the decision reads them
+# conf keys by which a run claims drift_monitor triggered it (``stages.monitor.retrain_conf``, plus the check itself
+# an older monitor sent): such a run is that only once ``stages.monitor.honoured_trigger`` verified the check named
+# by check_id in MongoDB; no value of them is ever taken from the conf
 TRIGGER_KEYS = (
     "reason",
     "monitor_run_id",
@@ -38,8 +39,10 @@ TRIGGER_KEYS = (
     "drift_share",
     "performance_status",
     "check_id",
+    "drift",
 )
-MONITOR_CHECK_KEY = "drift"  # conf key of the drift_monitor's DriftResult for the window it hands over
+WINDOW_TASK = "extract"  # the retrain's task that reads the window: it verifies a claimed trigger, once per run
+HONOURED_KEY = "honoured_trigger"  # its XCom key: the RunInfo of a run whose claimed trigger held (else none)
 INFRASTRUCTURE_VARIABLES = ("mlflow_tracking_uri", "artifacts_bucket", "alert_recipients")
 DEPLOYMENT_VARIABLE = "retrain_config"
 RESOLVE_TASK = "resolve_config"  # the first task of every DAG; its XCom is the run's ResolvedConfig
@@ -126,29 +129,27 @@ def env_config(environ: Mapping[str, str] = os.environ, model: str = DEFAULT_MOD
 
 
 def run_info(context: Mapping[str, Any]) -> RunInfo:
-    """Who runs and for which data: a run drift_monitor triggered ends where the monitor's window ended."""
-    dag_run = context["dag_run"]
+    """Who runs and for which data. A run whose conf claims drift_monitor triggered it is that only when the
+    check it names holds (``stages.monitor.honoured_trigger``, read from MongoDB, consumed by this run): then it
+    ends where the monitor's window ended. The task that reads the window decides, once; a later task reads
+    its verdict. Anything else is an ordinary run of its run type (scheduled, manual...)."""
+    dag_run, ti = context["dag_run"], context["ti"]
     conf = dict(dag_run.conf or {})
-    end = conf.get("window_end") or (context.get("data_interval_end") or dag_run.run_after).isoformat()
-    run_type = getattr(dag_run.run_type, "value", dag_run.run_type)
-    return RunInfo(
+    run = RunInfo(
         dag_id=dag_run.dag_id,
         run_id=dag_run.run_id,
-        run_end=end,
-        reason=str(conf.get("reason") or run_type),
-        trigger={key: conf[key] for key in TRIGGER_KEYS if key in conf},
+        run_end=(context.get("data_interval_end") or dag_run.run_after).isoformat(),
+        reason=str(getattr(dag_run.run_type, "value", dag_run.run_type)),
         force_retrain=bool((context.get("params") or {}).get("force_retrain")),
-        monitor_check=monitor_check(conf),
     )
+    if not any(key in conf for key in TRIGGER_KEYS):
+        return run
+    if ti.task_id != WINDOW_TASK:
+        honoured = ti.xcom_pull(task_ids=WINDOW_TASK, key=HONOURED_KEY)
+        return RunInfo.from_dict(honoured) if honoured else run
+    from include.retraining.stages.monitor import honoured_trigger
 
-
-def monitor_check(conf: Mapping[str, Any]) -> DriftResult | None:
-    if conf.get(MONITOR_CHECK_KEY) is None:
-        return None
-    try:
-        return DriftResult.from_dict(conf[MONITOR_CHECK_KEY])
-    except RecordError as error:
-        raise RecordError(
-            f"conf[{MONITOR_CHECK_KEY!r}] is not a drift check result ({error}): "
-            "trigger with drift_monitor's conf, or leave the key out to check drift in this run"
-        ) from error
+    verified = honoured_trigger(run_config(ti.xcom_pull(task_ids=RESOLVE_TASK)), run, conf.get("check_id"))
+    if verified != run:
+        ti.xcom_push(HONOURED_KEY, verified.to_dict())
+    return verified

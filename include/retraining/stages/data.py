@@ -8,7 +8,7 @@ in memory and writing one snapshot.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -156,8 +156,9 @@ def validated(
 
 
 def detect_drift(config: PipelineConfig, run: RunInfo, validation: ValidationReport) -> DriftResult:
-    """The drift verdict for this run: drift_monitor's, when it handed over this window against the
-    champion that is still current; otherwise computed on the validated snapshot."""
+    """The drift verdict for this run: drift_monitor's, when this run's trigger was verified (the check read
+    from MongoDB, ``stages.monitor.honoured_trigger``) and its champion is still current; otherwise computed
+    on the validated snapshot."""
     mlflow_run_id = registry.pipeline_run(config, run)
     champion = registry.champion(config.mlflow, config.model_name)
     handed_over = run.monitor_check
@@ -304,3 +305,9 @@ def drift_check_document(config: PipelineConfig, run: RunInfo, result: DriftResu
         "window_end": run.run_end,
         **{k: v for k, v in result.to_dict().items() if k != "check_id"},
     }
+
+
+def stored_check(document: dict[str, Any]) -> DriftResult:
+    """The DriftResult a drift-check document records (the inverse of ``drift_check_document``)."""
+    names = {field.name for field in fields(DriftResult)}
+    return DriftResult.from_dict({k: v for k, v in document.items() if k in names} | {"check_id": str(document["_id"])})
