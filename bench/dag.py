@@ -32,36 +32,14 @@ from pathlib import Path
 from bench import datasets
 from bench.datasets import collection_name
 from bench.measure import in_child, median, run_command
+from include.retraining.core.graph import RETRAIN
 
 RETRAIN_DAG_ID = "BENCH_RETRAIN_DAG_ID"  # env key: the retrain DAG id of a version's tree
 CHAMPION = "champion"  # the registry alias, in both trees
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / ".local" / "bench"
-STAGES = (  # in DAG order (the branch task only routes); each reads the XComs it names from the earlier ones
-    "extract",
-    "validate",
-    "detect_drift",
-    "alert_on_drift",
-    "decide",
-    "train",
-    "evaluate",
-    "refit",
-    "register",
-    "promote",
-    "notify",
-)
-RESULT_NAMES = {
-    "extract": "snapshot",
-    "validate": "validation",
-    "detect_drift": "drift",
-    "decide": "decision",
-    "train": "training",
-    "evaluate": "evaluation",
-    "refit": "final",
-    "register": "registration",
-    "promote": "promotion",
-}
+STAGES = tuple(name for name in RETRAIN.names if name != "skip")  # a forced run takes the retrain path
 
 
 def baseline_tree(ref: str) -> Path:
@@ -146,18 +124,16 @@ def in_process(env: dict[str, str]) -> dict[str, float]:
     os.environ["AIRFLOW_VAR_RETRAIN_CONFIG"] = env["AIRFLOW_VAR_RETRAIN_CONFIG"]
     imports_started = time.perf_counter()
     preimport()  # paid once, as in one process; the children inherit the loaded modules (not clients)
-    xcoms: dict[str, object] = {}
+    records: dict[str, object] = {}  # by stage, as the DAG's tasks hand them on
     figures: dict[str, float] = {"imports_s": time.perf_counter() - imports_started}
     run = {"run_id": f"bench_in_process_{time.time_ns()}", "run_end": datasets.END.isoformat()}
     started = time.perf_counter()
     for stage in STAGES:
         stage_started = time.perf_counter()
-        result, peak, base = in_child(call_stage, stage, xcoms, run)
+        records[stage], peak, base = in_child(call_stage, stage, RETRAIN.inputs(stage, records), run)
         figures[f"task.{stage}"] = time.perf_counter() - stage_started
         figures[f"task.{stage}.peak_rss_mb"] = peak
         figures[f"task.{stage}.rss_growth_mb"] = peak - base
-        if stage in RESULT_NAMES:
-            xcoms[RESULT_NAMES[stage]] = result
     figures["seconds"] = time.perf_counter() - started
     figures["peak_rss_mb"] = max(v for k, v in figures.items() if k.endswith("peak_rss_mb"))
     return figures
@@ -174,7 +150,7 @@ def preimport() -> None:
     from include.retraining import stages  # noqa: F401
 
 
-def call_stage(stage: str, xcoms: dict, run: dict) -> object:
+def call_stage(stage: str, records: dict, run: dict) -> object:
     from include.retraining import stages
     from include.retraining.airflow.runtime import env_config
     from include.retraining.airflow.task import call_stage as adapter
@@ -183,7 +159,7 @@ def call_stage(stage: str, xcoms: dict, run: dict) -> object:
     info = RunInfo(
         dag_id="retrain_vehicle_insurance", reason="manual", trigger={}, force_retrain=True, monitor_check=None, **run
     )
-    return adapter(getattr(stages, stage), xcoms, env_config, lambda: info)
+    return adapter(getattr(stages, stage), records, env_config, lambda: info)
 
 
 def mlflow_client():

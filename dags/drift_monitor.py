@@ -19,12 +19,13 @@ import os
 from datetime import timedelta
 
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 from mongo_new_data import MongoNewDataSensor
 
 from include.retraining.airflow.dag_defaults import dag_defaults
 from include.retraining.airflow.models import Model, dag_id, models
-from include.retraining.airflow.task import resolve_run_config, run_stage
+from include.retraining.airflow.task import stage_tasks
+from include.retraining.core.graph import MONITOR
 
 POKE_SECONDS = float(os.environ.get("DRIFT_MONITOR_POKE_SECONDS", "60"))
 WAIT_TIMEOUT = timedelta(minutes=float(os.environ.get("DRIFT_MONITOR_TIMEOUT_MINUTES", "360")))
@@ -39,39 +40,10 @@ def drift_monitor_dag(model: Model):
         doc_md=__doc__,
     )
     def drift_monitor():
-        @task
-        def resolve_config() -> dict:
-            return resolve_run_config(model.id)
-
-        @task
-        def open_window() -> dict:
-            return run_stage("open_window")
-
-        @task
-        def check_drift(new_data: dict) -> dict:
-            return run_stage("check_drift", new_data=new_data)
-
-        @task.branch
-        def route(drift: dict) -> list[str]:
-            return run_stage("route", drift=drift)
-
-        @task
-        def send_drift_alert(new_data: dict, drift: dict) -> dict:
-            return run_stage("send_drift_alert", new_data=new_data, drift=drift)
-
-        @task
-        def retrain_conf(new_data: dict, drift: dict) -> dict:
-            return run_stage("retrain_conf", new_data=new_data, drift=drift)
-
-        @task
-        def record_no_drift(drift: dict) -> str:
-            return run_stage("record_no_drift", drift=drift)
-
-        @task(trigger_rule="none_failed_min_one_success")
-        def advance_watermark(new_data: dict, drift: dict) -> dict:
-            return run_stage("advance_watermark", new_data=new_data, drift=drift)
-
-        window = resolve_config() >> open_window()
+        # each task is handed the run's config and the records its stage takes (core.graph.MONITOR)
+        tasks = stage_tasks(MONITOR, model.id)
+        config = tasks.resolve_config()
+        window = tasks.open_window(config)
         new_data = MongoNewDataSensor(
             task_id="wait_for_new_data",
             database=window["database"],
@@ -85,8 +57,8 @@ def drift_monitor_dag(model: Model):
             timeout=WAIT_TIMEOUT,
             deferrable=True,
         ).output
-        drift = check_drift(new_data)
-        conf = retrain_conf(new_data, drift)
+        drift = tasks.check_drift(config, new_data)
+        conf = tasks.retrain_conf(config, new_data, drift)
         trigger_retrain = TriggerDagRunOperator(
             task_id="trigger_retrain",
             trigger_dag_id=dag_id("retrain", model.id),
@@ -96,11 +68,10 @@ def drift_monitor_dag(model: Model):
             conf=conf,
             wait_for_completion=False,  # the retrain has its own lifecycle; the monitor moves on
         )
-        recorded = record_no_drift(drift)
-        route(drift) >> [send_drift_alert(new_data, drift), conf, recorded]
-        conf >> trigger_retrain
+        recorded = tasks.record_no_drift(config, drift)
+        tasks.route(config, drift) >> [tasks.send_drift_alert(config, new_data, drift), conf, recorded]
         # the alert is a side branch: a mail outage must not hold the watermark (the check is recorded)
-        [trigger_retrain, recorded] >> advance_watermark(new_data, drift)
+        [trigger_retrain, recorded] >> tasks.advance_watermark(config, new_data, drift)
 
     return drift_monitor()
 

@@ -5,8 +5,11 @@ task is one call into ``include.retraining``.
                                         |                       |-> train -> evaluate -> refit -> register -> promote
                                         `-> alert_on_drift      `-> skip        (both paths end in notify)
 
-``resolve_config`` resolves the model's layered config once (file <- Variables <- Params) and returns it
-with its sha256; every later task reads that XCom, so a Variable edited mid-run changes the next run only.
+That is the lifecycle; each task is also handed, as an XCom argument, every record its stage takes from
+the tasks further back (``register`` takes the validation, the drift check, the refit, the evaluation and
+the decision), as ``include.retraining.core.graph.RETRAIN`` declares. ``resolve_config`` resolves the
+model's layered config once (file <- Variables <- Params) and returns it with its sha256; every later task
+is handed that XCom, so a Variable edited mid-run changes the next run only.
 Parse-time cost stays near zero: the library (pandas, scikit-learn, Evidently, MLflow) is imported
 inside the tasks, and nothing here reads a Variable, a connection or the network.
 """
@@ -20,7 +23,8 @@ from airflow.sdk import dag, task
 from include.retraining.airflow.dag_defaults import dag_defaults
 from include.retraining.airflow.models import Model, dag_id, models
 from include.retraining.airflow.params import dag_params
-from include.retraining.airflow.task import resolve_run_config, run_stage
+from include.retraining.airflow.task import stage_tasks
+from include.retraining.core.graph import RETRAIN
 
 
 def retrain_dag(model: Model):
@@ -33,71 +37,28 @@ def retrain_dag(model: Model):
         doc_md=__doc__,
     )
     def retrain():
-        # Each task is handed the record of the task before it; the other records its stage needs (and the
-        # run's config) are pulled by run_stage from the tasks that produce them (all upstream), so the graph
-        # draws the lifecycle.
-        @task
-        def resolve_config() -> dict:
-            return resolve_run_config(model.id)
-
-        @task
-        def extract() -> dict:
-            return run_stage("extract")
-
-        @task
-        def validate(snapshot: dict) -> dict:
-            return run_stage("validate", snapshot=snapshot)
-
-        @task
-        def detect_drift(validation: dict) -> dict:
-            return run_stage("detect_drift", validation=validation)
-
-        @task
-        def alert_on_drift(drift: dict) -> dict:
-            return run_stage("alert_on_drift", drift=drift)
-
-        @task
-        def decide(drift: dict) -> dict:
-            return run_stage("decide", drift=drift)
+        # Every task is handed the run's config and each record its stage takes, from the task that makes it
+        # (checked against core.graph.RETRAIN as the DAG is parsed), so the graph view draws what feeds what.
+        tasks = stage_tasks(RETRAIN, model.id)
 
         @task.branch
         def retrain_or_skip(decision: dict) -> str:
             return "train" if decision["retrain"] else "skip"
 
-        @task
-        def skip() -> dict:
-            return run_stage("skip")
-
-        @task(pool="training")
-        def train() -> dict:
-            return run_stage("train")
-
-        @task
-        def evaluate(training: dict) -> dict:
-            return run_stage("evaluate", training=training)
-
-        @task(pool="training")
-        def refit(evaluation: dict) -> dict:
-            return run_stage("refit", evaluation=evaluation)
-
-        @task
-        def register(final: dict) -> dict:
-            return run_stage("register", final=final)
-
-        @task
-        def promote(registration: dict) -> dict:
-            return run_stage("promote", registration=registration)
-
-        # on the skip path train..promote are skipped: their records are then None
-        @task(trigger_rule="none_failed_min_one_success")
-        def notify() -> dict:
-            return run_stage("notify")
-
-        drift = detect_drift(validate(resolve_config() >> extract()))
-        alert_on_drift(drift)
-        training, skipped = train(), skip()
-        retrain_or_skip(decide(drift)) >> [training, skipped]
-        [promote(register(refit(evaluate(training)))), skipped] >> notify()
+        config = tasks.resolve_config()
+        snapshot = tasks.extract(config)
+        validation = tasks.validate(config, snapshot)
+        drift = tasks.detect_drift(config, validation)
+        tasks.alert_on_drift(config, validation, drift)
+        decision = tasks.decide(config, drift)
+        training, skipped = tasks.train(config, validation, drift), tasks.skip(config, drift, decision)
+        retrain_or_skip(decision) >> [training, skipped]
+        evaluation = tasks.evaluate(config, training)
+        final = tasks.refit(config, training, evaluation)
+        registration = tasks.register(config, validation, drift, final, evaluation, decision)
+        promotion = tasks.promote(config, registration, evaluation)
+        # on the skip path train..promote are skipped, and notify is handed None for their records
+        skipped >> tasks.notify(config, validation, drift, decision, evaluation, registration, promotion)
 
     return retrain()
 

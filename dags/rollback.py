@@ -9,11 +9,12 @@ fails at once with the reason and nothing moves.
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 
 from include.retraining.airflow.dag_defaults import dag_defaults
 from include.retraining.airflow.models import Model, dag_id, models
-from include.retraining.airflow.task import resolve_run_config, run_stage
+from include.retraining.airflow.task import stage_tasks
+from include.retraining.core.graph import ROLLBACK
 
 
 def rollback_dag(model: Model):
@@ -25,15 +26,8 @@ def rollback_dag(model: Model):
         doc_md=__doc__,
     )
     def roll_back():
-        @task
-        def resolve_config() -> dict:
-            return resolve_run_config(model.id)
-
-        @task
-        def rollback() -> dict:
-            return run_stage("rollback")
-
-        resolve_config() >> rollback()
+        tasks = stage_tasks(ROLLBACK, model.id)
+        tasks.rollback(tasks.resolve_config())
 
     return roll_back()
 

@@ -4,8 +4,6 @@ factory makes one DAG trio per model config, and a broken config takes only its 
 from __future__ import annotations
 
 import ast
-import inspect
-import itertools
 import json
 import os
 import shutil
@@ -231,9 +229,9 @@ def test_drift_monitor_shape(dagbag):
 
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
 def test_every_task_body_is_one_stage_call(dag_file):
-    """The DAG declares, the library decides: a TaskFlow task is one ``return run_stage(...)`` (or, the
-    first, ``return resolve_run_config(...)``; a branch may instead return a routing expression); the
-    logic lives in include/retraining."""
+    """The DAG declares, the library decides: the stage tasks come from the task adapter
+    (``stage_tasks``); a TaskFlow task a DAG file defines itself is one ``return run_stage(...)`` or a
+    branch returning a routing expression; the logic lives in include/retraining."""
     offenders = []
     for node in ast.walk(ast.parse(dag_file.read_text())):
         if not isinstance(node, ast.FunctionDef) or not any(_is_task_decorator(d) for d in node.decorator_list):
@@ -251,43 +249,60 @@ def _is_task_decorator(decorator: ast.expr) -> bool:
     return ast.unparse(decorator).startswith("task")
 
 
-def test_retrain_model_draws_the_lifecycle_chain_and_the_branch_only(dagbag):
-    """Records a task was not handed are pulled by run_stage, so the graph has the chain, not the data web."""
-    dag = dagbag.dags[RETRAIN]
-    edges = {(task.task_id, down) for task in dag.tasks for down in task.downstream_task_ids}
-    chain = [
-        "resolve_config",
-        "extract",
-        "validate",
-        "detect_drift",
-        "decide",
-        "retrain_or_skip",
-        "train",
-        "evaluate",
-        "refit",
-        "register",
-    ]
-    expected = set(itertools.pairwise([*chain, "promote"])) | {
-        ("promote", "notify"),
+# the edges a DAG draws besides its graph's data edges: its branches, and the operators it declares itself
+CONTROL_EDGES = {
+    RETRAIN: {
+        ("decide", "retrain_or_skip"),
+        ("retrain_or_skip", "train"),
         ("retrain_or_skip", "skip"),
         ("skip", "notify"),
-        ("detect_drift", "alert_on_drift"),
-    }
-    assert edges == expected
+    },
+    MONITOR: {
+        ("open_window", "wait_for_new_data"),
+        ("route", "send_drift_alert"),
+        ("route", "retrain_conf"),
+        ("route", "record_no_drift"),
+        ("retrain_conf", "trigger_retrain"),
+        ("trigger_retrain", "advance_watermark"),
+        ("record_no_drift", "advance_watermark"),
+    },
+    ROLLBACK: set(),
+}
 
 
-def test_every_record_a_retrain_task_pulls_comes_from_a_task_upstream_of_it(dagbag):
-    """What run_stage pulls (PRODUCERS) has run before the task: the data dependencies the graph leaves out
-    still hold through the chain."""
-    from include.retraining import stages
-    from include.retraining.airflow.task import PRODUCERS
+@pytest.mark.parametrize("dag_id", [RETRAIN, MONITOR, ROLLBACK])
+def test_each_dag_draws_the_data_edges_of_its_stage_graph_and_only_its_branches_besides(dagbag, dag_id):
+    """Every record a stage takes is handed to its task by the task that makes it, so Airflow's graph shows
+    what feeds what; nothing is pulled behind the graph's back."""
+    from include.retraining.core.graph import MONITOR as MONITOR_GRAPH
+    from include.retraining.core.graph import RETRAIN as RETRAIN_GRAPH
+    from include.retraining.core.graph import ROLLBACK as ROLLBACK_GRAPH
 
-    dag = dagbag.dags[RETRAIN]
-    for task in dag.tasks:
-        if not hasattr(stages, task.task_id):
-            continue  # the branch
-        upstream = {t.task_id for t in task.get_flat_relatives(upstream=True)}
-        assert "resolve_config" in upstream, f"{task.task_id} would run before the run's config is resolved"
-        needed = [p for p in inspect.signature(getattr(stages, task.task_id)).parameters if p in PRODUCERS]
-        missing = [f"{p} (from {PRODUCERS[p]})" for p in needed if PRODUCERS[p] not in upstream]
-        assert missing == [], f"{task.task_id} pulls records from tasks not upstream of it: {missing}"
+    graph = {RETRAIN: RETRAIN_GRAPH, MONITOR: MONITOR_GRAPH, ROLLBACK: ROLLBACK_GRAPH}[dag_id]
+    dag = dagbag.dags[dag_id]
+    edges = {(task.task_id, down) for task in dag.tasks for down in task.downstream_task_ids}
+
+    assert graph.edges() <= edges, f"data edges the DAG does not draw: {sorted(graph.edges() - edges)}"
+    assert edges - graph.edges() == CONTROL_EDGES[dag_id]
+    for stage in graph.stages:
+        task = dag.task_dict[stage.name]
+        assert task.pool == (stage.pool or "default_pool")
+        assert (task.trigger_rule == "none_failed_min_one_success") == stage.join
+
+
+def test_a_task_handed_a_record_from_another_task_than_its_maker_fails_the_parse():
+    from airflow.sdk import DAG
+
+    from include.retraining.airflow.task import stage_tasks
+    from include.retraining.core.graph import RETRAIN as RETRAIN_GRAPH
+
+    with DAG("wired_wrong", schedule=None):
+        tasks = stage_tasks(RETRAIN_GRAPH, "vehicle_insurance")
+        config = tasks.resolve_config()
+        validation = tasks.validate(config, tasks.extract(config))
+        drift = tasks.detect_drift(config, validation)
+        training = tasks.train(config, validation, drift)
+        with pytest.raises(ValueError, match=r"task refit is handed training from evaluate \(not train\)"):
+            tasks.refit(config, tasks.evaluate(config, training), training)  # the records swapped
+        with pytest.raises(TypeError, match=r"task evaluate is handed \(resolve_config, training\).*missing"):
+            tasks.evaluate(config)

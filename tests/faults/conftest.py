@@ -25,39 +25,18 @@ from typing import Any
 import pytest
 
 from include.demo.sample_data import generate_documents
+from include.retraining import stages
 from include.retraining.adapters import mongo, registry
+from include.retraining.airflow import task as adapter
 from include.retraining.core.config import PipelineConfig
-from include.retraining.core.records import (
-    DriftResult,
-    Evaluation,
-    Promotion,
-    Registration,
-    RunInfo,
-    Snapshot,
-    TrainingResult,
-    ValidationReport,
-)
-from include.retraining.stages import (
-    decide,
-    detect_drift,
-    evaluate,
-    extract,
-    notify,
-    promote,
-    refit,
-    register,
-    train,
-    validate,
-)
+from include.retraining.core.graph import RETRAIN
+from include.retraining.core.records import RunInfo
 from scripts.local_stack import __main__ as local_stack
 from scripts.local_stack.supervisor import _groups_under, load_ports, ours, spawn, state_dir, stop, wait_ready
 from tests.integration.conftest import ADMIN_CONN_ID, config_factory, stack_env  # noqa: F401 (fixtures)
 
-STAGES = ("extract", "validate", "detect_drift", "train", "evaluate", "refit", "register", "promote", "notify")
-RECORDS = {
-    "extract": Snapshot, "validate": ValidationReport, "detect_drift": DriftResult, "train": TrainingResult,
-    "evaluate": Evaluation, "refit": TrainingResult, "register": Registration, "promote": Promotion,
-}  # fmt: skip
+STAGES = RETRAIN.lineage("notify")  # a forced run: the stages notify needs, in DAG order
+RECORDS = {name: RETRAIN[name].returns for name in STAGES if RETRAIN[name].returns}
 # Clients that give up in seconds, so an outage fails a stage quickly instead of after minutes of retries.
 FAST_MONGO = {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 2000, "socketTimeoutMS": 10000}
 FAST_S3 = {"config_kwargs": {"connect_timeout": 2, "read_timeout": 3, "retries": {"max_attempts": 1}}}
@@ -112,30 +91,9 @@ class Attempt:
 
 
 def call_stage(name: str, config: PipelineConfig, attempt: Attempt) -> Any:
-    run, r = attempt.run, attempt.records
-    calls: dict[str, Callable[[], Any]] = {
-        "extract": lambda: extract(config, run),
-        "validate": lambda: validate(config, run, r["extract"]),
-        "detect_drift": lambda: detect_drift(config, run, r["validate"]),
-        "train": lambda: train(config, run, r["validate"], r["detect_drift"]),
-        "evaluate": lambda: evaluate(config, r["train"]),
-        "refit": lambda: refit(config, run, r["train"], r["evaluate"]),
-        "register": lambda: register(
-            config,
-            run,
-            r["validate"],
-            r["detect_drift"],
-            r["refit"],
-            r["evaluate"],
-            decide(config, run, r["detect_drift"]),
-        ),
-        "promote": lambda: promote(config, r["register"], r["evaluate"]),
-        "notify": lambda: notify(
-            config, run, r["validate"], r["detect_drift"], decide(config, run, r["detect_drift"]),
-            r["evaluate"], r["register"], r["promote"],
-        ),
-    }  # fmt: skip
-    return calls[name]()
+    """Stage ``name`` handed the records of the stages before it, as its task is in the DAG."""
+    records = RETRAIN.inputs(name, attempt.records)
+    return adapter.call_stage(getattr(stages, name), records, lambda: config, lambda: attempt.run)
 
 
 def retrain(

@@ -26,9 +26,12 @@ import pytest
 from bson import ObjectId
 
 from include.demo.sample_data import generate_documents
+from include.retraining import stages
 from include.retraining.adapters import mongo, registry, storage
+from include.retraining.airflow.task import call_stage
 from include.retraining.core.config import PipelineConfig, with_overrides
 from include.retraining.core.contract import QUARANTINE_REASON, DataContractError
+from include.retraining.core.graph import RETRAIN
 from include.retraining.core.records import (
     Decision,
     DriftResult,
@@ -40,18 +43,7 @@ from include.retraining.core.records import (
     TrainingResult,
     ValidationReport,
 )
-from include.retraining.stages import (
-    decide,
-    detect_drift,
-    evaluate,
-    extract,
-    promote,
-    refit,
-    register,
-    skip,
-    train,
-    validate,
-)
+from include.retraining.stages import decide, detect_drift, promote, skip
 from tests.integration.conftest import ADMIN_CONN_ID
 
 pytestmark = [
@@ -77,7 +69,7 @@ class Run:
 
     run: RunInfo
     snapshot: Snapshot
-    report: ValidationReport
+    validation: ValidationReport
     drift: DriftResult
     decision: Decision
     training: TrainingResult | None = None
@@ -93,30 +85,17 @@ def new_run() -> RunInfo:
 
 
 def retrain(config: PipelineConfig, run: RunInfo, *, force: bool = False) -> Run:
-    """The retrain DAG without the scheduler: the same stages, in the same order, on records."""
+    """The retrain DAG without the scheduler: its stage graph's stages, in its order, each handed the records
+    its task is handed; the branch after decide either goes on to train or ends the run (skip only logs)."""
     run = replace(run, force_retrain=force)
-    snapshot = extract(config, run)
-    report = validate(config, run, snapshot)
-    drift = detect_drift(config, run, report)
-    decision = decide(config, run, drift)
-    done = Run(run, snapshot, report, drift, decision)
-    if not decision.retrain:
-        return replace(done, champion=registry.champion(config.mlflow, config.model_name))
-    training = train(config, run, report, drift)
-    evaluation = evaluate(config, training)
-    final = refit(config, run, training, evaluation)
-    registration = register(config, run, report, drift, final, evaluation, decision)
-    promotion = promote(config, registration, evaluation)
+    records: dict[str, Any] = {}
+    for name in RETRAIN.lineage("promote"):
+        if name == "train" and not records["decide"].retrain:
+            break
+        stage = getattr(stages, name)
+        records[name] = call_stage(stage, RETRAIN.inputs(name, records), lambda: config, lambda: run)
     champion = registry.champion(config.mlflow, config.model_name)
-    return replace(
-        done,
-        training=training,
-        evaluation=evaluation,
-        final=final,
-        registration=registration,
-        promotion=promotion,
-        champion=champion,
-    )
+    return Run(run, **{RETRAIN[name].gives: record for name, record in records.items()}, champion=champion)
 
 
 def breaks_contract(doc: dict[str, Any]) -> bool:
@@ -236,7 +215,7 @@ def test_extract_writes_the_whole_window_as_a_snapshot(config, first, first_docs
 
 
 def test_validate_quarantines_the_broken_documents(config, first, first_docs):
-    report = first.report
+    report = first.validation
     broken = {str(doc["_id"]) for doc in first_docs if breaks_contract(doc)}
 
     # the generator breaks one field per document; a missing label is no defect
@@ -268,8 +247,8 @@ def test_first_drift_check_has_no_reference(config, first):
     assert drift.reference_uri is None
     assert drift.report_uri is None
     assert drift.columns == ()
-    assert drift.rows_current == first.report.snapshot.rows
-    assert drift.current_uri == first.report.snapshot.uri
+    assert drift.rows_current == first.validation.snapshot.rows
+    assert drift.current_uri == first.validation.snapshot.uri
     assert drift.mlflow_run_id
     check = drift_check(config, drift.check_id)
     assert check["status"] == "no_reference"
@@ -282,7 +261,7 @@ def test_first_challenger_is_trained_on_the_validated_rows(config, first):
     training = first.training
 
     assert training.mlflow_run_id == first.drift.mlflow_run_id  # one MLflow run per Airflow run
-    labeled = first.report.snapshot.rows - first.report.rows_unlabeled
+    labeled = first.validation.snapshot.rows - first.validation.rows_unlabeled
     assert training.rows_train + training.rows_holdout == labeled  # every labeled row, once
     assert training.rows_holdout == pytest.approx(config.training.holdout_share * labeled, abs=1)
     holdout = storage.read_parquet(config.storage, training.holdout_uri)
@@ -294,7 +273,7 @@ def test_first_challenger_is_trained_on_the_validated_rows(config, first):
     assert holdout["Response"].notna().all()
     assert fitted["Response"].notna().all()
     assert training.params["max_iter"] == 30
-    assert training.params["snapshot_hash"] == first.report.snapshot.content_hash
+    assert training.params["snapshot_hash"] == first.validation.snapshot.content_hash
     assert training.metrics["positive_share"] == pytest.approx(0.12, abs=0.04)
 
 
@@ -306,14 +285,14 @@ def test_first_challenger_becomes_champion(config, first):
     assert evaluation.challenger["roc_auc"] > 0.75
     assert evaluation.reason.startswith("no champion yet")
     assert registration.version == "1"
-    assert registration.tags["snapshot_uri"] == first.report.snapshot.uri
+    assert registration.tags["snapshot_uri"] == first.validation.snapshot.uri
     assert registration.tags["drift_status"] == "no_reference"
     assert "previous_champion" not in registration.tags
     assert promotion == Promotion(promoted=True, champion_version="1", previous_champion=None, reason=promotion.reason)
     assert first.champion == registry.Champion(
         version="1",
         model_uri=f"models:/{config.model_name}/1",
-        snapshot_uri=first.report.snapshot.uri,
+        snapshot_uri=first.validation.snapshot.uri,
         model_sha256=first.final.model_sha256,  # the refit on training + holdout
         training_uri=first.final.training_uri,
         training_end=first.training.windows.holdout.end,
@@ -321,7 +300,7 @@ def test_first_challenger_becomes_champion(config, first):
     )
     assert first.champion.reference_uri == first.final.training_uri  # the next drift check's reference
     tags = registry.version_tags(config.mlflow, config.model_name, "1")
-    assert tags["snapshot_uri"] == first.report.snapshot.uri
+    assert tags["snapshot_uri"] == first.validation.snapshot.uri
     assert tags["promotion_reason"] == promotion.reason
 
 
@@ -333,9 +312,9 @@ def test_lookback_reads_only_the_new_documents(second):
 
     assert second.snapshot.rows == DRIFTED_ROWS
     assert second.snapshot.window_start == (end - timedelta(hours=24)).isoformat()
-    assert second.report.rows_quarantined == 0
-    assert second.report.quarantine_uri is None
-    assert second.report.problems == ()
+    assert second.validation.rows_quarantined == 0
+    assert second.validation.quarantine_uri is None
+    assert second.validation.problems == ()
 
 
 def test_drift_is_detected_against_the_champions_snapshot(recent, first, second):
@@ -513,7 +492,7 @@ def test_a_monitor_check_against_the_current_champion_is_reused_not_recomputed(r
     before = checks.count_documents({})
     run = replace(new_run(), reason="drift_monitor", monitor_check=third.drift)
 
-    drift = detect_drift(recent, run, third.report)
+    drift = detect_drift(recent, run, third.validation)
 
     assert third.drift.champion_version == registry.champion(recent.mlflow, recent.model_name).version
     assert drift == replace(third.drift, mlflow_run_id=drift.mlflow_run_id)
@@ -524,7 +503,7 @@ def test_a_monitor_check_against_the_current_champion_is_reused_not_recomputed(r
 def test_a_monitor_check_against_an_older_champion_is_checked_again(recent, second, third):
     run = replace(new_run(), reason="drift_monitor", monitor_check=second.drift)  # checked against v1
 
-    drift = detect_drift(recent, run, third.report)
+    drift = detect_drift(recent, run, third.validation)
 
     assert drift.champion_version == "2"
     assert drift.check_id != second.drift.check_id

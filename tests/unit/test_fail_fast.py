@@ -2,40 +2,40 @@
 
 from __future__ import annotations
 
-import inspect
-
 import pytest
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
 from include.retraining import stages
 from include.retraining.airflow import task as task_adapter
 from include.retraining.core.config import ConfigError
 from include.retraining.core.contract import DataContractError
+from include.retraining.core.graph import Graph, Stage
 from include.retraining.core.records import DriftResult
 from tests.unit.test_records import DRIFT
 
-
-class FakeTaskInstance:
-    def __init__(self, xcoms: dict[str, object]):
-        self.xcoms = xcoms
-        self.pulled: list[str] = []
-
-    def xcom_pull(self, task_ids: str):
-        self.pulled.append(task_ids)
-        return self.xcoms.get(task_ids)
+GRAPH = Graph(
+    (
+        Stage("detect_drift", gives="drift", returns=DriftResult),
+        Stage("under_test", ("drift",)),
+        Stage("joined", ("drift",), join=True),
+        Stage("lenient", ("drift",), join=True, optional=("drift",)),
+    )
+)
 
 
 @pytest.fixture
 def running_task(monkeypatch):
     """``run_stage`` inside a fake running task; returns a function installing the stage ``under_test``."""
-    ti = FakeTaskInstance({"detect_drift": DRIFT.to_dict()})
-    monkeypatch.setattr("airflow.sdk.get_current_context", lambda: {"params": {}, "ti": ti})
+    monkeypatch.setattr("airflow.sdk.get_current_context", lambda: {"params": {}})
 
-    def install(stage):
-        monkeypatch.setattr(stages, "under_test", stage, raising=False)
-        return ti
+    def install(stage, name="under_test"):
+        monkeypatch.setattr(stages, name, stage, raising=False)
 
     return install
+
+
+def run_under_test(drift, name="under_test"):
+    return task_adapter.run_stage(GRAPH, name, None, {"drift": drift})
 
 
 CONTRACT_MESSAGE = "the data cannot be trained on:\n  - 28 valid rows of 28, fewer than contract.min_rows (500)"
@@ -53,7 +53,7 @@ def test_a_deterministic_failure_fails_the_task_without_retries_and_keeps_its_me
     running_task(under_test)
 
     with pytest.raises(AirflowFailException) as failed:
-        task_adapter.run_stage("under_test", drift=DRIFT.to_dict())
+        run_under_test(DRIFT.to_dict())
 
     assert str(error) in str(failed.value)
     assert type(error).__name__ in str(failed.value)
@@ -67,7 +67,7 @@ def test_a_malformed_xcom_or_conf_is_a_deterministic_failure_too(running_task):
     running_task(under_test)
 
     with pytest.raises(AirflowFailException, match=r"RecordError .*under_test\(drift\)"):
-        task_adapter.run_stage("under_test", drift={"status": "drift"})
+        run_under_test({"status": "drift"})
 
 
 @pytest.mark.parametrize(
@@ -82,27 +82,35 @@ def test_a_transient_fault_is_raised_as_it_is_so_the_task_keeps_its_retries(runn
     running_task(under_test)
 
     with pytest.raises(type(error)) as raised:
-        task_adapter.run_stage("under_test", drift=DRIFT.to_dict())
+        run_under_test(DRIFT.to_dict())
 
     assert raised.value is error
     assert not isinstance(raised.value, AirflowFailException)
 
 
-def test_a_record_the_task_was_not_handed_is_pulled_from_the_task_that_produces_it(running_task):
+def test_the_stage_gets_the_record_its_task_was_handed_as_its_type(running_task):
     def under_test(drift: DriftResult) -> str:
+        assert drift == DRIFT
         return drift.status
 
-    ti = running_task(under_test)
+    running_task(under_test)
 
-    assert task_adapter.run_stage("under_test") == "drift"
-    assert ti.pulled == ["detect_drift"]
-
-
-def test_every_pulled_record_names_a_stage_parameter_and_a_retrain_task():
-    parameters = {name for stage in map(stages.__dict__.get, stages.__all__) for name in _parameters(stage)}
-    assert set(task_adapter.PRODUCERS) <= parameters
-    assert set(task_adapter.PRODUCERS.values()) <= set(stages.__all__)
+    assert run_under_test(DRIFT.to_dict()) == "drift"
 
 
-def _parameters(stage) -> list[str]:
-    return list(inspect.signature(stage).parameters)
+def test_a_join_handed_no_record_for_a_stage_it_needs_is_skipped_not_called(running_task):
+    """The drift monitor's advance_watermark joins the route's paths: when the sensor timed out, only the
+    config task succeeded, and the stage must not run on a window that never came."""
+
+    def joined(drift: DriftResult) -> None:
+        raise AssertionError("not reached: its record was never made")
+
+    def lenient(drift: DriftResult | None) -> str:
+        return "ran without it"
+
+    running_task(joined, "joined")
+    running_task(lenient, "lenient")
+
+    with pytest.raises(AirflowSkipException, match="joined needs drift, and detect_drift was skipped"):
+        run_under_test(None, "joined")
+    assert run_under_test(None, "lenient") == "ran without it"  # notify on the skip path

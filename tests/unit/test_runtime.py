@@ -26,6 +26,7 @@ from include.retraining.airflow.runtime import (
 )
 from include.retraining.airflow.task import resolve_run_config, run_stage
 from include.retraining.core.config import DEFAULT_CONFIG, ConfigError, PipelineConfig, load_config, resolved
+from include.retraining.core.graph import Graph, Stage
 from include.retraining.core.records import RunInfo
 
 
@@ -178,7 +179,7 @@ class TaskInstance:
 
 def test_a_variable_edited_mid_run_does_not_change_a_later_task_of_that_run(monkeypatch):
     """The real task code paths: resolve_run_config reads the Variable (Task SDK, from the environment),
-    a later task's run_stage rebuilds the config from the first task's XCom."""
+    a later task's run_stage rebuilds the config from the first task's XCom it is handed."""
     variable = "AIRFLOW_VAR_RETRAIN_CONFIG_VEHICLE_INSURANCE"
     ti = TaskInstance()
     monkeypatch.setattr("airflow.sdk.get_current_context", lambda: {"params": {}, "ti": ti})
@@ -188,7 +189,8 @@ def test_a_variable_edited_mid_run_does_not_change_a_later_task_of_that_run(monk
     ti.push(RESOLVE_TASK, resolve_run_config("vehicle_insurance"))
     monkeypatch.setenv(variable, json.dumps({"source": {"collection": "after_the_edit"}}))  # mid-run
 
-    assert run_stage("collection_of") == "before_the_edit"
+    later = run_stage(Graph((Stage("collection_of"),)), "collection_of", ti.xcom_pull(RESOLVE_TASK), {})
+    assert later == "before_the_edit"
     assert resolve_run_config("vehicle_insurance")["config"]["source"]["collection"] == "after_the_edit"  # next run
 
 

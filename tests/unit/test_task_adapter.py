@@ -7,8 +7,9 @@ import json
 import pytest
 
 from include.retraining.airflow.params import KNOBS, dag_params, param_overrides
-from include.retraining.airflow.task import call_stage
+from include.retraining.airflow.task import call_stage, typed_records
 from include.retraining.core.config import DEFAULT_CONFIG, PipelineConfig, load_config, merged_config
+from include.retraining.core.graph import RETRAIN
 from include.retraining.core.records import Decision, DriftResult, RecordError, RunInfo
 from tests.unit.test_records import DRIFT
 
@@ -22,12 +23,12 @@ def stage(config: PipelineConfig, run: RunInfo, drift: DriftResult, decision: De
     return Decision(retrain=decision is None, reason=f"{config.model_name}: {drift.status}")
 
 
-def test_records_are_rebuilt_from_their_xcom_form_and_the_result_serialised():
+def test_the_stage_is_called_with_its_records_by_name_and_the_config_and_run():
     config = load_config()
 
-    result = call_stage(stage, {"drift": DRIFT.to_dict(), "decision": None}, lambda: config, lambda: RUN)
+    result = call_stage(stage, {"drift": DRIFT, "decision": None}, lambda: config, lambda: RUN)
 
-    assert result == {"retrain": True, "reason": f"{config.model_name}: drift"}
+    assert result == Decision(retrain=True, reason=f"{config.model_name}: drift")
 
 
 def test_config_and_run_are_resolved_only_when_the_stage_asks_for_them():
@@ -37,12 +38,18 @@ def test_config_and_run_are_resolved_only_when_the_stage_asks_for_them():
     def unreachable():
         raise AssertionError("resolved without need")
 
-    assert call_stage(pure, {"drift": DRIFT.to_dict()}, unreachable, unreachable) == "drift"
+    assert call_stage(pure, {"drift": DRIFT}, unreachable, unreachable) == "drift"
 
 
-def test_a_malformed_xcom_names_the_stage_and_the_parameter():
-    with pytest.raises(RecordError, match=r"stage\(drift\)"):
-        call_stage(stage, {"drift": {"status": "drift"}, "decision": None}, load_config, lambda: RUN)
+def test_records_are_rebuilt_as_the_type_of_the_stage_that_makes_them_and_none_stays_none():
+    xcoms = {"drift": DRIFT.to_dict(), "decision": None}
+
+    assert typed_records(RETRAIN, "skip", xcoms) == {"drift": DRIFT, "decision": None}
+
+
+def test_a_malformed_xcom_names_the_stage_and_the_record():
+    with pytest.raises(RecordError, match=r"skip\(drift\)"):
+        typed_records(RETRAIN, "skip", {"drift": {"status": "drift"}, "decision": None})
 
 
 def example_params() -> dict:

@@ -1,12 +1,14 @@
-"""The one task adapter: every TaskFlow task of the DAGs is ``return run_stage("<stage>", **xcoms)``,
-but the first, ``return resolve_run_config(model)``, which resolves the run's config once.
+"""The one task adapter: the DAGs' tasks are made here from their stage graph (``core.graph``).
 
-It hands the stage the run's config (the first task's XCom) and identity, rebuilds the typed records
-the stage function annotates from their XCom dicts, calls the stage and returns the result's XCom
-form. A record the task was not handed is pulled from the task that produces it (``PRODUCERS``), so
-the DAG draws the lifecycle chain, not every data dependency. Failures a retry cannot fix
-(``PERMANENT``) end the task at once; anything else (a network fault, a service that is down) keeps
-the task's retries. Imported at DAG parse time, so only the standard library is imported at the top.
+``stage_tasks(graph, model)`` gives one TaskFlow task per stage, and ``resolve_config``, which resolves
+the run's config once. A DAG file hands each task the run's config and the records its stage takes, as
+XComArgs (``tasks.train(config, validation, drift)``), so Airflow's graph draws every data edge; handing
+a task anything else, or a record from another task than the one that makes it, fails the parse. At run
+time a task rebuilds the records it was handed as their typed records, calls its stage with them (and
+the config and the run's identity where the stage has those parameters) and returns the result's XCom
+form. Failures a retry cannot fix (``PERMANENT``) end the task at once; anything else (a network fault,
+a service that is down) keeps the task's retries. Imported at DAG parse time: Airflow and the library
+are imported inside the functions.
 """
 
 from __future__ import annotations
@@ -14,20 +16,11 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any, get_type_hints
+from types import SimpleNamespace
+from typing import Any
 
-# record parameter of a stage -> the retrain DAG's task whose XCom it is (the drift monitor hands every record)
-PRODUCERS = {
-    "snapshot": "extract",
-    "validation": "validate",
-    "drift": "detect_drift",
-    "decision": "decide",
-    "training": "train",
-    "evaluation": "evaluate",
-    "final": "refit",
-    "registration": "register",
-    "promotion": "promote",
-}
+from include.retraining.core.graph import CONFIG_TASK, Graph, Stage
+
 log = logging.getLogger(__name__)
 
 
@@ -43,9 +36,60 @@ def permanent_errors() -> tuple[type[Exception], ...]:
     return DataContractError, ConfigError, RecordError, UntrustedModelError, RollbackRefused
 
 
+def stage_tasks(graph: Graph, model: str) -> SimpleNamespace:
+    """The tasks of a DAG (call inside its ``@dag`` function): ``resolve_config()`` and one per stage of
+    ``graph``, each called with the config and its records and returning its XComArg."""
+    from airflow.sdk import task
+
+    @task(task_id=CONFIG_TASK)
+    def resolve_config():
+        return resolve_run_config(model)
+
+    tasks = {stage.name: stage_task(graph, stage) for stage in graph.stages}
+    return SimpleNamespace(resolve_config=resolve_config, **tasks)
+
+
+def stage_task(graph: Graph, stage: Stage) -> Callable[..., Any]:
+    """``stage`` as a TaskFlow task whose call is checked against the graph: the config, then the records
+    ``stage.takes`` (by position or name), each from the task that makes it."""
+    from airflow.sdk import task
+
+    def body(config: Mapping[str, Any] | None, **records: Any) -> Any:
+        return run_stage(graph, stage.name, config, records)
+
+    options: dict[str, Any] = {"task_id": stage.name, "multiple_outputs": stage.unpacked}
+    if stage.pool:
+        options["pool"] = stage.pool
+    if stage.join:
+        options["trigger_rule"] = "none_failed_min_one_success"
+    decorated = (task.branch if stage.branch else task)(**options)(body)
+    names = (CONFIG_TASK, *stage.takes)
+    signature = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+
+    def add(*args: Any, **kwargs: Any) -> Any:
+        try:
+            handed = signature.bind(*args, **kwargs).arguments
+        except TypeError as error:
+            raise TypeError(f"task {stage.name} is handed ({', '.join(names)}): {error}") from error
+        expected = {CONFIG_TASK: CONFIG_TASK} | {name: graph.producer(name) for name in stage.takes}
+        wrong = [f"{n} from {_task_of(v)} (not {expected[n]})" for n, v in handed.items() if _task_of(v) != expected[n]]
+        if wrong:
+            raise ValueError(f"task {stage.name} is handed {', '.join(wrong)}")
+        config = handed.pop(CONFIG_TASK)
+        return decorated(config, **handed)
+
+    return add
+
+
+def _task_of(value: Any) -> str | None:
+    """The task whose XCom ``value`` is, if it is one."""
+    operator = getattr(value, "operator", None)
+    return getattr(operator, "task_id", None)
+
+
 def resolve_run_config(model: str) -> dict[str, Any]:
     """The first task of every DAG: the run's config from every layer, checked in full, returned with
-    its sha256 as the XCom every later task of the run reads (call inside a task only)."""
+    its sha256 as the XCom every later task of the run is handed (call inside a task only)."""
     from airflow.sdk import get_current_context
 
     from include.retraining.airflow.runtime import resolve_config
@@ -56,24 +100,30 @@ def resolve_run_config(model: str) -> dict[str, Any]:
     return record.to_dict()
 
 
-def run_stage(name: str, **xcoms: Any) -> Any:
-    """Call ``include.retraining.stages.<name>`` for the running task (call inside a task only)."""
+def run_stage(graph: Graph, name: str, config: Mapping[str, Any] | None, records: Mapping[str, Any]) -> Any:
+    """Call ``include.retraining.stages.<name>`` with the XComs its task was handed: the run's resolved
+    config and the records, rebuilt as the types the graph gives them (call inside a task only)."""
     from airflow.sdk import get_current_context
 
     from include.retraining import stages
-    from include.retraining.airflow.runtime import RESOLVE_TASK, run_config, run_info
+    from include.retraining.airflow.runtime import run_config, run_info
+    from include.retraining.core.records import Record
 
     context = get_current_context()
-    ti = context["ti"]
-    return failing_fast(
-        lambda: call_stage(
-            getattr(stages, name),
-            xcoms,
-            lambda: run_config(ti.xcom_pull(task_ids=RESOLVE_TASK)),
-            lambda: run_info(context),
-            lambda parameter: ti.xcom_pull(task_ids=PRODUCERS[parameter]),
-        )
-    )
+    skipped = [record for record, value in records.items() if value is None and record not in graph[name].optional]
+    if skipped:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        # a join runs once no task before it failed, also when the stage that makes what it needs was skipped
+        makers = ", ".join(graph.producer(record) for record in skipped)
+        raise AirflowSkipException(f"{name} needs {', '.join(skipped)}, and {makers} was skipped")
+
+    def call() -> Any:
+        typed = typed_records(graph, name, records)
+        result = call_stage(getattr(stages, name), typed, lambda: run_config(config), lambda: run_info(context))
+        return result.to_dict() if isinstance(result, Record) else result
+
+    return failing_fast(call)
 
 
 def failing_fast(call: Callable[[], Any]) -> Any:
@@ -86,29 +136,26 @@ def failing_fast(call: Callable[[], Any]) -> Any:
         raise AirflowFailException(f"{type(error).__name__} (not retried): {error}") from error
 
 
+def typed_records(graph: Graph, name: str, xcoms: Mapping[str, Any]) -> dict[str, Any]:
+    """The XCom form of each record stage ``name`` takes, as its record type (None stays None: a skipped
+    stage's record)."""
+    from include.retraining.core.records import parse
+
+    typed = {}
+    for record, value in xcoms.items():
+        cls = graph.record_type(record)
+        typed[record] = parse(cls, value, f"{name}({record})") if cls and value is not None else value
+    return typed
+
+
 def call_stage(
     stage: Callable[..., Any],
-    xcoms: Mapping[str, Any],
-    config: Callable,
-    run: Callable,
-    pull: Callable[[str], Any] | None = None,
+    records: Mapping[str, Any],
+    config: Callable[[], Any],
+    run: Callable[[], Any],
 ) -> Any:
-    """Scheduler-free core of ``run_stage``: parameters typed PipelineConfig/RunInfo get ``config()``/``run()``,
-    the others their XCom value as the annotated record type (None stays None); a record not in ``xcoms``
-    comes from ``pull(parameter)``."""
-    from include.retraining.core.config import PipelineConfig
-    from include.retraining.core.records import Record, RunInfo, coerce
-
-    hints = get_type_hints(stage)
-    kwargs = {}
-    for parameter in inspect.signature(stage).parameters:
-        hint = hints[parameter]
-        if hint is PipelineConfig:
-            kwargs[parameter] = config()
-        elif hint is RunInfo:
-            kwargs[parameter] = run()
-        else:
-            value = xcoms[parameter] if parameter in xcoms or pull is None else pull(parameter)
-            kwargs[parameter] = coerce(hint, value, f"{stage.__name__}({parameter})")
-    result = stage(**kwargs)
-    return result.to_dict() if isinstance(result, Record) else result
+    """Scheduler-free core of ``run_stage``: ``stage`` called with ``records`` by parameter name, and with
+    ``config()`` / ``run()`` where it has a ``config`` / ``run`` parameter (resolved only then)."""
+    parameters = inspect.signature(stage).parameters
+    context = {"config": config, "run": run}
+    return stage(**{name: resolve() for name, resolve in context.items() if name in parameters}, **records)
