@@ -176,14 +176,13 @@ def test_confidence_is_in_the_record(labels, strong, weak):
 
 def test_win_share_is_deterministic_and_monotonic_in_the_margin(labels, strong, weak):
     noisy = sigmoid(np.log(strong / (1 - strong)) + np.random.default_rng(9).normal(0, 2, labels.size))
-    margins = (-1.0, 0.0, 0.05, 1.0)
+    margins = (0.0, 0.05, 1.0)
     shares = [win_share(labels, noisy, weak, replace(GATE, min_improvement=m)) for m in margins]
 
-    assert shares[0] == 1.0
-    assert shares == sorted(shares, reverse=True)
-    assert 0.0 < shares[2] < 1.0  # the noisy challenger wins some resamples by 0.05, not all
+    assert shares[0] > shares[1] > shares[2]
+    assert 0.0 < shares[1] < 1.0  # the noisy challenger wins some resamples by 0.05, not all
     assert shares[-1] == 0.0
-    assert win_share(labels, noisy, weak, replace(GATE, min_improvement=0.05)) == shares[2]
+    assert win_share(labels, noisy, weak, replace(GATE, min_improvement=0.05)) == shares[1]
 
 
 def test_win_share_with_one_class_is_zero():

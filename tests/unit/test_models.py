@@ -33,7 +33,8 @@ def test_a_broken_file_is_reported_with_its_error_and_the_rest_still_load(tmp_pa
 
     assert [model.id for model in models] == ["good"]
     errors = {model.id: model.error for model in broken}
-    assert "typo.json: config: unknown key(s) ['sorce']" in errors["typo"]
+    assert "typo.json: invalid configuration: " in errors["typo"]
+    assert "config.sorce: unknown key: did you mean 'source'?" in errors["typo"]
     assert "truncated.json is not valid JSON" in errors["truncated"]
     report = broken_report(broken)
     assert report.startswith("2 model config(s) did not load; the other models' DAGs are unaffected.")

@@ -71,7 +71,7 @@ def fitted(dataset):
         (REGRESSION_LABEL | {"classes": [0, 1]}, "contract.label.classes is for objective binary or multiclass"),
         (REGRESSION_LABEL | {"positive_class": 1}, "contract.label.positive_class is for objective binary only"),
         (REGRESSION_LABEL | {"min": 5, "max": 1}, "contract.label.min 5 is above contract.label.max 1: swap them"),
-        ({"objective": "ordinal"}, "config.contract.label.objective: 'ordinal' is not one of"),
+        ({"objective": "ordinal"}, "config.contract.label.objective: got 'ordinal', not one of"),
     ],
 )
 def test_label_errors_name_the_key_and_the_fix(label, expected):

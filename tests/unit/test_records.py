@@ -202,31 +202,43 @@ def test_unknown_key_is_refused_with_its_path():
     with pytest.raises(RecordError) as raised:
         DriftResult.from_dict(data)
 
-    assert "DriftResult.columns[0]: unknown key(s) ['colour']" in str(raised.value)
+    assert "DriftResult.columns[0].colour: unknown key: remove it or fix its spelling; allowed: ['column'," in str(
+        raised.value
+    )
 
 
 def test_unknown_top_level_key():
-    with pytest.raises(RecordError, match=r"Decision: unknown key\(s\) \['why'\]"):
+    with pytest.raises(RecordError, match=r"Decision.why: unknown key: remove it"):
         Decision.from_dict({"retrain": True, "reason": "x", "why": "y"})
 
 
 def test_missing_key_is_a_record_error():
-    with pytest.raises(RecordError, match=r"Promotion: .*reason"):
+    with pytest.raises(RecordError, match=r"Promotion.reason is missing: add it"):
         Promotion.from_dict({"promoted": True, "champion_version": "1", "previous_champion": None})
 
 
 def test_literal_is_checked():
-    with pytest.raises(RecordError, match=r"DriftResult.status: 'maybe' is not one of"):
+    with pytest.raises(RecordError, match=r"DriftResult.status: got 'maybe', not one of .*'no_drift'"):
         DriftResult.from_dict({**DRIFT.to_dict(), "status": "maybe"})
 
 
 def test_not_an_object():
-    with pytest.raises(RecordError, match=r"ValidationReport\.snapshot: expected an object, got str"):
+    with pytest.raises(RecordError, match=r"ValidationReport\.snapshot: got 's3://x', expected an object: write it"):
         ValidationReport.from_dict({**RECORDS[2].to_dict(), "snapshot": "s3://x"})
-    with pytest.raises(RecordError, match="record: expected an object, got list"):
+    with pytest.raises(RecordError, match=r"record: got \[True, 'x'\], expected an object"):
         parse(Decision, [True, "x"])
 
 
+def test_a_misspelt_key_gets_the_close_name():
+    with pytest.raises(RecordError, match=r"Decision.reasons: unknown key: did you mean 'reason'\?"):
+        Decision.from_dict({"retrain": True, "reasons": "x"})
+
+
+def test_a_number_is_not_taken_for_a_string():
+    with pytest.raises(RecordError, match=r"Decision.reason: got 3, expected a string: write it in quotes"):
+        Decision.from_dict({"retrain": True, "reason": 3})
+
+
 def test_tuple_field_needs_a_list():
-    with pytest.raises(RecordError, match=r"Snapshot.columns: expected a list"):
+    with pytest.raises(RecordError, match=r"Snapshot.columns: got 'Age', expected a list"):
         Snapshot.from_dict({**SNAPSHOT.to_dict(), "columns": "Age"})

@@ -65,13 +65,13 @@ def test_every_knob_is_a_nullable_param_and_overrides_its_config_key():
         assert schema["type"] == ["null", knob.kind]
         assert schema["minimum"] == knob.minimum
         assert "Empty: " in params[knob.name].description
-        value = knob.minimum + 1
-        overrides = param_overrides({knob.name: value})
-        node = overrides
-        for key in knob.target:
-            node = node[key]
-        assert node == value
-        load_config(overrides)  # every target is a real config key
+        for value in (knob.minimum, knob.maximum or knob.minimum + 1):
+            overrides = param_overrides({knob.name: value})
+            node = overrides
+            for key in knob.target:
+                node = node[key]
+            assert node == value
+            load_config(overrides)  # every target is a real config key, and the form's bounds are valid values
 
 
 def test_no_field_of_the_trigger_form_is_marked_required():

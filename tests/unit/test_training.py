@@ -223,7 +223,7 @@ def test_training_sample_keeps_a_window_under_the_cap(data, default_config):
 
 
 def test_max_rows_must_be_positive():
-    with pytest.raises(ConfigError, match=r"training.max_rows must be at least 1, got 0"):
+    with pytest.raises(ConfigError, match=r"config.training.max_rows: got 0, out of range: use a value >= 1"):
         load_config({"training": {"max_rows": 0}})
 
 

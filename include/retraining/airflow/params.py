@@ -45,8 +45,8 @@ KNOBS = (
         "false_alarm_rate",
         ("drift", "false_alarm_rate"),
         "number",
-        0,
-        1,
+        0.0001,
+        0.5,
         "Drift false-alarm rate",
         "The share of stationary windows allowed to raise a drift alarm: a column drifts when its test's "
         "p-value is below this rate divided by the number of columns (make calibrate measures it).",

@@ -13,12 +13,15 @@ import hashlib
 import importlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from include.retraining.core.records import Record, RecordError, parse
+from pydantic import ConfigDict, Field, ValidationError
+from pydantic.dataclasses import dataclass
+
+from include.retraining.core.records import RECORD, Record, RecordError, coerce, explain
 from include.retraining.core.timestamps import TimestampType
 
 DEFAULTS_FILE = Path(__file__).parents[1] / "configs" / "defaults.json"  # storage, MLflow, mail: shared
@@ -58,32 +61,48 @@ ESTIMATOR_CLASSES = {
     "ridge": {"regression": ("sklearn.linear_model", "Ridge")},
 }
 ESTIMATORS = tuple(ESTIMATOR_CLASSES)
+Estimator = Literal["random_forest", "gradient_boosting", "logistic_regression", "ridge"]  # ESTIMATOR_CLASSES' keys
 LabelKind = Literal["int", "str", "bool", "float"]
+# Evidently 0.7's registered two-sample tests per column type (tests/unit/test_config.py checks the lists
+# against Evidently's registry); chi2_contingency is ours, registered by core/drift.py
+NumericMethod = Literal[
+    "anderson", "cramer_von_mises", "ed", "empirical_mmd", "es", "hellinger", "jensenshannon", "kl_div", "ks",
+    "mannw", "psi", "t_test", "wasserstein",
+]  # fmt: skip
+CategoricalMethod = Literal[
+    "chi2_contingency", "TVD", "chisquare", "fisher_exact", "g_test", "hellinger", "jensenshannon", "kl_div",
+    "psi", "z",
+]  # fmt: skip
+# The configuration is what people write: types are strict (no "500" for 500, no 1 for true, unknown keys
+# refused); a JSON list is still read as the declared tuple.
+SECTION = ConfigDict(extra="forbid", strict=True)
+LIST = Field(default=(), strict=False)
+Name = Annotated[str, Field(min_length=1)]
 
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or out of range."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class FeatureSpec:
-    name: str
+    name: Name
     kind: Literal["numeric", "categorical"]
-    categories: tuple[str, ...] = ()
+    categories: tuple[str, ...] = LIST
     min: float | None = None
     max: float | None = None
-    max_null_share: float = 0.0
+    max_null_share: float = Field(0.0, ge=0, le=1)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class LabelSpec:
     """The label and the task it poses. ``classes`` (binary, multiclass) are ints, strings or bools, in the
     given order; ``positive_class`` (binary) defaults to the last class; ``min``/``max`` bound a regression
     target."""
 
-    name: str
+    name: Name
     objective: Objective = "binary"
-    classes: tuple[Any, ...] = ()
+    classes: tuple[Any, ...] = LIST
     positive_class: Any = None
     min: float | None = None
     max: float | None = None
@@ -111,12 +130,12 @@ def value_kind(value: Any) -> str:
     return {int: "int", str: "str"}.get(type(value), type(value).__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class ContractConfig:
     label: LabelSpec
-    features: tuple[FeatureSpec, ...]
-    min_rows: int = 500
-    max_quarantine_share: float = 0.05
+    features: tuple[FeatureSpec, ...] = Field(strict=False, min_length=1)
+    min_rows: int = Field(500, ge=1)
+    max_quarantine_share: float = Field(0.05, ge=0, le=1)
 
     @property
     def numeric_features(self) -> list[str]:
@@ -131,48 +150,50 @@ class ContractConfig:
         return [f.name for f in self.features]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class SourceConfig:
-    database: str
-    collection: str
+    database: Name
+    collection: Name
     conn_id: str = "mongo_default"
     id_field: str = "_id"
     id_type: Literal["objectid", "string", "int", "auto"] = "objectid"  # auto: any BSON type, read as text
     timestamp_field: str = "ingested_at"
     timestamp_type: TimestampType = "date"  # how the field is stored: see core/timestamps.py
-    lookback_hours: float | None = None
+    lookback_hours: float | None = Field(None, gt=0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class StorageConfig:
-    bucket: str
+    bucket: Name
     conn_id: str = "aws_default"
     prefix: str = "retraining"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class MonitoringConfig:
     collection: str = "drift_checks"  # one document per drift check
     state_collection: str = "monitor_state"  # the drift monitor's watermark, one document per model
-    min_new_documents: int = 1000  # the monitor checks drift once this many new documents arrived
+    min_new_documents: int = Field(1000, ge=1)  # the monitor checks drift once this many new documents arrived
     # how late a document may arrive after its timestamp (concurrent writers, clock skew): the monitor's
     # windows end this long before now, so a late document still lands in a window exactly once
-    grace_seconds: float = 120.0
+    grace_seconds: float = Field(120.0, ge=0)
     # Where both collections live; empty: the source database. A separate database lets a server whose
     # roles are per database (SecantusDB) keep the source read-only for the pipeline, too.
     database: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class DriftConfig:
     """Calibrated by ``make calibrate``; ``core/drift.py`` says what each knob does."""
 
-    numeric_method: str = "ks"  # an Evidently method name for numeric columns
-    categorical_method: str = "chi2_contingency"  # ... and for categorical ones
+    numeric_method: NumericMethod = "ks"  # an Evidently method name for numeric columns
+    categorical_method: CategoricalMethod = "chi2_contingency"  # ... and for categorical ones
     dataset_rule: Literal["any_column", "share"] = "any_column"
-    false_alarm_rate: float = 0.01  # any_column: the share of stationary checks allowed to alarm
-    drift_share_threshold: float = 0.3  # share: the share of drifted columns at which the dataset drifted
-    max_rows: int = 20000
+    # any_column: the share of stationary checks allowed to alarm
+    false_alarm_rate: float = Field(0.01, gt=0, le=0.5)
+    # share: the share of drifted columns at which the dataset drifted
+    drift_share_threshold: float = Field(0.3, gt=0, le=1)
+    max_rows: int = Field(20000, ge=100)
     seed: int = 42
     # any_drift: data drift alone retrains; performance_when_labeled: when the new rows' labels have arrived
     # and the champion's score on them held, data drift alerts but does not retrain (the inputs moved in a
@@ -180,44 +201,44 @@ class DriftConfig:
     retrain_on: Literal["any_drift", "performance_when_labeled"] = "any_drift"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class PerformanceConfig:
     """Performance drift: the champion scored on newly labeled rows vs its score at registration."""
 
-    max_drop: float = 0.02  # a drop of the primary metric this small is tolerated
-    confidence: float = 0.95  # one-sided level of the bootstrap bound on the current score
-    bootstrap_rounds: int = 300
-    min_labels: int = 200  # fewer labeled rows (or one class only): no verdict
+    max_drop: float = Field(0.02, ge=0)  # a drop of the primary metric this small is tolerated
+    confidence: float = Field(0.95, gt=0.5, lt=1)  # one-sided level of the bootstrap bound on the current score
+    bootstrap_rounds: int = Field(300, ge=10)
+    min_labels: int = Field(200, ge=10)  # fewer labeled rows (or one class only): no verdict
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class TrainingConfig:
-    estimator: str = "random_forest"
+    estimator: Estimator = "random_forest"
     hyperparameters: dict[str, Any] = field(default_factory=dict)
     # the out-of-time holdout: the newest share of the labeled rows newer than the champion's training data
     # (at least min_holdout_rows of them); both models are scored on it. The older new rows are trained on,
     # so a challenger learns what changed (README, "Which rows each model sees"; chosen by `make backtest`)
-    holdout_share: float = 0.2
-    min_holdout_rows: int = 100
+    holdout_share: float = Field(0.2, gt=0, lt=1)
+    min_holdout_rows: int = Field(100, ge=1)
     # and at most this many (None: no cap): after a long calm, 20% of the new rows would be weeks of them,
     # and a challenger fitted before those weeks could not have learned a change that began in them
-    max_holdout_rows: int | None = 2000
+    max_holdout_rows: int | None = Field(2000, ge=1)
     # after the gate passed, the challenger is fitted again on its training rows plus the holdout (same
     # hyperparameters): the version registered has seen every labeled row up to the run's end
     refit: bool = True
     # weight each training row by 0.5 ** (its age in days / this): recent rows count more; None: equal weights
-    recency_half_life_days: float | None = None
+    recency_half_life_days: float | None = Field(None, gt=0)
     # on performance drift (the champion's relation to the label broke) the challenger learns only from the
     # rows newer than the champion's, when there are contract.min_rows of them: the older labels now mislead
     forget_on_performance_drift: bool = True
     seed: int = 42
-    max_rows: int | None = None  # train on a stratified sample of at most this many rows (None: all)
+    max_rows: int | None = Field(None, ge=1)  # train on a stratified sample of at most this many rows (None: all)
     # the extract, when source.lookback_hours is not set: a sliding window of this many days up to the
     # run's end; None: expanding (every document up to the run's end, which grows every night)
-    window_days: float | None = 90.0
+    window_days: float | None = Field(90.0, gt=0)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class GateConfig:
     """Read in the primary metric's direction: for a lower-is-better metric (RMSE, MAE, log-loss) ``floor``
     is the worst acceptable value, a ceiling, and ``min_improvement`` how much lower the challenger must
@@ -225,27 +246,28 @@ class GateConfig:
     ``make calibrate`` (README, "Calibration") measures what the margin and confidence defaults buy."""
 
     primary_metric: str | None = None
-    min_improvement: float = 0.005  # the challenger must be ahead by this much on the holdout...
+    min_improvement: float = Field(0.005, ge=0)  # the challenger must be ahead by this much on the holdout...
     floor: float | None = None
-    confidence: float = 0.95  # ...in this share of paired bootstrap resamples (0.9 promoted 4% of equals)
-    bootstrap_rounds: int = 300
+    # ...in this share of paired bootstrap resamples (0.9 promoted 4% of equals)
+    confidence: float = Field(0.95, ge=0.5, lt=1)
+    bootstrap_rounds: int = Field(300, ge=10)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class MlflowConfig:
-    tracking_uri: str
-    experiment: str
+    tracking_uri: Name
+    experiment: Name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class NotifyConfig:
-    recipients: tuple[str, ...]
+    recipients: tuple[str, ...] = Field(strict=False, min_length=1)
     conn_id: str = "smtp_default"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=SECTION)
 class PipelineConfig:
-    model_name: str
+    model_name: Name
     source: SourceConfig
     contract: ContractConfig
     storage: StorageConfig
@@ -274,7 +296,7 @@ class PipelineConfig:
         return self.monitoring.database or self.source.database
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD)
 class ResolvedConfig(Record):
     """A run's config as its first task resolved it: the XCom every later task of the run reads."""
 
@@ -327,9 +349,9 @@ def config_from(merged: Mapping[str, Any], check_estimator: bool = True) -> Pipe
     """The typed config; ``check_estimator=False`` skips importing scikit-learn to check the
     hyperparameters (DAG parse time: the run's first task checks them)."""
     try:
-        config = parse(PipelineConfig, merged, "config")
+        config = coerce(PipelineConfig, merged, "config")
     except RecordError as error:
-        raise ConfigError(str(error)) from error
+        raise ConfigError(f"invalid configuration: {error}".replace(": invalid configuration:", ":")) from error
     if check_estimator:
         check_hyperparameters(config.training, config.objective)
     return config
@@ -355,10 +377,17 @@ def without_comments(document: Mapping[str, Any]) -> dict[str, Any]:
 
 def with_overrides(config: PipelineConfig, **sections: Mapping[str, Any]) -> PipelineConfig:
     """A copy with some fields of some sections replaced, e.g. ``gate={"floor": 0.7}``."""
-    changes = {name: replace(getattr(config, name), **values) for name, values in sections.items()}
-    changed = replace(config, **changes)
+    changes = {name: _replaced(getattr(config, name), f"config.{name}", values) for name, values in sections.items()}
+    changed = _replaced(config, "config", changes)
     check_hyperparameters(changed.training, changed.objective)
     return changed
+
+
+def _replaced[T](section: T, path: str, values: Mapping[str, Any]) -> T:
+    try:
+        return replace(section, **values)  # type: ignore[type-var]
+    except ValidationError as error:
+        raise ConfigError("invalid configuration: " + explain(error, path, type(section))) from error
 
 
 def family(objective: str) -> str:
@@ -396,27 +425,20 @@ def _check_ranges(config: PipelineConfig) -> None:
             f"use one of {list(METRICS[objective])} (or leave it out for {next(iter(METRICS[objective]))})"
         )
     estimator = config.training.estimator
-    if estimator not in ESTIMATORS:
-        problems.append(f"training.estimator {estimator!r} is not one of {list(ESTIMATORS)}")
-    elif estimator not in estimators_for(objective):
+    if estimator not in estimators_for(objective):
         problems.append(
             f"training.estimator {estimator!r} has no {family(objective)} variant for objective {objective}: "
             f"use one of {estimators_for(objective)}"
         )
-    for name, value in (
-        ("contract.max_quarantine_share", config.contract.max_quarantine_share),
-        ("drift.drift_share_threshold", config.drift.drift_share_threshold),
-        ("drift.false_alarm_rate", config.drift.false_alarm_rate),
-        ("gate.confidence", config.gate.confidence),
-        ("performance.confidence", config.performance.confidence),
-    ):
-        if not 0 <= value <= 1:
-            problems.append(f"{name} must be within [0, 1], got {value}")
     problems.extend(_training_range_problems(config.training))
-    if not config.contract.features:
-        problems.append("contract.features is empty")
-    if not config.notify.recipients:
-        problems.append("notify.recipients is empty")
+    if duplicates := sorted(
+        {name for name in config.contract.feature_names if config.contract.feature_names.count(name) > 1}
+    ):
+        problems.append(f"contract.features lists {duplicates} more than once: keep one entry per column")
+    if config.contract.label.name in config.contract.feature_names:
+        problems.append(
+            f"contract.label.name {config.contract.label.name!r} is also a feature: remove it from contract.features"
+        )
     try:
         date.fromisoformat(config.start_date)
     except (TypeError, ValueError):
@@ -426,24 +448,12 @@ def _check_ranges(config: PipelineConfig) -> None:
 
 
 def _training_range_problems(training: TrainingConfig) -> list[str]:
-    problems = []
-    if not 0 < training.holdout_share < 1:
-        problems.append(f"training.holdout_share must be within (0, 1), got {training.holdout_share}")
     if training.max_holdout_rows is not None and training.max_holdout_rows < training.min_holdout_rows:
-        problems.append(
+        return [
             f"training.max_holdout_rows ({training.max_holdout_rows}) must be at least training.min_holdout_rows "
             f"({training.min_holdout_rows}), or null for no cap"
-        )
-    if training.min_holdout_rows < 1:
-        problems.append(f"training.min_holdout_rows must be at least 1, got {training.min_holdout_rows}")
-    if training.window_days is not None and training.window_days <= 0:
-        problems.append(f"training.window_days must be positive (null: expanding), got {training.window_days}")
-    half_life = training.recency_half_life_days
-    if half_life is not None and half_life <= 0:
-        problems.append(f"training.recency_half_life_days must be positive (null: equal weights), got {half_life}")
-    if training.max_rows is not None and training.max_rows < 1:
-        problems.append(f"training.max_rows must be at least 1, got {training.max_rows}")
-    return problems
+        ]
+    return []
 
 
 def label_problems(label: LabelSpec) -> list[str]:
@@ -501,7 +511,7 @@ def _regression_label_problems(label: LabelSpec) -> list[str]:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             problems.append(f"contract.label.{bound} must be a number, got {value!r}")
     if not problems and label.min is not None and label.max is not None and label.min > label.max:
-        problems.append(f"contract.label.min {label.min} is above contract.label.max {label.max}: swap them")
+        problems.append(f"contract.label.min {label.min:g} is above contract.label.max {label.max:g}: swap them")
     return problems
 
 

@@ -7,10 +7,20 @@ Parquet snapshot on S3 instead.
 
 from __future__ import annotations
 
+import difflib
+import functools
+import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, field, fields, is_dataclass
 from types import UnionType
 from typing import Any, Literal, Self, Union, get_args, get_origin, get_type_hints
+
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass
+
+# Records are built by our own stages and rebuilt from their XCom JSON: types are checked (a number is not
+# taken for a string, an unknown key is refused), and a JSON list becomes the declared tuple.
+RECORD = ConfigDict(extra="forbid")
 
 
 class RecordError(ValueError):
@@ -18,41 +28,112 @@ class RecordError(ValueError):
 
 
 def parse[T](cls: type[T], data: Any, path: str = "record") -> T:
-    """Build dataclass ``cls`` from a JSON-like mapping, recursing into nested records and tuples."""
-    if not isinstance(data, Mapping):
-        raise RecordError(f"{path}: expected an object, got {type(data).__name__}")
-    hints = get_type_hints(cls)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise RecordError(f"{path}: unknown key(s) {unknown}; allowed: {sorted(known)}")
-    kwargs = {name: coerce(hints[name], data[name], f"{path}.{name}") for name in known if name in data}
-    try:
-        return cls(**kwargs)
-    except TypeError as error:  # a required key is missing
-        raise RecordError(f"{path}: {error}") from error
+    """Build ``cls`` from a JSON-like mapping, nested records and tuples included, every value type-checked."""
+    return coerce(cls, data, path)
 
 
 def coerce(hint: Any, value: Any, path: str) -> Any:
-    """``value`` as the type ``hint`` names: records are rebuilt, tuples and literals checked, the rest kept."""
-    origin = get_origin(hint)
-    if origin in (Union, UnionType):
-        options = [arg for arg in get_args(hint) if arg is not type(None)]
-        if value is None:
-            return None
-        if len(options) == 1:
-            return coerce(options[0], value, path)
+    """``value`` (JSON types: an XCom, a config document) as the type ``hint`` names (a record, an optional
+    record, a literal...), or a RecordError naming each offending key path, the value and the fix. It is
+    read as the JSON it is, so a strict section (the configuration) takes a JSON list for a tuple and an
+    object for a nested section, and still refuses "500" for 500."""
+    if is_dataclass(value):
         return value
-    if is_dataclass(hint):
-        return parse(hint, value, path)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise RecordError(f"{path}: expected a list, got {value!r}")
-        item_hint = get_args(hint)[0]
-        return tuple(coerce(item_hint, item, f"{path}[{i}]") for i, item in enumerate(value))
-    if origin is Literal and value not in get_args(hint):
-        raise RecordError(f"{path}: {value!r} is not one of {list(get_args(hint))}")
-    return value
+    try:
+        return _adapter(hint).validate_json(json.dumps(value))
+    except (TypeError, ValueError) as error:
+        if not isinstance(error, ValidationError):  # not JSON at all
+            raise RecordError(f"{path}: {type(value).__name__} is not a JSON value: {error}") from error
+        raise RecordError(explain(error, path, hint)) from error
+
+
+@functools.cache
+def _adapter(hint: Any) -> TypeAdapter:
+    return TypeAdapter(hint)
+
+
+def explain(error: ValidationError, root: str, hint: Any) -> str:
+    """One sentence per problem: ``<root>.<key path>: <what is wrong>, got <value>: <the fix>``."""
+    return "; ".join(_problem(item, root, hint) for item in error.errors(include_url=False))
+
+
+def _problem(item: Mapping[str, Any], root: str, hint: Any) -> str:
+    loc = [part for part in item["loc"] if not _is_union_branch(part)]
+    where = root + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    kind, ctx = item["type"], item.get("ctx") or {}
+    if kind in ("missing", "missing_argument"):
+        return f"{where} is missing: add it"
+    if kind in ("unexpected_keyword_argument", "extra_forbidden"):
+        return f"{where}: unknown key: {_spelling_fix(hint, loc)}"
+    if kind == "value_error":
+        return f"{where}: {ctx.get('error', item['msg'])}" if loc else str(ctx.get("error", item["msg"]))
+    got = repr(item["input"])
+    got = got if len(got) <= 80 else got[:77] + "..."
+    return f"{where}: got {got}, {_expectation(kind, ctx, item['msg'])}"
+
+
+# pydantic error type -> what the value should have been, phrased as the fix
+_EXPECTED = {
+    "int_type": "expected a whole number: write it without quotes or decimals",
+    "int_parsing": "expected a whole number: write it without quotes or decimals",
+    "int_from_float": "expected a whole number: write it without quotes or decimals",
+    "float_type": "expected a number: write it without quotes",
+    "float_parsing": "expected a number: write it without quotes",
+    "bool_type": "expected true or false",
+    "bool_parsing": "expected true or false",
+    "string_type": "expected a string: write it in quotes",
+    "tuple_type": "expected a list: write it as [...]",
+    "list_type": "expected a list: write it as [...]",
+    "dict_type": "expected an object: write it as {...}",
+    "dataclass_type": "expected an object: write it as {...}",
+    "dataclass_exact_type": "expected an object: write it as {...}",
+    "finite_number": "expected a finite number",
+}
+_BOUNDS = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}
+
+
+def _expectation(kind: str, ctx: Mapping[str, Any], message: str) -> str:
+    if kind in _EXPECTED:
+        return _EXPECTED[kind]
+    if kind in _BOUNDS:
+        return f"out of range: use a value {_BOUNDS[kind]} {next(iter(ctx.values()))}"
+    if kind == "literal_error":
+        return f"not one of {ctx['expected']}: use one of them"
+    if kind == "too_short":
+        return f"too short: list at least {ctx['min_length']}"
+    if kind == "string_too_short":
+        return "empty: write a name"
+    return message[:1].lower() + message[1:]
+
+
+def _is_union_branch(part: Any) -> bool:
+    """pydantic names the branch of ``X | None`` it tried in the location (e.g. ``float``): not a key."""
+    return isinstance(part, str) and (part in {"none", "int", "float", "str", "bool"} or "[" in part)
+
+
+def _spelling_fix(hint: Any, loc: list[Any]) -> str:
+    allowed = _keys_at(hint, loc[:-1])
+    if allowed is None:
+        return "remove it"
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.75)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    return f"{guess}remove it or fix its spelling; allowed: {sorted(allowed)}"
+
+
+def _keys_at(hint: Any, loc: list[Any]) -> list[str] | None:
+    """The field names of the record reached from ``hint`` by ``loc``, or None if that is no record."""
+    for part in [*loc, None]:
+        if get_origin(hint) in (Union, UnionType):
+            hint = next((arg for arg in get_args(hint) if arg is not type(None)), hint)
+        if get_origin(hint) is tuple and isinstance(part, int):
+            hint = get_args(hint)[0]
+            continue
+        if not is_dataclass(hint):
+            return None
+        if part is None:
+            return [f.name for f in fields(hint)]
+        hint = get_type_hints(hint).get(part)
+    return None
 
 
 class Record:
@@ -66,7 +147,7 @@ class Record:
         return parse(cls, data, cls.__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD)
 class RunInfo(Record):
     """Who runs the pipeline and for which point in time."""
 
@@ -79,7 +160,7 @@ class RunInfo(Record):
     monitor_check: DriftResult | None = None  # the drift check drift_monitor ran on this run's window
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD)
 class NewData(Record):
     """What woke the drift monitor: ``count`` documents in the window (watermark, latest]."""
 
@@ -89,7 +170,7 @@ class NewData(Record):
     future: int = 0  # documents stamped beyond now + grace, left out of every window until then
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD)
 class Snapshot(Record):
     uri: str
     rows: int
@@ -99,7 +180,7 @@ class Snapshot(Record):
     columns: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD)
 class ValidationReport(Record):
     snapshot: Snapshot  # the rows that passed; what training and drift read
     rows_in: int
@@ -109,7 +190,7 @@ class ValidationReport(Record):
     rows_unlabeled: int = 0  # valid rows awaiting their label: checked for drift, not trained or scored on
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD)
 class Slice(Record):
     """A recorded window: its bounds (ISO timestamps, both inclusive), its rows and a hash of their ids."""
 
@@ -119,7 +200,7 @@ class Slice(Record):
     ids_hash: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD)
 class WindowPlan(Record):
     current: Slice
     training: Slice
@@ -134,7 +215,7 @@ class WindowPlan(Record):
         return self.problem is None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD)
 class PerformanceDrift(Record):
     """The champion scored on newly labeled rows, against its own holdout score at registration."""
 
@@ -152,7 +233,7 @@ class PerformanceDrift(Record):
         return self.status == "drift"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD)
 class ColumnDrift(Record):
     column: str
     method: str
@@ -161,7 +242,7 @@ class ColumnDrift(Record):
     drifted: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD)
 class DriftResult(Record):
     # no_new_data: fewer than contract.min_rows rows are newer than the champion's training data
     status: Literal["drift", "no_drift", "no_reference", "no_new_data"]
@@ -200,13 +281,13 @@ class DriftResult(Record):
         return [c.column for c in self.columns if c.drifted]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD)
 class Decision(Record):
     retrain: bool
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD)
 class TrainingResult(Record):
     mlflow_run_id: str
     model_uri: str
@@ -221,7 +302,7 @@ class TrainingResult(Record):
     refitted: bool = False  # fitted again on training + holdout after the gate passed (training.refit)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD)
 class Evaluation(Record):
     primary_metric: str
     challenger: dict[str, float]
@@ -233,7 +314,7 @@ class Evaluation(Record):
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD)
 class Registration(Record):
     model_name: str
     version: str
@@ -241,7 +322,7 @@ class Registration(Record):
     tags: dict[str, str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, config=RECORD)
 class Promotion(Record):
     promoted: bool
     champion_version: str | None
