@@ -14,7 +14,7 @@ SEED_ROWS ?= 20000
 # a model config in include/models/: its DAGs are retrain_$(MODEL), drift_monitor_$(MODEL), rollback_$(MODEL)
 MODEL ?= vehicle_insurance
 
-.PHONY: help venv up down status seed mongo-setup load-csv onboard demo dags-test rollback summary test lint airflow bench bench-1m bench-monitor bench-compare bench-estimators calibrate backtest
+.PHONY: help venv up down status seed mongo-setup load-csv onboard demo dags-test rollback summary test lint airflow bench bench-1m bench-monitor bench-compare bench-estimators calibrate backtest config-schema
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -96,6 +96,9 @@ backtest: up ## replay MODEL's history: make backtest MODEL=<model> FROM=<date> 
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backtest MODEL=<model> FROM=<date> TO=<date> [STEP=1d] [POLICIES=configured,always,never]"; exit 2; }
 	$(WITH_STACK) $(BIN)/python -m include.retraining.backtest --model "$(MODEL)" --from "$(FROM)" --to "$(TO)" --step "$(or $(STEP),1d)" \
 		$(if $(POLICIES),--policies "$(POLICIES)")
+
+config-schema: venv ## write the JSON Schema of a model file (include/retraining/configs/model.schema.json) from the typed config
+	$(BIN)/python -m include.retraining.core.schema
 
 calibrate: venv ## drift checks and gate: false alarms and power, tuned and reported on disjoint seeds (12-19 min, no services)
 	$(BIN)/python -m bench.calibrate --nights $(or $(NIGHTS),100) --retrains $(or $(RETRAINS),100)
