@@ -52,8 +52,8 @@ rollback: up ## move the champion back to the version it replaced (refused when 
 summary: ## print what the last retrain produced and where to look
 	$(WITH_STACK) $(BIN)/python -m include.demo.summary
 
-mongo-setup: up ## as MongoDB's admin: indexes and the pipeline role's privileges for the config (retrain_config)
-	$(WITH_STACK) $(BIN)/python -m include.retraining.adapters.mongo_setup --admin-conn-id mongo_admin
+mongo-setup: up ## as MongoDB's admin: indexes and the pipeline role's privileges for MODEL's config (and retrain_config)
+	$(WITH_STACK) $(BIN)/python -m include.retraining.adapters.mongo_setup --admin-conn-id mongo_admin --model-file include/models/$(MODEL).json
 
 load-csv: up ## a CSV into MongoDB: CSV=f.csv DB=db COLLECTION=c [TIMESTAMP=field TIMESTAMP_TYPE=date ID=column END=iso DAYS=30]
 	@test -n "$(CSV)" -a -n "$(DB)" -a -n "$(COLLECTION)" || { echo "usage: make load-csv CSV=<file> DB=<db> COLLECTION=<name> [TIMESTAMP=<field>] [TIMESTAMP_TYPE=date|iso_string|epoch_seconds|epoch_millis] [ID=<column>] [END=<iso date>] [DAYS=30]"; exit 2; }

@@ -104,6 +104,16 @@ def report(path: Path, onboarding: Onboarding, command: str) -> str:
     return "\n".join(lines)
 
 
+def sampling_denied(error: Exception, args: argparse.Namespace, model: str) -> str | None:
+    """A user that may not read the collection yet: the two commands that fix it, in order."""
+    fix = (
+        f"sample it as MongoDB's administrator (make onboard DB={args.db} COLLECTION={args.collection} "
+        f"LABEL={args.label} CONN=mongo_admin), then grant the pipeline's role the model's collections "
+        f"(make mongo-setup MODEL={model})"
+    )
+    return mongo.denied(error, args.conn, {args.db: [args.collection]}, fix)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="make onboard", description=__doc__.split("\n\n")[0])
     parser.add_argument("--db", required=True)
@@ -127,6 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         onboarding = propose(facts, args.label, model)
     except ValueError as error:
         print(f"onboard: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:
+        if (sentence := sampling_denied(error, args, model)) is None:
+            raise
+        print(f"onboard: {sentence}", file=sys.stderr)
         return 2
     latest_day = facts.latest and max(facts.latest.date(), (facts.earliest + timedelta(days=1)).date()).isoformat()
     command = next_command(onboarding, latest_day)

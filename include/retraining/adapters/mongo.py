@@ -10,6 +10,7 @@ the whole extract failing on one bad document.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -386,3 +387,31 @@ def advance_watermark(
 def _utc(value: datetime) -> datetime:
     """MongoDB returns naive UTC datetimes unless the client is tz-aware."""
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+UNAUTHORIZED = 13  # MongoDB's error code for a command the user's roles do not allow
+
+
+def denied(error: BaseException, conn_id: str, collections: dict[str, list[str]], fix: str) -> str | None:
+    """One sentence for a MongoDB permission error: the user, what it may not do where, and ``fix``
+    (``collections``: database -> the collections the pipeline uses there); None for any other error."""
+    from pymongo.errors import OperationFailure
+
+    if not isinstance(error, OperationFailure) or error.code != UNAUTHORIZED:
+        return None
+    message = (error.details or {}).get("errmsg") or str(error)
+    found = re.search(r"not authorized on (\S+) to execute command.*?(?:action: (\w+)|\{ ?(\w+):)", message)
+    database = found.group(1) if found else "?"
+    action = (found and (found.group(2) or found.group(3))) or "run this command"
+    used = collections.get(database)
+    where = f"database {database}" + (f" (the model's {', '.join(used)} there)" if used else "")
+    return f"MongoDB user {login_of(conn_id)!r} (connection {conn_id}) may not {action} in {where}: {fix}"
+
+
+def login_of(conn_id: str) -> str:
+    from airflow.sdk.bases.hook import BaseHook
+
+    try:
+        return BaseHook.get_connection(conn_id).login or "(no login)"
+    except Exception:
+        return "(unknown)"

@@ -75,3 +75,30 @@ def read_parquet(storage: StorageConfig, uri: str) -> pd.DataFrame:
 def exists(storage: StorageConfig, uri: str) -> bool:
     bucket, key = split_uri(uri)
     return _hook(storage).check_for_key(key, bucket_name=bucket)
+
+
+DENIED_CODES = {"AccessDenied", "Forbidden", "403", "InvalidAccessKeyId", "SignatureDoesNotMatch", "AllAccessDisabled"}
+
+
+def denied(error: BaseException, storage: StorageConfig) -> str | None:
+    """One sentence for an S3 permission error: the access key, the action and the bucket/prefix, the
+    grant that fixes it; None for any other error."""
+    from botocore.exceptions import ClientError
+
+    if not isinstance(error, ClientError) or error.response.get("Error", {}).get("Code") not in DENIED_CODES:
+        return None
+    code, action = error.response["Error"]["Code"], error.operation_name
+    where = f"s3://{storage.bucket}/{storage.prefix}/"
+    return (
+        f"S3 access key {_access_key(storage)!r} (connection {storage.conn_id}) was refused {action} on {where} "
+        f"({code}): grant it s3:ListBucket on arn:aws:s3:::{storage.bucket} and s3:GetObject, s3:PutObject on "
+        f"arn:aws:s3:::{storage.bucket}/{storage.prefix}/* (MinIO: mc admin policy attach), or fix the "
+        f"connection's keys"
+    )
+
+
+def _access_key(storage: StorageConfig) -> str:
+    try:
+        return _hook(storage).get_credentials().access_key or "(none)"
+    except Exception:
+        return "(unknown)"

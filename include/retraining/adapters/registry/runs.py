@@ -176,3 +176,23 @@ def artifact_url(mlflow_config: MlflowConfig, artifact_uri: str) -> str:
 def tags_as_strings(values: dict[str, Any]) -> dict[str, str]:
     """MLflow tags are strings; structured values go in as JSON."""
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items() if v is not None}
+
+
+DENIED_CODES = {"PERMISSION_DENIED", "UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"}
+
+
+def denied(error: BaseException, mlflow_config: MlflowConfig, model_name: str) -> str | None:
+    """One sentence for an MLflow permission error: the user, the server, what it needs; None otherwise."""
+    import os
+
+    from mlflow.exceptions import MlflowException
+
+    if not isinstance(error, MlflowException) or error.error_code not in DENIED_CODES:
+        return None
+    user = os.environ.get("MLFLOW_TRACKING_USERNAME")
+    who = f"MLflow user {user!r}" if user else "an anonymous MLflow client (MLFLOW_TRACKING_USERNAME unset)"
+    return (
+        f"{who} was refused by {mlflow_config.tracking_uri} ({error.error_code}): give it EDIT on experiment "
+        f"{mlflow_config.experiment!r} and MANAGE on registered model {model_name!r} (MLflow's permissions "
+        f"API, or the UI's admin page), or set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD"
+    )
