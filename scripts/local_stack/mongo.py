@@ -62,7 +62,12 @@ def connection(state: Path, port: int, user: str) -> dict:
 
 
 def admin_uri(state: Path, port: int) -> str:
-    return f"mongodb://{ADMIN}:{quote_plus(users(state)[ADMIN])}@{HOST}:{port}/?authSource=admin"
+    return user_uri(state, port, ADMIN)
+
+
+def user_uri(state: Path, port: int, user: str) -> str:
+    """A URI that works as it is: the user's login, authenticated against the admin database."""
+    return f"mongodb://{user}:{quote_plus(users(state)[user])}@{HOST}:{port}/{DATABASE}?authSource=admin"
 
 
 def env(state: Path, ports: dict[str, int]) -> dict[str, str]:
@@ -70,7 +75,9 @@ def env(state: Path, ports: dict[str, int]) -> dict[str, str]:
         return json.dumps(connection(state, ports["mongo"], user), separators=(",", ":"))
 
     return {
-        "MONGO_URI": f"mongodb://{HOST}:{ports['mongo']}/",  # the address; logins are in the connections
+        # the pipeline's user: reads the sources, writes its monitoring collections (what the DAGs run as)
+        "MONGO_URI": user_uri(state, ports["mongo"], PIPELINE),
+        "MONGO_ADMIN_URI": user_uri(state, ports["mongo"], ADMIN),  # setup, seeding, loading CSVs
         "MONGO_DB": DATABASE,
         "MONGO_COLLECTION": COLLECTION,
         "AIRFLOW_CONN_MONGO_DEFAULT": dump(PIPELINE),  # what the pipeline runs as

@@ -28,7 +28,8 @@ REPO = Path(__file__).resolve().parents[2]
 SERVICES = ("s3", "mongo", "smtp", "mlflow")
 AIRFLOW = ("airflow-api-server", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer")
 REQUIRED_NAMES = {
-    "MONGO_URI", "MONGO_DB", "MONGO_COLLECTION", "MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL_S3", "S3_BUCKET",
+    "MONGO_URI", "MONGO_ADMIN_URI", "MONGO_DB", "MONGO_COLLECTION", "MLFLOW_TRACKING_URI", "AWS_ENDPOINT_URL_S3",
+    "S3_BUCKET",
     "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "MAIL_SINK_DIR", "SMTP_PORT",
     "AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW__CORE__PLUGINS_FOLDER",
     "AIRFLOW__CORE__LOAD_EXAMPLES", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "PYTHONPATH",
@@ -85,13 +86,28 @@ def stack(tmp_path_factory: pytest.TempPathFactory):
         run_stack(state, "down", "--purge", timeout=60)
 
 
+def assert_uris_work_as_they_are(env: dict[str, str]) -> None:
+    """The URIs stack.env hands a person or a script log in: the pipeline's reads the demo database and
+    nothing it was not granted, the admin's lists every database."""
+    import pymongo
+    from pymongo.errors import OperationFailure
+
+    with pymongo.MongoClient(env["MONGO_URI"]) as pipeline, pymongo.MongoClient(env["MONGO_ADMIN_URI"]) as admin:
+        assert pipeline[env["MONGO_DB"]][env["MONGO_COLLECTION"]].count_documents({}) >= 0
+        with pytest.raises(OperationFailure, match="not authorized"):
+            pipeline.list_database_names()
+        assert env["MONGO_DB"] in admin.list_database_names()
+
+
 def test_up_starts_every_service_and_writes_stack_env(stack: Path):
     status = run_stack(stack, "status")
     assert status.returncode == 0, status.stdout
     env = sourced_env(stack)
     assert REQUIRED_NAMES - env.keys() == set()
     ports, _ = read_state(stack)
-    assert env["MONGO_URI"] == f"mongodb://127.0.0.1:{ports['mongo']}/"
+    assert env["MONGO_URI"].startswith("mongodb://retrain_pipeline:")
+    assert env["MONGO_ADMIN_URI"].startswith("mongodb://admin:")
+    assert_uris_work_as_they_are(env)
     assert env["SMTP_PORT"] == str(ports["smtp"])
     assert json.loads(env["AIRFLOW_CONN_AWS_DEFAULT"])["extra"]["endpoint_url"] == env["AWS_ENDPOINT_URL_S3"]
     pipeline, admin = json.loads(env["AIRFLOW_CONN_MONGO_DEFAULT"]), json.loads(env["AIRFLOW_CONN_MONGO_ADMIN"])
