@@ -162,9 +162,27 @@ def test_extra_fields_are_ignored_and_future_documents_named(champion_config, ca
     assert validation.rows_in == GOOD  # the future-dated ones are outside the window
     assert validation.problems == ()
     assert "debug_blob" not in validation.snapshot.columns
-    warning = next(r.getMessage() for r in caplog.records if "stamped after this run's end" in r.getMessage())
-    assert "5 documents" in warning
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warning = next(message for message in warnings if "stamped after now" in message)
+    assert warning.startswith("ingested_at: 5 documents are stamped after now")
     assert str(future[0]["_id"]) in warning or "e.g. _id" in warning
+
+
+def test_a_run_for_an_earlier_date_does_not_warn_about_the_later_documents(champion_config, caplog):
+    config = own_collection(champion_config)
+    earlier, later = NOW - timedelta(days=10), documents(GOOD, seed=10)  # documents() spans the days before NOW
+    old = generate_documents(GOOD, start=earlier - timedelta(days=5), end=earlier, seed=11)
+    mongo.insert_documents(old + later, database=config.source.database, collection=config.source.collection)
+    run = RunInfo(
+        dag_id="retrain_vehicle_insurance", run_id=f"backfill__{uuid.uuid4().hex}", run_end=earlier.isoformat()
+    )
+
+    with caplog.at_level(logging.INFO):
+        extract(config, run)
+
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "stamped after" in r.getMessage()]
+    said = next(r.getMessage() for r in caplog.records if "stamped after this run's end" in r.getMessage())
+    assert said.startswith(f"{len(later)} documents are stamped after this run's end")
 
 
 def own_collection(config: PipelineConfig) -> PipelineConfig:

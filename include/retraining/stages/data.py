@@ -90,17 +90,27 @@ def extract(config: PipelineConfig, run: RunInfo) -> Snapshot:
         )
     if window.frame.empty:
         raise DataContractError(empty_window(config, window))
-    later, examples = mongo.stamped_after(source, window.end)
-    if later:
+    say_what_lies_beyond(config, window.end)
+    return park(config, run, window, window.frame, "extract")
+
+
+def say_what_lies_beyond(config: PipelineConfig, end: datetime) -> None:
+    """Documents after the window: later runs' (a backfill or a historical date: said, no warning), and
+    those stamped after now, which no window holds yet (a warning: the writer's clock or a wrong field)."""
+    source, now = config.source, datetime.now(UTC)
+    future, examples = mongo.stamped_after(source, max(end, now))
+    if future:
         log.warning(
-            "%s: %d documents are stamped after this run's end %s (e.g. _id %s): not in this window; "
-            "future-dated timestamps come from the writer's clock or a wrong field",
+            "%s: %d documents are stamped after now, %s (e.g. _id %s): in no window until then; timestamps in "
+            "the future come from the writer's clock or a wrong field",
             source.timestamp_field,
-            later,
-            window.end.isoformat(),
+            future,
+            now.isoformat(timespec="seconds"),
             ", ".join(examples),
         )
-    return park(config, run, window, window.frame, "extract")
+    later = mongo.stamped_after(source, end)[0] - future if end < now else 0
+    if later:
+        log.info("%d documents are stamped after this run's end %s: later runs read them", later, end.isoformat())
 
 
 def empty_window(config: PipelineConfig, window: Window) -> str:
