@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from types import SimpleNamespace
 
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 
 from include.retraining import stages
 from include.retraining.airflow.models import MODELS_DIR_ENV
@@ -28,6 +29,7 @@ from include.retraining.airflow.task import resolve_run_config, run_stage
 from include.retraining.core.config import DEFAULT_CONFIG, ConfigError, PipelineConfig, load_config, resolved
 from include.retraining.core.graph import Graph, Stage
 from include.retraining.core.records import RunInfo
+from tests.unit.test_task_adapter import example_params
 
 
 class RunType(enum.Enum):  # shaped like airflow's DagRunType
@@ -182,7 +184,7 @@ def test_a_variable_edited_mid_run_does_not_change_a_later_task_of_that_run(monk
     a later task's run_stage rebuilds the config from the first task's XCom it is handed."""
     variable = "AIRFLOW_VAR_RETRAIN_CONFIG_VEHICLE_INSURANCE"
     ti = TaskInstance()
-    monkeypatch.setattr("airflow.sdk.get_current_context", lambda: {"params": {}, "ti": ti})
+    monkeypatch.setattr("airflow.sdk.get_current_context", lambda: task_context(ti))
     monkeypatch.setattr(stages, "collection_of", collection_of, raising=False)  # a stage that shows its config
 
     monkeypatch.setenv(variable, json.dumps({"source": {"collection": "before_the_edit"}}))
@@ -192,6 +194,33 @@ def test_a_variable_edited_mid_run_does_not_change_a_later_task_of_that_run(monk
     later = run_stage(Graph((Stage("collection_of"),)), "collection_of", ti.xcom_pull(RESOLVE_TASK), {})
     assert later == "before_the_edit"
     assert resolve_run_config("vehicle_insurance")["config"]["source"]["collection"] == "after_the_edit"  # next run
+
+
+def task_context(ti, conf=None) -> dict:
+    """What resolve_run_config reads of a running task's context: the retrain DAG's declared Params."""
+    dag_run = SimpleNamespace(dag_id="retrain_vehicle_insurance", conf=conf or {})
+    declared = example_params()
+    return {"params": {name: param.value for name, param in declared.items()} | (conf or {}), "ti": ti,
+            "dag_run": dag_run, "dag": SimpleNamespace(params=declared)}  # fmt: skip
+
+
+def test_a_misspelt_param_in_the_conf_is_refused_with_the_params(monkeypatch):
+    monkeypatch.setattr("airflow.sdk.get_current_context", lambda: task_context(TaskInstance(), {"lookback_days": 3}))
+
+    with pytest.raises(AirflowFailException) as raised:  # the first task, not retried
+        resolve_run_config("vehicle_insurance")
+
+    message = str(raised.value)
+    assert "the run's conf has ['lookback_days'], which retrain_vehicle_insurance does not take" in message
+    assert "(did you mean 'lookback_days' -> 'lookback_hours'?)" in message
+    assert f"its Params {sorted(example_params())} only" in message
+
+
+def test_the_monitors_conf_keys_are_not_refused(monkeypatch):
+    conf = {"reason": "drift_monitor", "check_id": "abc", "monitor_run_id": "m1"}
+    monkeypatch.setattr("airflow.sdk.get_current_context", lambda: task_context(TaskInstance(), conf))
+
+    assert resolve_run_config("vehicle_insurance")["model"] == "vehicle_insurance"
 
 
 def test_a_task_without_a_resolved_config_names_the_first_task():
@@ -216,6 +245,20 @@ def test_the_failure_mail_uses_the_runs_resolved_config_else_the_models_file(mon
 
     (tmp_path / "wine.json").write_text("{broken")
     assert failure_config({"ti": TaskInstance(), "dag_run": failed["dag_run"]}) == load_config()
+
+
+def test_a_config_that_did_not_resolve_still_fails_towards_the_deployments_mlflow(monkeypatch):
+    """A broken retrain_config: the failure mail reads the registry the deployment uses, not defaults.json's."""
+    monkeypatch.setenv("AIRFLOW_VAR_RETRAIN_CONFIG", json.dumps({"drift": {"max_row": 10}}))
+    monkeypatch.setenv("AIRFLOW_VAR_MLFLOW_TRACKING_URI", "http://mlflow.internal:5000")
+    monkeypatch.setenv("AIRFLOW_VAR_ALERT_RECIPIENTS", "oncall@example.com")
+    failed = {"ti": TaskInstance(), "dag_run": SimpleNamespace(dag_id="retrain_vehicle_insurance")}
+
+    config = failure_config(failed)
+
+    assert config.mlflow.tracking_uri == "http://mlflow.internal:5000"
+    assert config.notify.recipients == ("oncall@example.com",)
+    assert config.model_name == load_config().model_name
 
 
 def context(conf=None, run_type=RunType.MANUAL, interval_end=None, params=None, ti=None) -> dict:

@@ -10,6 +10,7 @@ the next run, never the running one.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Mapping
@@ -65,13 +66,28 @@ def infrastructure_overrides(variables: Mapping[str, str | None]) -> dict[str, A
     return overrides
 
 
-def resolve_config(model: str, params: Mapping[str, Any]) -> ResolvedConfig:
-    """The run's config from every layer (see the module doc), checked in full, with its hash."""
+def resolve_config(model: str, context: Mapping[str, Any]) -> ResolvedConfig:
+    """The run's config from every layer (see the module doc), checked in full, with its hash; a conf key
+    that is neither a Param of the DAG nor the drift monitor's is refused (a misspelt Param would be
+    ignored without a word, and the run would do what nobody asked)."""
     from airflow.sdk import Variable
 
+    check_conf_keys(dict(context["dag_run"].conf or {}), list(context["dag"].params), context["dag_run"].dag_id)
     variables = {name: Variable.get(name, default=None) for name in INFRASTRUCTURE_VARIABLES}
     deployment = {name: Variable.get(name, default=None) for name in (DEPLOYMENT_VARIABLE, model_variable(model))}
-    return resolved(model, layered_config(model, deployment, variables, params))
+    return resolved(model, layered_config(model, deployment, variables, context["params"]))
+
+
+def check_conf_keys(conf: Mapping[str, Any], params: list[str], dag_id: str) -> None:
+    unknown = sorted(set(conf) - set(params) - set(TRIGGER_KEYS))
+    if not unknown:
+        return
+    guesses = [f"{key!r} -> {close[0]!r}" for key in unknown if (close := difflib.get_close_matches(key, params, 1))]
+    hint = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
+    raise ConfigError(
+        f"the run's conf has {unknown}, which {dag_id} does not take{hint}: trigger it again with its Params "
+        f"{sorted(params)} only"
+    )
 
 
 def layered_config(
@@ -107,17 +123,30 @@ def run_config(record: Mapping[str, Any] | None) -> PipelineConfig:
 
 
 def failure_config(context: Mapping[str, Any]) -> PipelineConfig:
-    """The run's config for its failure mail: the resolved one; when the failure is that it did not
-    resolve, the model's file alone; when that is what is broken, the example's (same mail defaults)."""
+    """The run's config for its failure mail and registry summary: the resolved one. When the failure is
+    that it did not resolve, the closest config that does, always with the deployment's MLflow, bucket and
+    recipients (the infrastructure Variables): the layers without the run's Params, then the model's file,
+    then the example's."""
+    from airflow.sdk import Variable
+
     try:
         return run_config(context["ti"].xcom_pull(task_ids=RESOLVE_TASK))
     except (ConfigError, ValueError):
         pass
-    model = model_of(context["dag_run"].dag_id)
-    try:
-        return load_config(base=model_path(model)) if model else load_config()
-    except (ConfigError, OSError):
-        return load_config()
+    model = model_of(context["dag_run"].dag_id) or DEFAULT_MODEL
+    infrastructure = {name: Variable.get(name, default=None) for name in INFRASTRUCTURE_VARIABLES}
+    deployment = {name: Variable.get(name, default=None) for name in (DEPLOYMENT_VARIABLE, model_variable(model))}
+    attempts = (
+        lambda: layered_config(model, deployment, infrastructure),
+        lambda: layered_config(model, {}, infrastructure),
+        lambda: layered_config(DEFAULT_MODEL, {}, infrastructure),
+    )
+    for attempt in attempts:
+        try:
+            return attempt()
+        except (ConfigError, OSError):
+            continue
+    return load_config()
 
 
 def env_config(environ: Mapping[str, str] = os.environ, model: str = DEFAULT_MODEL) -> PipelineConfig:
