@@ -4,6 +4,7 @@ factory makes one DAG trio per model config, and a broken config takes only its 
 from __future__ import annotations
 
 import ast
+import inspect
 import json
 import os
 import shutil
@@ -288,6 +289,8 @@ def test_each_dag_draws_the_data_edges_of_its_stage_graph_and_only_its_branches_
         task = dag.task_dict[stage.name]
         assert task.pool == (stage.pool or "default_pool")
         assert (task.trigger_rule == "none_failed_min_one_success") == stage.join
+        # no **kwargs: Airflow hands a callable that has them the whole task context besides its records
+        assert list(inspect.signature(task.python_callable).parameters) == ["config", *stage.takes]
 
 
 def test_a_task_handed_a_record_from_another_task_than_its_maker_fails_the_parse():
@@ -304,5 +307,5 @@ def test_a_task_handed_a_record_from_another_task_than_its_maker_fails_the_parse
         training = tasks.train(config, validation, drift)
         with pytest.raises(ValueError, match=r"task refit is handed training from evaluate \(not train\)"):
             tasks.refit(config, tasks.evaluate(config, training), training)  # the records swapped
-        with pytest.raises(TypeError, match=r"task evaluate is handed \(resolve_config, training\).*missing"):
+        with pytest.raises(TypeError, match=r"task evaluate is handed \(config, training\).*missing"):
             tasks.evaluate(config)

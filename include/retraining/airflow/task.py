@@ -6,7 +6,8 @@ XComArgs (``tasks.train(config, validation, drift)``), so Airflow's graph draws 
 a task anything else, or a record from another task than the one that makes it, fails the parse. At run
 time a task rebuilds the records it was handed as their typed records, calls its stage with them (and
 the config and the run's identity where the stage has those parameters) and returns the result's XCom
-form. Failures a retry cannot fix (``PERMANENT``) end the task at once; anything else (a network fault,
+form; handed None for the record of a skipped stage that it does not declare optional, it skips.
+Failures a retry cannot fix (``permanent_errors``) end the task at once; anything else (a network fault,
 a service that is down) keeps the task's retries. Imported at DAG parse time: Airflow and the library
 are imported inside the functions.
 """
@@ -54,8 +55,13 @@ def stage_task(graph: Graph, stage: Stage) -> Callable[..., Any]:
     ``stage.takes`` (by position or name), each from the task that makes it."""
     from airflow.sdk import task
 
+    names = ("config", *stage.takes)
+    signature = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
+
     def body(config: Mapping[str, Any] | None, **records: Any) -> Any:
         return run_stage(graph, stage.name, config, records)
+
+    body.__signature__ = signature  # type: ignore[attr-defined]  # Airflow hands **kwargs the whole context
 
     options: dict[str, Any] = {"task_id": stage.name, "multiple_outputs": stage.unpacked}
     if stage.pool:
@@ -63,20 +69,17 @@ def stage_task(graph: Graph, stage: Stage) -> Callable[..., Any]:
     if stage.join:
         options["trigger_rule"] = "none_failed_min_one_success"
     decorated = (task.branch if stage.branch else task)(**options)(body)
-    names = (CONFIG_TASK, *stage.takes)
-    signature = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
 
     def add(*args: Any, **kwargs: Any) -> Any:
         try:
             handed = signature.bind(*args, **kwargs).arguments
         except TypeError as error:
             raise TypeError(f"task {stage.name} is handed ({', '.join(names)}): {error}") from error
-        expected = {CONFIG_TASK: CONFIG_TASK} | {name: graph.producer(name) for name in stage.takes}
+        expected = {"config": CONFIG_TASK} | {name: graph.producer(name) for name in stage.takes}
         wrong = [f"{n} from {_task_of(v)} (not {expected[n]})" for n, v in handed.items() if _task_of(v) != expected[n]]
         if wrong:
             raise ValueError(f"task {stage.name} is handed {', '.join(wrong)}")
-        config = handed.pop(CONFIG_TASK)
-        return decorated(config, **handed)
+        return decorated(**handed)
 
     return add
 
@@ -95,7 +98,7 @@ def resolve_run_config(model: str) -> dict[str, Any]:
     from include.retraining.airflow.runtime import resolve_config
 
     context = get_current_context()
-    record = failing_fast(lambda: resolve_config(model, context["params"]))
+    record = failing_fast(lambda: resolve_config(model, context))
     log.info("config of model %s resolved: sha256 %s", model, record.sha256)
     return record.to_dict()
 
@@ -123,10 +126,12 @@ def run_stage(graph: Graph, name: str, config: Mapping[str, Any] | None, records
         result = call_stage(getattr(stages, name), typed, lambda: run_config(config), lambda: run_info(context))
         return result.to_dict() if isinstance(result, Record) else result
 
-    return failing_fast(call)
+    return failing_fast(call, lambda error: permission_denied(error, run_config(config), context["dag_run"].dag_id))
 
 
-def failing_fast(call: Callable[[], Any]) -> Any:
+def failing_fast(call: Callable[[], Any], denied: Callable[[Exception], str | None] | None = None) -> Any:
+    """``call()``; a failure a retry cannot fix ends the task at once, a permission error (``denied`` says
+    which, in one sentence) too: until someone grants the right, every retry is refused the same way."""
     from airflow.sdk.exceptions import AirflowFailException
 
     try:
@@ -134,6 +139,39 @@ def failing_fast(call: Callable[[], Any]) -> Any:
     except permanent_errors() as error:
         # no retries: a retry reads the same data and config and fails the same way
         raise AirflowFailException(f"{type(error).__name__} (not retried): {error}") from error
+    except Exception as error:
+        sentence = _denial(denied, error)
+        if sentence is None:
+            raise
+        raise AirflowFailException(f"permission denied (not retried): {sentence}") from error
+
+
+def _denial(denied: Callable[[Exception], str | None] | None, error: Exception) -> str | None:
+    try:
+        return denied(error) if denied else None
+    except Exception:  # explaining must not hide the error it explains
+        log.exception("could not explain %s", type(error).__name__)
+        return None
+
+
+def permission_denied(error: Exception, config: Any, dag_id: str) -> str | None:
+    """The one sentence for a permission error of MongoDB, S3 or MLflow (user, resource, fix), else None."""
+    from include.retraining.adapters import mongo, registry, storage
+    from include.retraining.airflow.models import model_of
+
+    model = model_of(dag_id) or config.model_name
+    collections: dict[str, list[str]] = {config.source.database: [config.source.collection]}
+    monitoring = [config.monitoring.collection, config.monitoring.state_collection]
+    collections.setdefault(config.monitoring_database, []).extend(monitoring)
+    grant = (
+        "as MongoDB's administrator, grant the pipeline's role this model's collections: "
+        f"make mongo-setup MODEL={model}"
+    )
+    return (
+        mongo.denied(error, config.source.conn_id, collections, grant)
+        or storage.denied(error, config.storage)
+        or registry.denied(error, config.mlflow, config.model_name)
+    )
 
 
 def typed_records(graph: Graph, name: str, xcoms: Mapping[str, Any]) -> dict[str, Any]:

@@ -83,7 +83,10 @@ class Graph:
         """The task whose XCom the record is."""
         if record in self.operators:
             return self.operators[record][0]
-        return next(stage.name for stage in self.stages if stage.gives == record)
+        for stage in self.stages:
+            if stage.gives == record:
+                return stage.name
+        raise KeyError(f"no stage of the graph gives {record!r}")
 
     def record_type(self, record: str) -> type[Record] | None:
         if record in self.operators:

@@ -1,7 +1,8 @@
 """The stages: one function per Airflow task, composing the core and the adapters over typed records.
 
-Each function is named like its task, so ``run_stage("<task id>")`` finds it here. They run without a
-scheduler: a test or a notebook calls them with a config and a ``RunInfo``.
+Each function is named like its task and its stage in ``core.graph``, whose records it takes by their
+names, so the task adapter finds it here. They run without a scheduler: a test or a notebook calls them
+with a config, a ``RunInfo`` and the records.
 """
 
 from include.retraining.stages.data import detect_drift, extract, validate
