@@ -25,27 +25,54 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from pandas.api.types import is_numeric_dtype
 
 from include.retraining.core.timestamps import TIMESTAMP_TYPES, IsoLayout, to_stored
+from include.retraining.core.traps import single_instant
 
 ISO_LAYOUT = IsoLayout(fraction_digits=3)
 BATCH = 5000
+EPOCHS = {"s": (1e9, 2e9), "ms": (1e12, 2e12)}  # a numeric timestamp column: epoch seconds or milliseconds
 
 
 def stamped(frame: pd.DataFrame, field: str, days: float, end: datetime) -> pd.Series:
     """The CSV's own timestamps, or file order spread evenly over ``days`` up to ``end``."""
     if field in frame.columns:
-        parsed = pd.to_datetime(frame[field], utc=True, errors="coerce")
+        parsed = parsed_numbers(frame[field]) if is_numeric_dtype(frame[field]) else parsed_text(frame[field])
         if bad := int(parsed.isna().sum()):
             raise ValueError(
                 f"{bad} of {len(frame)} values of column {field!r} are not dates (e.g. row "
                 f"{int(parsed.isna().to_numpy().argmax()) + 2} of the file): fix them, or drop the column to "
                 "stamp the rows in file order"
             )
+        if one := single_instant(parsed, f"column {field!r}"):
+            raise ValueError(one)
         return parsed
     step = timedelta(days=days) / max(len(frame), 1)
     start = end - timedelta(days=days)
     return pd.Series([start + step * (i + 1) for i in range(len(frame))], index=frame.index)
+
+
+def parsed_text(values: pd.Series) -> pd.Series:
+    return pd.to_datetime(values, utc=True, errors="coerce")
+
+
+def parsed_numbers(values: pd.Series) -> pd.Series:
+    """Epoch seconds or milliseconds (of 2001..2033); any other number is refused, not read as nanoseconds
+    after 1970 (pandas' reading, which stores every row at 1970-01-01)."""
+    present = values.dropna()
+    for unit, (low, high) in EPOCHS.items():
+        if present.between(low, high).all():
+            return pd.to_datetime(values, unit=unit, utc=True)
+    low, high = present.min(), present.max()
+    years = (present % 1 == 0).all() and low >= 1000 and high <= 3000
+    what = "whole numbers that look like years" if years else "numbers that are no epoch seconds or milliseconds"
+    raise ValueError(
+        f"column {values.name!r} holds {what} ({low:g} .. {high:g}), not moments: read as epoch nanoseconds "
+        "every row would be stamped 1970-01-01. Drop TIMESTAMP= to stamp the rows in file order (sorted by "
+        f"{values.name} first, if the file is not), or add a column of dates"
+        + (f" (e.g. {int(low)}-07-01 for {int(low)})" if years else "")
+    )
 
 
 def stored(moment: pd.Timestamp, timestamp_type: str) -> Any:

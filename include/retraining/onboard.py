@@ -18,7 +18,6 @@ import os
 import re
 import sys
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
 from include.retraining.adapters import mongo
@@ -67,17 +66,31 @@ def collection_facts(source: SourceConfig, label: str, timestamp_field: str | No
     return replace(facts, earliest=earliest, latest=latest, off_form=mongo.off_form(typed)[0])
 
 
-def next_command(onboarding: Onboarding, latest_day: str | None) -> str:
-    """``airflow dags test`` at the day of the newest document: a logical date inside the data."""
-    return f"airflow dags test retrain_{onboarding.config['model_name']} {latest_day or '<a date inside the data>'}"
+STACK_ENV = "set -a && source .local/stack.env && set +a"  # what the README runs Airflow commands after
 
 
-def write(path: Path, onboarding: Onboarding, command: str) -> None:
+def next_commands(path: Path, onboarding: Onboarding) -> list[str]:
+    """What to run next, exactly: the administrator's grant of the new collection to the pipeline's user,
+    then the first run at a logical date inside the data. A file outside ``include/models`` is named to both
+    (the models folder through ``RETRAIN_MODELS_DIR``, as the DAG factory reads it)."""
+    model = onboarding.config["model_name"]
+    date = onboarding.run_date or "<a date inside the data>"
+    if path.resolve() == (MODELS_DIR / f"{model}.json").resolve():
+        grant, folder = f"make mongo-setup MODEL={model}", ""
+    else:
+        setup = ".venv/bin/python -m include.retraining.adapters.mongo_setup --admin-conn-id mongo_admin"
+        grant, folder = f"{STACK_ENV} && {setup} --model-file {path}", f"RETRAIN_MODELS_DIR={path.parent} "
+    return [grant, f"{STACK_ENV} && {folder}.venv/bin/airflow dags test retrain_{model} {date}"]
+
+
+def write(path: Path, onboarding: Onboarding, commands: list[str]) -> None:
     notes = {
         "note": "written by `make onboard`: review the unsure items, then commit this file",
         "inferred": onboarding.inferred,
         "unsure": onboarding.unsure,
-        "next": command,
+        "chosen": onboarding.choices,
+        "sample_ranges": onboarding.sample_ranges,
+        "next": commands,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(readable_json({"_onboarding": notes, **onboarding.config}) + "\n")
@@ -96,11 +109,13 @@ def readable_json(value: object, indent: str = "") -> str:
     return "{\n" + ",\n".join(items) + "\n" + indent + "}"
 
 
-def report(path: Path, onboarding: Onboarding, command: str) -> str:
+def report(path: Path, onboarding: Onboarding, commands: list[str]) -> str:
     model = onboarding.config["model_name"]
     lines = [f"wrote {path}", "inferred:", *(f"  - {item}" for item in onboarding.inferred)]
+    lines += ["chosen:", *(f"  - {item}" for item in onboarding.choices)]
     lines += ["unsure (check before committing):", *(f"  - {item}" for item in onboarding.unsure or ["nothing"])]
-    lines += [f"DAGs: retrain_{model}, drift_monitor_{model}", f"next: {command}"]
+    lines += [f"DAGs: retrain_{model}, drift_monitor_{model}, rollback_{model}", "next:"]
+    lines += [f"  {number}. {command}" for number, command in enumerate(commands, 1)]
     return "\n".join(lines)
 
 
@@ -143,10 +158,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"onboard: {sentence}", file=sys.stderr)
         return 2
-    latest_day = facts.latest and max(facts.latest.date(), (facts.earliest + timedelta(days=1)).date()).isoformat()
-    command = next_command(onboarding, latest_day)
-    write(path, onboarding, command)
-    print(report(path, onboarding, command))
+    commands = next_commands(path, onboarding)
+    write(path, onboarding, commands)
+    print(report(path, onboarding, commands))
     return 0
 
 

@@ -47,6 +47,7 @@ METRICS: dict[str, dict[str, str]] = {
     "multiclass": {"macro_f1": HIGHER, "balanced_accuracy": HIGHER, "log_loss": LOWER, "roc_auc_ovr": HIGHER},
     "regression": {"rmse": LOWER, "mae": LOWER, "r2": HIGHER},
 }
+SCALED_METRICS = ("rmse", "mae")  # in the label's units: gate.min_improvement_unit label_std may scale them
 # name -> the scikit-learn class per family, imported only when needed (config loading stays light)
 ESTIMATOR_CLASSES = {
     "random_forest": {
@@ -247,6 +248,9 @@ class GateConfig:
 
     primary_metric: str | None = None
     min_improvement: float = Field(0.005, ge=0)  # the challenger must be ahead by this much on the holdout...
+    # ...read in the metric's own units, or (rmse, mae) in units of the holdout label's standard deviation:
+    # a margin that means the same whether the label is in grams or in tonnes
+    min_improvement_unit: Literal["metric", "label_std"] = "metric"
     floor: float | None = None
     # ...in this share of paired bootstrap resamples (0.9 promoted 4% of equals)
     confidence: float = Field(0.95, ge=0.5, lt=1)
@@ -423,6 +427,12 @@ def _check_ranges(config: PipelineConfig) -> None:
         problems.append(
             f"gate.primary_metric {metric!r} is not a metric of objective {objective}: "
             f"use one of {list(METRICS[objective])} (or leave it out for {next(iter(METRICS[objective]))})"
+        )
+    scaled = metric or next(iter(METRICS[objective]))  # the default primary metric is resolved after this check
+    if config.gate.min_improvement_unit == "label_std" and scaled not in SCALED_METRICS:
+        problems.append(
+            f"gate.min_improvement_unit label_std scales an error in the label's units ({list(SCALED_METRICS)}), "
+            f"not {scaled}: set gate.min_improvement_unit to metric"
         )
     estimator = config.training.estimator
     if estimator not in estimators_for(objective):

@@ -123,9 +123,18 @@ def score(y: np.ndarray, predictions: np.ndarray, objective: str = "binary") -> 
     return {name: value for name, value in values.items() if math.isfinite(value)}
 
 
+def margin(y: np.ndarray, gate: GateConfig) -> float:
+    """How far ahead the challenger must be, in the primary metric's units: ``gate.min_improvement``, times
+    the holdout label's standard deviation under ``gate.min_improvement_unit`` label_std (an RMSE or MAE
+    margin that means the same in grams or in tonnes)."""
+    if gate.min_improvement_unit == "label_std":
+        return gate.min_improvement * float(np.std(y))
+    return gate.min_improvement
+
+
 def win_share(y: np.ndarray, challenger: np.ndarray, champion: np.ndarray, gate: GateConfig) -> float:
-    """Share of paired bootstrap resamples in which the challenger beats the champion by the margin, in the
-    primary metric's direction; resamples on which the metric is undefined are skipped.
+    """Share of paired bootstrap resamples in which the challenger beats the champion by the margin
+    (``margin``), in the primary metric's direction; resamples on which the metric is undefined are skipped.
 
     A resample is a vector of row multiplicities (``bincount`` of the drawn rows), used as sample weights.
     Binary ROC-AUC (and one-vs-rest ROC-AUC, class by class) and the thresholded binary metrics are
@@ -136,6 +145,7 @@ def win_share(y: np.ndarray, challenger: np.ndarray, champion: np.ndarray, gate:
     """
     weighted = _weighted_metric(gate.primary_metric, np.asarray(y), np.asarray(challenger), np.asarray(champion))
     sign = -1 if lower_is_better(gate.primary_metric) else 1
+    needed = margin(np.asarray(y), gate)
     rng = np.random.default_rng(0)
     wins = rounds = 0
     for _ in range(gate.bootstrap_rounds):
@@ -144,7 +154,7 @@ def win_share(y: np.ndarray, challenger: np.ndarray, champion: np.ndarray, gate:
         if values is None:
             continue
         rounds += 1
-        wins += sign * (values[0] - values[1]) >= gate.min_improvement
+        wins += sign * (values[0] - values[1]) >= needed
     return wins / rounds if rounds else 0.0
 
 
@@ -286,11 +296,14 @@ def decide_promotion(
         return Evaluation(**unchallenged | {"champion": champion}, passed=False, reason=reason)
     improvement = value - champion[primary] if not lower else champion[primary] - value
     confidence = win_share(y, challenger_predictions, champion_predictions, gate)
-    passed = improvement >= gate.min_improvement and confidence >= gate.confidence
+    needed = margin(y, gate)
+    passed = improvement >= needed and confidence >= gate.confidence
+    scaled = gate.min_improvement_unit == "label_std"
+    unit = f" = {gate.min_improvement:g} x the label's std {np.std(y):.4g}" if scaled else ""
     reason = (
         f"challenger {primary} {value:.4f} {'beats' if passed else 'does not beat'} champion "
         f"v{champion_version} {champion[primary]:.4f}{direction}: improvement {improvement:+.4f} "
-        f"(needs >= {gate.min_improvement:.4f}), wins {confidence:.1%} of the bootstrap resamples "
+        f"(needs >= {needed:.4f}{unit}), wins {confidence:.1%} of the bootstrap resamples "
         f"(needs >= {gate.confidence:.1%})"
     )
     compared = unchallenged | {"champion": champion, "improvement": improvement, "confidence": confidence}

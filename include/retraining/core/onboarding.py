@@ -1,26 +1,59 @@
 """A first model config from a sample of a collection: what ``make onboard`` writes for review.
 
 Pure inference over sampled documents and a few whole-collection counts (the adapter reads them):
-features and their kind, categories and plausible ranges, the label's objective and classes, the
-``_id`` type, the timestamp field and how it is stored. Every guess that could be wrong is listed
-as *unsure*, so the reviewer knows what to check before committing the file.
+features and their kind, categories, the label's objective and classes, the ``_id`` type, the timestamp
+field and how it is stored, and the window, row minimums and gate sized together from the collection's
+rate (rows per day) and size. Every guess that could be wrong is listed as *unsure*, so the reviewer
+knows what to check before committing the file.
+
+The contract bounds only what is physical: a quantity never negative in the sample gets ``min: 0``;
+the ranges seen in the sample are recorded in the notes (drift watches them), never turned into
+quarantine bounds, which would remove the tail of the distribution (often the rare class) from training
+and evaluation. Before anything is written, the config is run on the sample as the first run would see
+it: the contract (``core.contract``) and the window plan (``core.windows``, the pipeline's functions),
+and the traps of ``core.traps`` (a label sorted with the timestamp, one instant, a class missing).
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from include.retraining.core.config import is_one_of
-from include.retraining.core.timestamps import MILLIS_ABOVE, is_number, stored_type
+import pandas as pd
 
-MAX_CATEGORIES = 50  # more distinct strings than this is free text or an identifier, not a category
+from include.retraining.core import traps, windows
+from include.retraining.core.config import (
+    DEFAULTS_FILE,
+    ConfigError,
+    PipelineConfig,
+    config_from,
+    deep_merge,
+    is_one_of,
+    without_comments,
+)
+from include.retraining.core.contract import DataContractError, validate_frame
+from include.retraining.core.timestamps import MILLIS_ABOVE, from_stored, is_number, stored_type
+
+MAX_CATEGORIES = 50  # up to this many distinct strings: a closed set, listed in the contract
+# more, up to this many (the most gradient boosting's native categories take), is still a category when
+# each value repeats MIN_REPEATS times on average in the sample (95 airports in 5,000 flights), left open:
+# a value the sample missed is not quarantined; beyond that it is free text or an identifier
+MAX_OPEN_CATEGORIES = 250
+MIN_REPEATS = 20
 MAX_CLASSES = 20  # more distinct integer labels than this is a count to regress, not classes
 MIN_ROWS = 500  # the pipeline's default contract.min_rows, lowered for small collections
 MIN_HOLDOUT_ROWS = 100  # the pipeline's default training.min_holdout_rows, lowered the same way
+FLOOR_ROWS = 20  # no minimum is set below this: fewer rows train and judge nothing
+WINDOW_DAYS = 90  # the sliding window `make backtest` measured (README, "Which rows each model sees")...
+WINDOW_ROWS = 2000  # ...widened, for a slow collection, until it holds about this many rows
+HALF_LIFE_DAYS = 7  # the recency half-life `make backtest` measured at 800 rows a day...
+HALF_LIFE_ROWS = 1000  # ...lengthened, for a slow collection, until a half-life holds about this many rows
+MIN_IMPROVEMENT = 0.005  # the gate's margin: of the metric (AUC, F1), or of the label's std (regression)
+CONFIDENCE = 0.95  # the calibrated gate confidence (README, "Calibration": 0.9 promoted 4% of equals)
 TIMESTAMP_HINTS = ("ingested", "created", "updated", "timestamp", "time", "date", "_at")
 # per objective: the estimator, its hyperparameters in full, the gate's primary metric
 TRAINING = {
@@ -39,6 +72,9 @@ class Onboarding:
     config: dict[str, Any]
     inferred: list[str]
     unsure: list[str]
+    choices: list[str] = field(default_factory=list)  # why each sized or gate value was chosen
+    sample_ranges: dict[str, str] = field(default_factory=dict)  # information, not contract bounds
+    run_date: str | None = None  # a logical date inside the data: the first run's
 
 
 @dataclass(frozen=True)
@@ -101,7 +137,8 @@ def id_type(counts: dict[str, int]) -> str:
 
 
 def label_spec(name: str, values: list[Any]) -> tuple[dict[str, Any], list[str]]:
-    """The label's objective and classes (their real type, sorted) or range."""
+    """The label's objective and classes (their real type, sorted); a regression target bounded only by its
+    sign."""
     present = [value for value in values if value is not None]
     if not present:
         raise ValueError(f"label {name!r}: no sampled document has it; check LABEL= (field names are case-sensitive)")
@@ -123,8 +160,7 @@ def label_spec(name: str, values: list[Any]) -> tuple[dict[str, Any], list[str]]
         kinds = sorted({type(value).__name__ for value in distinct})
         raise ValueError(f"label {name!r} mixes value types {kinds}: clean the label first")
     if objective == "regression":
-        low, high = plausible_range([float(value) for value in present])
-        return {"name": name, "objective": "regression", "min": low, "max": high}, unsure
+        return {"name": name, "objective": "regression"} | sign_bound(present), unsure
     classes = [int(value) if is_number(value) and not isinstance(value, bool) else value for value in distinct]
     spec: dict[str, Any] = {"name": name, "objective": objective, "classes": classes}
     if objective == "binary":
@@ -135,18 +171,47 @@ def label_spec(name: str, values: list[Any]) -> tuple[dict[str, Any], list[str]]
     return spec, unsure
 
 
-def feature_specs(sample: list[dict[str, Any]], exclude: set[str]) -> tuple[list[dict[str, Any]], list[str]]:
-    """One spec per top-level field of the sample (minus ``exclude``): numeric or categorical."""
+def sign_bound(numbers: list[Any]) -> dict[str, float]:
+    """The one bound a sample can tell for sure: a quantity it never saw negative is not negative."""
+    return {"min": 0.0} if min(numbers) >= 0 else {}
+
+
+def observed_range(numbers: list[Any]) -> str:
+    """What the sample held, for the notes: the reviewer sees the scale, drift watches the distribution."""
+    whole = all(float(value).is_integer() for value in numbers)
+    return f"{min(numbers):g} .. {max(numbers):g}" + (", whole numbers" if whole else "")
+
+
+@dataclass(frozen=True)
+class Features:
+    specs: list[dict[str, Any]]
+    notes: list[str]
+    ranges: dict[str, str]
+
+
+def feature_specs(sample: list[dict[str, Any]], exclude: set[str]) -> Features:
+    """One spec per top-level field of the sample (minus ``exclude``): numeric or categorical; calendar
+    columns whose cycle outlasts a week and identifiers are left out, each with a note."""
     names = sorted({name for doc in sample for name in doc} - exclude)
-    features, unsure = [], []
+    features, notes, ranges = [], [], {}
     for name in names:
         values = [doc.get(name) for doc in sample]
+        column = pd.Series([value if is_number(value) else None for value in values], dtype=float)
+        if (kind := traps.calendar_kind(name, column)) and column.notna().all():
+            notes.append(traps.calendar_note(name, kind))
+            if kind in traps.DRIFTING_CALENDAR:
+                continue
+        elif column.notna().all() and traps.is_identifier(column):
+            notes.append(traps.identifier_note(name))
+            continue
         spec, note = feature_spec(name, values)
         if spec:
             features.append(spec)
+            if spec["kind"] == "numeric":
+                ranges[name] = observed_range([value for value in values if is_number(value)])
         if note:
-            unsure.append(note)
-    return features, unsure
+            notes.append(note)
+    return Features(features, notes, ranges)
 
 
 def feature_spec(name: str, values: list[Any]) -> tuple[dict[str, Any] | None, str | None]:
@@ -156,65 +221,154 @@ def feature_spec(name: str, values: list[Any]) -> tuple[dict[str, Any] | None, s
     numbers = [value for value in present if is_number(value) and math.isfinite(value)]
     strings = [value for value in present if isinstance(value, str)]
     spec: dict[str, Any] | None = None
-    note = None
+    notes = []
     if len(numbers) == len(present):
-        low, high = plausible_range([float(value) for value in numbers])
-        spec = {"name": name, "kind": "numeric", "min": low, "max": high}
+        spec = {"name": name, "kind": "numeric"} | sign_bound(numbers)
     elif len(strings) == len(present):
-        categories = sorted(set(strings))
-        if len(categories) > MAX_CATEGORIES:
-            return None, f"{name}: {len(categories)} distinct strings (free text or an identifier?), left out"
-        spec = {"name": name, "kind": "categorical", "categories": categories}
+        spec, note = categorical_spec(name, strings)
+        if spec is None:
+            return None, note
+        notes += [note] if note else []
     else:
         kinds = sorted({type(value).__name__ for value in present})
         return None, f"{name}: values of types {kinds} (neither all numbers nor all strings), left out"
     null_share = 1 - len(present) / len(values)
     if null_share:
         spec["max_null_share"] = round(min(1.0, 2 * null_share + 0.01), 2)
-        note = (
+        notes.append(
             f"{name}: {null_share:.1%} missing in the sample; max_null_share {spec['max_null_share']} allows twice that"
         )
-    return spec, note
+    return spec, "; ".join(notes) or None
 
 
-def plausible_range(values: list[float]) -> tuple[float, float]:
-    """Generous bounds: the 1st-99th percentile span widened by itself on each side, never narrower than the
-    sample, and never below zero for a quantity the sample never saw negative. Outside them is broken data,
-    not drift."""
-    ordered = sorted(values)
-    low_q, high_q = _quantile(ordered, 0.01), _quantile(ordered, 0.99)
-    span = (high_q - low_q) or abs(high_q) or 1.0
-    low, high = min(ordered[0], low_q - span), max(ordered[-1], high_q + span)
-    if ordered[0] >= 0:
-        low = max(low, 0.0)
-    return _round(low, math.floor), _round(high, math.ceil)
+def categorical_spec(name: str, strings: list[str]) -> tuple[dict[str, Any] | None, str | None]:
+    """A closed set of up to ``MAX_CATEGORIES`` values; a larger one that still repeats (cardinality small
+    next to the rows) left open; else free text."""
+    categories = sorted(set(strings))
+    if len(categories) <= MAX_CATEGORIES:
+        return {"name": name, "kind": "categorical", "categories": categories}, None
+    if len(categories) <= MAX_OPEN_CATEGORIES and len(categories) * MIN_REPEATS <= len(strings):
+        note = (
+            f"{name}: {len(categories)} distinct strings in {len(strings):,} values, each seen "
+            f"{len(strings) / len(categories):.0f} times on average: a category, left open (no categories "
+            "list), so a value the sample missed is learned as unknown instead of quarantined"
+        )
+        return {"name": name, "kind": "categorical"}, note
+    return None, (
+        f"{name}: {len(categories)} distinct strings in {len(strings):,} values (free text or an identifier?), left out"
+    )
 
 
-def _quantile(ordered: list[float], share: float) -> float:
-    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+def run_date(facts: CollectionFacts) -> str | None:
+    """The logical date of the first run: the newest document's day (at least a day after the earliest), so
+    the window holds the data."""
+    if facts.latest is None or facts.earliest is None:
+        return None
+    return max(facts.latest.date(), (facts.earliest + timedelta(days=1)).date()).isoformat()
 
 
-def _round(value: float, direction: Any) -> float:
-    """Outward to three significant digits: 31417.2 -> 31500.0 (ceil), -0.01234 -> -0.0124 (floor)."""
-    if value == 0:
-        return 0.0
-    digits = 2 - math.floor(math.log10(abs(value)))
-    step = 10.0**-digits
-    return round(direction(value / step) * step, max(digits, 0))
+def rows_per_day(facts: CollectionFacts) -> float:
+    days = max((facts.latest - facts.earliest) / timedelta(days=1), 1.0)
+    return facts.documents / days
+
+
+@dataclass(frozen=True)
+class Sizing:
+    """The window, the row minimums and the monitor's trigger, chosen together from the collection."""
+
+    window_days: float
+    half_life_days: float
+    min_rows: int
+    min_holdout_rows: int
+    min_new_documents: int
+    choices: list[str]
+
+
+def sizing(facts: CollectionFacts, frame: pd.DataFrame, label: str, end: datetime) -> Sizing:
+    """The 90-day window, widened for a slow collection until it holds ``WINDOW_ROWS`` (never wider than
+    the data); the minimums from the labeled rows that window holds at the first run, as the sample
+    estimates them; the half-life long enough to weigh ``HALF_LIFE_ROWS`` rows."""
+    rate = rows_per_day(facts)
+    span = math.ceil((facts.latest - facts.earliest) / timedelta(days=1)) + 1
+    window = max(WINDOW_DAYS, min(math.ceil(WINDOW_ROWS / rate), span))
+    half_life = HALF_LIFE_DAYS if rate * HALF_LIFE_DAYS >= HALF_LIFE_ROWS else math.ceil(HALF_LIFE_ROWS / rate)
+    labeled = in_window(frame, facts.timestamp_field, end, window)[label].notna().sum()
+    expected = round(labeled * facts.documents / len(frame))  # labeled rows of the whole collection
+    min_holdout = min(MIN_HOLDOUT_ROWS, max(FLOOR_ROWS, expected // 10))
+    holdout = min(expected, max(math.ceil(0.2 * expected), min_holdout))
+    min_rows = min(MIN_ROWS, max(FLOOR_ROWS, (expected - holdout) // 2))
+    choices = [
+        f"{facts.documents:,} documents over {span:,} days: {rate:,.1f} rows a day",
+        f"training.window_days {window:g}: "
+        + (
+            f"the measured {WINDOW_DAYS} days"
+            + (
+                f" hold {rate * WINDOW_DAYS:,.0f} rows at this rate"
+                if rate * WINDOW_DAYS >= WINDOW_ROWS
+                else f", longer than the data's {span:,} days"
+            )
+            if window == WINDOW_DAYS
+            else f"widened from {WINDOW_DAYS} to hold about {WINDOW_ROWS:,} rows (or all {span:,} days of the data)"
+        ),
+        f"training.recency_half_life_days {half_life:g}: "
+        + (
+            f"the measured {HALF_LIFE_DAYS} days weigh {rate * HALF_LIFE_DAYS:,.0f} rows"
+            if half_life == HALF_LIFE_DAYS
+            else f"lengthened from {HALF_LIFE_DAYS} days so a half-life holds about {HALF_LIFE_ROWS:,} rows"
+        ),
+        f"about {expected:,} labeled rows in the first run's window (ending {end.date()}): the holdout takes "
+        f"{holdout:,}; training.min_holdout_rows {min_holdout:,} and contract.min_rows {min_rows:,} (half the "
+        f"training rows, at most the pipeline's {MIN_ROWS}) leave room for a smaller window",
+        f"monitoring.min_new_documents {min(1000, min_rows):,}: the drift check needs contract.min_rows new rows",
+    ]
+    return Sizing(window, half_life, min_rows, min_holdout, min(1000, min_rows), choices)
+
+
+def in_window(frame: pd.DataFrame, stamp: str, end: datetime, days: float) -> pd.DataFrame:
+    stamps = frame[stamp]
+    return frame.loc[(stamps > end - timedelta(days=days)) & (stamps <= end)]
+
+
+def sample_frame(facts: CollectionFacts, stamp_type: str) -> pd.DataFrame:
+    """The sample as the extract reads it: one row per document, the timestamp as a UTC datetime (documents
+    whose timestamp is in another form are left out, as no window finds them)."""
+    rows = []
+    for doc in facts.sample:
+        try:
+            moment = from_stored(doc.get(facts.timestamp_field), stamp_type)
+        except (ValueError, OverflowError):
+            continue
+        rows.append({**doc, "_id": str(doc.get("_id")), facts.timestamp_field: moment})
+    frame = pd.DataFrame(rows)
+    if frame.empty:
+        raise ValueError(f"no sampled document has a {stamp_type} in {facts.timestamp_field}: pass TIMESTAMP=")
+    frame[facts.timestamp_field] = pd.to_datetime(frame[facts.timestamp_field], utc=True)
+    return frame
 
 
 def propose(facts: CollectionFacts, label: str, model: str) -> Onboarding:
-    """The config for ``model``, with what was inferred and what a reviewer should check."""
+    """The config for ``model``, with what was inferred and what a reviewer should check. Refuses (a
+    ``ValueError`` naming the fix) a dataset whose config could not run."""
     stamp = facts.timestamp_field
     id_kind = id_type(facts.id_types)
     stamp_type, unsure = timestamp_type(facts)
+    frame = sample_frame(facts, stamp_type)
+    if instant := traps.single_instant(frame[stamp], stamp):
+        raise ValueError(instant)
     label_values = [doc.get(label) for doc in facts.sample]
     label_fields, label_unsure = label_spec(label, label_values)
-    features, feature_unsure = feature_specs(facts.sample, {"_id", label, stamp})
-    if not features:
-        raise ValueError(f"no usable feature in {facts.database}.{facts.collection}: {'; '.join(feature_unsure)}")
+    found = feature_specs(facts.sample, {"_id", label, stamp})
+    if not found.specs:
+        raise ValueError(f"no usable feature in {facts.database}.{facts.collection}: {'; '.join(found.notes)}")
     objective = label_fields["objective"]
-    min_rows = min(MIN_ROWS, max(20, facts.documents // 4))
+    if sorted_label := traps.label_sorted_with_time(frame, label, stamp, objective != "regression"):
+        if objective != "regression":
+            raise ValueError(sorted_label)
+        unsure.append(sorted_label)
+    date = run_date(facts)
+    end = datetime.fromisoformat(date).replace(tzinfo=UTC)
+    sized = sizing(facts, frame, label, end)
+    gate, gate_choices = gate_section(objective)
     config = {
         "model_name": model,
         "start_date": facts.earliest.date().isoformat() if facts.earliest else None,
@@ -228,31 +382,81 @@ def propose(facts: CollectionFacts, label: str, model: str) -> Onboarding:
             "timestamp_type": stamp_type,
             "lookback_hours": None,
         },
-        "contract": {"label": label_fields, "features": features, "min_rows": min_rows, "max_quarantine_share": 0.05},
-        "training": training_section(objective, facts.documents),
-        "gate": gate_section(objective, label_fields, label_values),
+        "contract": {
+            "label": label_fields,
+            "features": found.specs,
+            "min_rows": sized.min_rows,
+            "max_quarantine_share": 0.05,
+        },
+        "monitoring": {"min_new_documents": sized.min_new_documents},
+        "training": training_section(objective, sized),
+        "gate": gate,
         "mlflow": {"experiment": model},
     }
-    kinds = Counter(feature["kind"] for feature in features)
+    first_run = first_run_check(config, facts, frame, end)
+    kinds = Counter(feature["kind"] for feature in found.specs)
+    label_range = f" {observed_range([v for v in label_values if is_number(v)])}" if objective == "regression" else ""
     inferred = [
         f"{facts.documents:,} documents, {len(facts.sample):,} sampled",
         f"_id: {id_kind} ({_counts(facts.id_types)})",
         f"timestamp: {stamp} stored as {stamp_type}, {facts.earliest} .. {facts.latest}",
         f"label: {label} {objective}"
-        + (
-            f" classes {label_fields['classes']}"
-            if "classes" in label_fields
-            else f" in [{label_fields['min']}, {label_fields['max']}]"
-        ),
+        + (f" classes {label_fields['classes']}" if "classes" in label_fields else label_range),
         f"features: {kinds['numeric']} numeric, {kinds['categorical']} categorical",
-        f"contract.min_rows {min_rows}; training.min_holdout_rows {config['training']['min_holdout_rows']}; "
-        f"training.window_days {config['training']['window_days']}; gate metric {config['gate']['primary_metric']}",
+        f"contract.min_rows {sized.min_rows}; training.min_holdout_rows {sized.min_holdout_rows}; "
+        f"training.window_days {sized.window_days:g}; gate metric {gate['primary_metric']}",
+        first_run,
     ]
     if facts.off_form:
         unsure.append(f"{stamp}: {facts.off_form:,} documents store it in another form or layout; no window finds them")
-    if facts.earliest is None:
-        unsure.append(f"no document has a {stamp_type} in {stamp}: start_date unknown")
-    return Onboarding(config, inferred, unsure + label_unsure + feature_unsure)
+    return Onboarding(
+        config,
+        inferred,
+        unsure + label_unsure + found.notes,
+        choices=sized.choices + gate_choices,
+        sample_ranges=found.ranges,
+        run_date=date,
+    )
+
+
+def first_run_check(config: dict[str, Any], facts: CollectionFacts, frame: pd.DataFrame, end: datetime) -> str:
+    """The config over the shared defaults, typed as the pipeline loads it, then run on the sample as the
+    first run at ``end`` reads it: the contract, the window plan, every class on both sides of the split.
+    The row minimums are scaled to the sample's share of the collection. A sentence of what it found, or a
+    ``ValueError`` naming what would fail and the fix."""
+    try:
+        typed = config_from(without_comments(deep_merge(json.loads(DEFAULTS_FILE.read_text()), config)))
+    except ConfigError as error:
+        raise ValueError(f"the written config would not load: {error}") from error
+    share = len(frame) / facts.documents
+    scaled = replace(typed.contract, min_rows=max(1, math.floor(typed.contract.min_rows * share)))
+    training = replace(typed.training, min_holdout_rows=max(1, math.floor(typed.training.min_holdout_rows * share)))
+    stamp = facts.timestamp_field
+    window = in_window(frame, stamp, end, typed.training.window_days)
+    columns = ["_id", stamp, typed.contract.label.name, *typed.contract.feature_names]
+    rows = window.reindex(columns=columns)
+    try:
+        outcome = validate_frame(rows, scaled, "_id")
+    except DataContractError as error:
+        raise ValueError(f"the first run at {end.date()} would fail validate: {error}") from error
+    plan = windows.plan(outcome.valid, scaled, training, "_id", stamp, None)
+    if plan.problem:
+        raise ValueError(f"the first run at {end.date()} could not train: {plan.problem}")
+    if missing := class_gaps(outcome.valid, typed, training, stamp):
+        raise ValueError(f"the first run at {end.date()} would train blind: {missing}")
+    return (
+        f"checked on the sample: the first run at {end.date()} validates {len(outcome.valid):,} of "
+        f"{len(rows):,} sampled rows in its window ({len(outcome.quarantined):,} quarantined), trains on "
+        f"{plan.training.rows:,} and holds out {plan.holdout.rows:,}"
+    )
+
+
+def class_gaps(valid: pd.DataFrame, config: PipelineConfig, training: Any, stamp: str) -> str | None:
+    label = config.contract.label
+    if not label.is_classification:
+        return None
+    train, holdout = windows.split(valid, config.contract, training, stamp, None)
+    return traps.classes_missing(train[label.name], holdout[label.name], list(label.classes))
 
 
 def positive_class(classes: list[Any], counts: Counter) -> Any:
@@ -264,42 +468,41 @@ def positive_class(classes: list[Any], counts: Counter) -> Any:
     return min(classes, key=counts.get)
 
 
-def training_section(objective: str, documents: int) -> dict[str, Any]:
-    """The estimator for the objective; the out-of-time holdout's minimum lowered for small collections (a
-    tenth of them), as contract.min_rows is; a sliding window of 90 days whose rows count by their age
-    (half-life 7 days, the choice `make backtest` measured: README, "Which rows each model sees")."""
+def training_section(objective: str, sized: Sizing) -> dict[str, Any]:
+    """The estimator for the objective, and the window and minimums ``sizing`` chose."""
     estimator, extra, _ = TRAINING[objective]
     return {
         "estimator": estimator,
         "hyperparameters": BOOSTING | extra,
         "holdout_share": 0.2,
-        "min_holdout_rows": min(MIN_HOLDOUT_ROWS, max(20, documents // 10)),
-        "window_days": 90,
-        "recency_half_life_days": 7,
+        "min_holdout_rows": sized.min_holdout_rows,
+        "window_days": sized.window_days,
+        "recency_half_life_days": sized.half_life_days,
         "seed": 42,
         "max_rows": 200000,
     }
 
 
-def gate_section(objective: str, label: dict[str, Any], values: list[Any]) -> dict[str, Any]:
-    """The primary metric per objective; the floor is what a useless model scores (chance, or predicting
-    the mean: the label's standard deviation as RMSE)."""
+def gate_section(objective: str) -> tuple[dict[str, Any], list[str]]:
+    """The primary metric per objective, a margin that means the same on every scale, the calibrated
+    confidence, and no floor: what a useless model scores is the reviewer's call, not the sample's."""
     metric = TRAINING[objective][2]
+    gate: dict[str, Any] = {"primary_metric": metric, "min_improvement": MIN_IMPROVEMENT}
     if objective == "regression":
-        numbers = [float(value) for value in values if is_number(value)]
-        mean = sum(numbers) / len(numbers)
-        floor = round(math.sqrt(sum((value - mean) ** 2 for value in numbers) / len(numbers)), 6)
-    elif objective == "multiclass":
-        floor = round(min(0.9, 1.5 / len(label["classes"])), 3)
+        gate["min_improvement_unit"] = "label_std"
+        margin = (
+            f"gate.min_improvement {MIN_IMPROVEMENT} in units of the holdout label's standard deviation "
+            f"(gate.min_improvement_unit label_std): the challenger's {metric} must be lower by "
+            f"{MIN_IMPROVEMENT:.1%} of the label's spread, whatever its unit (grams, minutes)"
+        )
     else:
-        floor = 0.6
-    return {
-        "primary_metric": metric,
-        "min_improvement": 0.005,
-        "floor": floor,
-        "confidence": 0.9,
-        "bootstrap_rounds": 300,
-    }
+        margin = f"gate.min_improvement {MIN_IMPROVEMENT} of {metric}, a unitless score"
+    gate |= {"confidence": CONFIDENCE, "bootstrap_rounds": 300}
+    return gate, [
+        margin,
+        f"gate.confidence {CONFIDENCE}: the calibrated value (README, Calibration)",
+        "no gate.floor: the first challenger becomes champion; add one if a model must reach a known score",
+    ]
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -17,7 +17,7 @@ import pandas as pd
 from include.retraining.adapters import mongo, registry, storage
 from include.retraining.core import drift as drift_lib
 from include.retraining.core import performance as performance_lib
-from include.retraining.core import windows
+from include.retraining.core import traps, windows
 from include.retraining.core.config import PipelineConfig
 from include.retraining.core.contract import DataContractError, labeled_rows, validate_frame
 from include.retraining.core.records import (
@@ -148,6 +148,9 @@ def validated(
 ) -> tuple[pd.DataFrame, ValidationReport]:
     """Apply the contract; quarantined rows are written next to the snapshot, never dropped silently."""
     outcome = validate_frame(window.frame, config.contract, config.source.id_field, for_training)
+    traps_found = traps.dataset_warnings(outcome.valid, config.contract, config.source.timestamp_field)
+    for warning in traps_found:
+        log.warning(warning)
     quarantine_uri = None
     if len(outcome.quarantined):
         key = f"{run_prefix(config, run)}/quarantine/rows.parquet"
@@ -159,7 +162,7 @@ def validated(
         rows_in=len(window.frame),
         rows_quarantined=len(outcome.quarantined),
         quarantine_uri=quarantine_uri,
-        problems=tuple(outcome.problems),
+        problems=(*outcome.problems, *traps_found),
         rows_unlabeled=outcome.unlabeled,
     )
     return outcome.valid, report
