@@ -68,7 +68,8 @@ def test_make_onboard(database, tmp_path):
     completed = subprocess.run(["make", "onboard", *variables], capture_output=True, text=True, check=False)
 
     assert completed.returncode == 0, completed.stderr
-    assert "next: airflow dags test retrain_breast_cancer" in completed.stdout
+    assert ".venv/bin/airflow dags test retrain_breast_cancer 2024-06-30" in completed.stdout
+    assert "DAGs: retrain_breast_cancer, drift_monitor_breast_cancer, rollback_breast_cancer" in completed.stdout
     assert json.loads(out.read_text())["contract"]["label"]["objective"] == "binary"
 
 
@@ -87,15 +88,18 @@ def test_onboarding_infers_the_dataset(loaded, dataset, tmp_path):
     assert source["conn_id"] == "mongo_default"  # the pipeline's own user, not the one that onboarded
     assert set(features) == set(docs[0]) - {"_id", "target", "observed_at"}
     assert {feature["kind"] for feature in features.values()} == {"numeric"}
-    for name, feature in features.items():  # every sampled value lies within the plausible range
-        values = [doc[name] for doc in docs]
-        assert feature["min"] <= min(values), name
-        assert max(values) <= feature["max"], name
+    for name, feature in features.items():  # bounded by the sign only: the sample's range is information
+        assert "max" not in feature, name
+        assert feature.get("min") == (0.0 if min(doc[name] for doc in docs) >= 0 else None), name
+    assert set(config["_onboarding"]["sample_ranges"]) == set(features)
     assert config["start_date"] == "2024-05-01"  # 60 days up to END: the earliest document's day
     assert config["gate"]["primary_metric"] == TRAINING[objective][2]
-    assert f"DAGs: retrain_{dataset}, drift_monitor_{dataset}" in printed
-    assert f"next: airflow dags test retrain_{dataset} {END.date().isoformat()}" in printed
-    assert config["_onboarding"]["next"] in printed
+    assert f"DAGs: retrain_{dataset}, drift_monitor_{dataset}, rollback_{dataset}" in printed
+    grant, first_run = config["_onboarding"]["next"]
+    assert f"mongo_setup --admin-conn-id mongo_admin --model-file {tmp_path / dataset}.json" in grant
+    assert first_run.endswith(f".venv/bin/airflow dags test retrain_{dataset} {END.date().isoformat()}")
+    assert f"1. {grant}" in printed
+    assert f"2. {first_run}" in printed
 
 
 def test_binary_labels_get_the_positive_class_and_the_file_loads(database, tmp_path):

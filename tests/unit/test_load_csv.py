@@ -50,3 +50,23 @@ def test_unparseable_timestamps_are_counted_and_located():
     frame = pd.DataFrame({"at": ["2014-01-01", "not a date", "yesterday"]})
     with pytest.raises(ValueError, match=r"2 of 3 values of column 'at' are not dates \(e.g. row 3 of the file\)"):
         documents(frame, "at", "date", days=1, end=END)
+
+
+def test_integer_years_are_refused_with_the_fix_not_stored_at_1970():
+    frame = pd.DataFrame({"year": [2019, 2020, 2021], "x": [1, 2, 3]})
+    with pytest.raises(ValueError, match=r"column 'year' holds whole numbers that look like years \(2019 .. 2021\)"):
+        documents(frame, "year", "date", days=1, end=END)
+
+
+def test_epoch_seconds_and_milliseconds_columns_are_read_in_their_unit():
+    seconds = pd.DataFrame({"at": [1388631845, 1388631846], "x": [1, 2]})
+    millis = pd.DataFrame({"at": [1388631845000, 1388631846000], "x": [1, 2]})
+
+    assert documents(seconds, "at", "date", days=1, end=END)[0]["at"] == datetime(2014, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert documents(millis, "at", "date", days=1, end=END)[1]["at"] == datetime(2014, 1, 2, 3, 4, 6, tzinfo=UTC)
+
+
+def test_a_column_of_one_instant_is_refused():
+    frame = pd.DataFrame({"at": ["2014-01-01"] * 3, "x": [1, 2, 3]})
+    with pytest.raises(ValueError, match=r"column 'at': every row is stamped 2014-01-01T00:00:00\+00:00"):
+        documents(frame, "at", "date", days=1, end=END)
