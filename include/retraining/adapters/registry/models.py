@@ -9,9 +9,10 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from include.retraining.adapters.registry.runs import client, fluent
+from include.retraining.adapters.registry.runs import client, download, fluent
 from include.retraining.core.config import MlflowConfig
 from include.retraining.core.records import Snapshot
 
@@ -116,7 +117,7 @@ def model_digest(mlflow_config: MlflowConfig, model_uri: str) -> str:
 def load_model(mlflow_config: MlflowConfig, model_uri: str, sha256: str | None) -> Any:
     """Load a model we registered: the file must still have its recorded hash, and skops may only
     instantiate the project's allowlisted types."""
-    import skops.io
+    skops_io = quiet_skops_io()
 
     if not sha256:
         raise UntrustedModelError(
@@ -131,19 +132,25 @@ def load_model(mlflow_config: MlflowConfig, model_uri: str, sha256: str | None) 
             "the artifact changed after registration; refusing to load it"
         )
     with quiet_skops_lookups():
-        untrusted = sorted(set(skops.io.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+        untrusted = sorted(set(skops_io.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
         if untrusted:
             raise UntrustedModelError(f"{model_uri} holds types outside the allowlist {untrusted}; refusing to load it")
-        return skops.io.loads(data, trusted=list(TRUSTED_TYPES))
+        return skops_io.loads(data, trusted=list(TRUSTED_TYPES))
 
 
 @contextmanager
 def _downloaded(mlflow_config: MlflowConfig, model_uri: str) -> Iterator[Path]:
-    from mlflow.artifacts import download_artifacts
-
     with tempfile.TemporaryDirectory() as tmp:
-        folder = download_artifacts(artifact_uri=model_uri, dst_path=tmp, tracking_uri=mlflow_config.tracking_uri)
-        yield Path(folder) / MODEL_FILE
+        yield download(mlflow_config, model_uri, Path(tmp)) / MODEL_FILE
+
+
+def quiet_skops_io() -> ModuleType:
+    """``skops.io``, imported without noise: on import it looks each scipy ufunc up in every loaded module,
+    and each Airflow module answers with a deprecation warning (1,160 lines at the top of a task log)."""
+    with quiet_skops_lookups():
+        import skops.io
+
+    return skops.io
 
 
 @contextmanager

@@ -129,12 +129,19 @@ def log_windows(mlflow_config: MlflowConfig, run_id: str, plan: WindowPlan) -> N
 
 def read_artifact(mlflow_config: MlflowConfig, artifact_uri: str) -> bytes:
     """An artifact's bytes, e.g. ``runs:/<run>/drift/report.html``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return download(mlflow_config, artifact_uri, Path(tmp)).read_bytes()
 
+
+def download(mlflow_config: MlflowConfig, artifact_uri: str, folder: Path) -> Path:
+    """An artifact (a file or a folder) downloaded into ``folder``: its local path."""
     from mlflow.artifacts import download_artifacts
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = download_artifacts(artifact_uri=artifact_uri, dst_path=tmp, tracking_uri=mlflow_config.tracking_uri)
-        return Path(path).read_bytes()
+    # a task log is no terminal: the progress bar's carriage returns became one line at level ERROR
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    return Path(
+        download_artifacts(artifact_uri=artifact_uri, dst_path=str(folder), tracking_uri=mlflow_config.tracking_uri)
+    )
 
 
 def set_run_tag(mlflow_config: MlflowConfig, run_id: str, key: str, value: str) -> None:
@@ -183,8 +190,6 @@ DENIED_CODES = {"PERMISSION_DENIED", "UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED"}
 
 def denied(error: BaseException, mlflow_config: MlflowConfig, model_name: str) -> str | None:
     """One sentence for an MLflow permission error: the user, the server, what it needs; None otherwise."""
-    import os
-
     from mlflow.exceptions import MlflowException
 
     if not isinstance(error, MlflowException) or error.error_code not in DENIED_CODES:
