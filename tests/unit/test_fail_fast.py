@@ -111,6 +111,6 @@ def test_a_join_handed_no_record_for_a_stage_it_needs_is_skipped_not_called(runn
     running_task(joined, "joined")
     running_task(lenient, "lenient")
 
-    with pytest.raises(AirflowSkipException, match="joined needs drift, and detect_drift was skipped"):
+    with pytest.raises(AirflowSkipException, match="skipped with detect_drift: joined needs their drift"):
         run_under_test(None, "joined")
     assert run_under_test(None, "lenient") == "ran without it"  # notify on the skip path

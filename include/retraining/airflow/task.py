@@ -119,7 +119,7 @@ def run_stage(graph: Graph, name: str, config: Mapping[str, Any] | None, records
 
         # a join runs once no task before it failed, also when the stage that makes what it needs was skipped
         makers = ", ".join(graph.producer(record) for record in skipped)
-        raise AirflowSkipException(f"{name} needs {', '.join(skipped)}, and {makers} was skipped")
+        raise AirflowSkipException(f"skipped with {makers}: {name} needs their {', '.join(skipped)}")
 
     def call() -> Any:
         typed = typed_records(graph, name, records)
