@@ -314,3 +314,16 @@ def test_a_multiclass_label_whose_newest_rows_lack_a_class_is_refused():
 
     with pytest.raises(ValueError, match=r"the out-of-time holdout \(\d+\) lack class \['c'\]"):
         propose(collection(docs), "y", "gap")
+
+
+def test_a_short_category_list_is_closed_only_when_the_sample_cannot_have_missed_a_value():
+    values = ["car"] * 60 + ["van"] * 30 + ["bus"] * 2  # bus seen twice: rarer values may exist unseen
+
+    whole, _ = feature_spec("vehicle", values, complete=True)
+    part, note = feature_spec("vehicle", values, complete=False)
+    common, _ = feature_spec("vehicle", values[:90], complete=False)
+
+    assert whole["categories"] == ["bus", "car", "van"]
+    assert part == {"name": "vehicle", "kind": "categorical"}
+    assert "1 of its 3 values seen fewer than 5 times in the sample, so more may exist" in note
+    assert common["categories"] == ["car", "van"]

@@ -61,3 +61,12 @@ def test_a_class_missing_on_either_side_of_the_split_is_named():
     assert classes_missing(pd.Series(["a", "b"]), pd.Series(["a", "b"]), ["a", "b"]) is None
     gap = classes_missing(pd.Series(["a", "a"]), pd.Series(["a", "b"]), ["a", "b"])
     assert gap.startswith("the training rows (2) lack class ['b']: a model cannot learn")
+
+
+def test_a_declared_class_absent_from_the_window_is_named():
+    frame = window(y=np.zeros(len(STAMPS), dtype=int))
+
+    assert dataset_warnings(frame, contract("x"), "at") == [
+        "y: no labeled row of this window holds class [1] of contract.label.classes: a model trained on it never "
+        "predicts them; widen training.window_days, or check the label's values"
+    ]

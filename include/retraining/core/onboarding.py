@@ -44,6 +44,7 @@ MAX_CATEGORIES = 50  # up to this many distinct strings: a closed set, listed in
 # a value the sample missed is not quarantined; beyond that it is free text or an identifier
 MAX_OPEN_CATEGORIES = 250
 MIN_REPEATS = 20
+MIN_SEEN = 5  # a sample of part of a collection that saw a value fewer times has likely missed others
 MAX_CLASSES = 20  # more distinct integer labels than this is a count to regress, not classes
 MIN_ROWS = 500  # the pipeline's default contract.min_rows, lowered for small collections
 MIN_HOLDOUT_ROWS = 100  # the pipeline's default training.min_holdout_rows, lowered the same way
@@ -189,7 +190,7 @@ class Features:
     ranges: dict[str, str]
 
 
-def feature_specs(sample: list[dict[str, Any]], exclude: set[str]) -> Features:
+def feature_specs(sample: list[dict[str, Any]], exclude: set[str], complete: bool = True) -> Features:
     """One spec per top-level field of the sample (minus ``exclude``): numeric or categorical; calendar
     columns whose cycle outlasts a week and identifiers are left out, each with a note."""
     names = sorted({name for doc in sample for name in doc} - exclude)
@@ -204,7 +205,7 @@ def feature_specs(sample: list[dict[str, Any]], exclude: set[str]) -> Features:
         elif column.notna().all() and traps.is_identifier(column):
             notes.append(traps.identifier_note(name))
             continue
-        spec, note = feature_spec(name, values)
+        spec, note = feature_spec(name, values, complete)
         if spec:
             features.append(spec)
             if spec["kind"] == "numeric":
@@ -214,7 +215,8 @@ def feature_specs(sample: list[dict[str, Any]], exclude: set[str]) -> Features:
     return Features(features, notes, ranges)
 
 
-def feature_spec(name: str, values: list[Any]) -> tuple[dict[str, Any] | None, str | None]:
+def feature_spec(name: str, values: list[Any], complete: bool = True) -> tuple[dict[str, Any] | None, str | None]:
+    """``complete``: the sample is the whole collection (no value can have been missed)."""
     present = [value for value in values if value is not None]
     if not present:
         return None, f"{name}: always missing in the sample, left out"
@@ -225,7 +227,7 @@ def feature_spec(name: str, values: list[Any]) -> tuple[dict[str, Any] | None, s
     if len(numbers) == len(present):
         spec = {"name": name, "kind": "numeric"} | sign_bound(numbers)
     elif len(strings) == len(present):
-        spec, note = categorical_spec(name, strings)
+        spec, note = categorical_spec(name, strings, complete)
         if spec is None:
             return None, note
         notes += [note] if note else []
@@ -241,19 +243,26 @@ def feature_spec(name: str, values: list[Any]) -> tuple[dict[str, Any] | None, s
     return spec, "; ".join(notes) or None
 
 
-def categorical_spec(name: str, strings: list[str]) -> tuple[dict[str, Any] | None, str | None]:
-    """A closed set of up to ``MAX_CATEGORIES`` values; a larger one that still repeats (cardinality small
-    next to the rows) left open; else free text."""
-    categories = sorted(set(strings))
-    if len(categories) <= MAX_CATEGORIES:
+def categorical_spec(name: str, strings: list[str], complete: bool = True) -> tuple[dict[str, Any] | None, str | None]:
+    """A closed set of up to ``MAX_CATEGORIES`` values when the sample is the whole collection or saw each
+    value ``MIN_SEEN`` times; else, while the values repeat (cardinality small next to the rows), an open
+    category: a value the sample missed is learned as unknown instead of quarantined; else free text."""
+    counts = Counter(strings)
+    categories = sorted(counts)
+    rare = sum(count < MIN_SEEN for count in counts.values())
+    if len(categories) <= MAX_CATEGORIES and (complete or not rare):
         return {"name": name, "kind": "categorical", "categories": categories}, None
-    if len(categories) <= MAX_OPEN_CATEGORIES and len(categories) * MIN_REPEATS <= len(strings):
-        note = (
-            f"{name}: {len(categories)} distinct strings in {len(strings):,} values, each seen "
-            f"{len(strings) / len(categories):.0f} times on average: a category, left open (no categories "
-            "list), so a value the sample missed is learned as unknown instead of quarantined"
+    open_note = "left open (no categories list), so a value the sample missed is learned as unknown, not quarantined"
+    if len(categories) <= MAX_CATEGORIES:
+        return {"name": name, "kind": "categorical"}, (
+            f"{name}: {rare} of its {len(categories)} values seen fewer than {MIN_SEEN} times in the sample, "
+            f"so more may exist: {open_note}"
         )
-        return {"name": name, "kind": "categorical"}, note
+    if len(categories) <= MAX_OPEN_CATEGORIES and len(categories) * MIN_REPEATS <= len(strings):
+        return {"name": name, "kind": "categorical"}, (
+            f"{name}: {len(categories)} distinct strings in {len(strings):,} values, each seen "
+            f"{len(strings) / len(categories):.0f} times on average: a category, {open_note}"
+        )
     return None, (
         f"{name}: {len(categories)} distinct strings in {len(strings):,} values (free text or an identifier?), left out"
     )
@@ -319,7 +328,8 @@ def sizing(facts: CollectionFacts, frame: pd.DataFrame, label: str, end: datetim
         f"about {expected:,} labeled rows in the first run's window (ending {end.date()}): the holdout takes "
         f"{holdout:,}; training.min_holdout_rows {min_holdout:,} and contract.min_rows {min_rows:,} (half the "
         f"training rows, at most the pipeline's {MIN_ROWS}) leave room for a smaller window",
-        f"monitoring.min_new_documents {min(1000, min_rows):,}: the drift check needs contract.min_rows new rows",
+        f"monitoring.min_new_documents {min(1000, min_rows):,}: the drift check needs contract.min_rows new rows "
+        f"(about {min_rows / rate:,.1f} days at this rate)",
     ]
     return Sizing(window, half_life, min_rows, min_holdout, min(1000, min_rows), choices)
 
@@ -357,7 +367,7 @@ def propose(facts: CollectionFacts, label: str, model: str) -> Onboarding:
         raise ValueError(instant)
     label_values = [doc.get(label) for doc in facts.sample]
     label_fields, label_unsure = label_spec(label, label_values)
-    found = feature_specs(facts.sample, {"_id", label, stamp})
+    found = feature_specs(facts.sample, {"_id", label, stamp}, complete=len(facts.sample) >= facts.documents)
     if not found.specs:
         raise ValueError(f"no usable feature in {facts.database}.{facts.collection}: {'; '.join(found.notes)}")
     objective = label_fields["objective"]

@@ -139,6 +139,18 @@ def classes_missing(train: pd.Series, holdout: pd.Series, classes: list) -> str 
     )
 
 
+def classes_absent(labels: pd.Series, classes: list) -> str | None:
+    """Declared classes no labeled row of the window holds: no model trained on it can predict them."""
+    present = labels.dropna()
+    missing = [value for value in classes if not (present == value).any()]
+    if present.empty or not missing:
+        return None
+    return (
+        f"{labels.name}: no labeled row of this window holds class {missing} of contract.label.classes: a model "
+        "trained on it never predicts them; widen training.window_days, or check the label's values"
+    )
+
+
 def feature_warnings(frame: pd.DataFrame, features: list[str]) -> list[str]:
     """What ``validate`` says about the contract's features every run: calendar columns that drift by
     construction and identifiers."""
@@ -162,6 +174,7 @@ def dataset_warnings(frame: pd.DataFrame, contract: ContractConfig, timestamp_fi
         label_sorted_with_time(frame, label.name, timestamp_field, label.is_classification)
         if {label.name, timestamp_field} <= set(frame.columns)
         else None,
+        classes_absent(frame[label.name], list(label.classes)) if label.name in frame else None,
         *feature_warnings(frame, contract.feature_names),
     ]
     return [warning for warning in found if warning]
