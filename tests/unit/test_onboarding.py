@@ -327,3 +327,18 @@ def test_a_short_category_list_is_closed_only_when_the_sample_cannot_have_missed
     assert part == {"name": "vehicle", "kind": "categorical"}
     assert "1 of its 3 values seen fewer than 5 times in the sample, so more may exist" in note
     assert common["categories"] == ["car", "van"]
+
+
+def test_the_next_commands_are_the_grant_then_a_run_at_a_date_inside_the_data(tmp_path):
+    from include.retraining.core.onboarding import Onboarding
+    from include.retraining.onboard import MODELS_DIR, STACK_ENV, next_commands
+
+    onboarding = Onboarding({"model_name": "m"}, [], [], run_date="2024-06-30")
+
+    assert next_commands(MODELS_DIR / "m.json", onboarding) == [
+        "make mongo-setup MODEL=m",
+        f"{STACK_ENV} && .venv/bin/airflow dags test retrain_m 2024-06-30",
+    ]
+    grant, first_run = next_commands(tmp_path / "m.json", onboarding)  # outside include/models: named to both
+    assert grant.endswith(f"mongo_setup --admin-conn-id mongo_admin --model-file {tmp_path / 'm.json'}")
+    assert first_run == f"{STACK_ENV} && RETRAIN_MODELS_DIR={tmp_path} .venv/bin/airflow dags test retrain_m 2024-06-30"
