@@ -49,6 +49,7 @@ MAX_CLASSES = 20  # more distinct integer labels than this is a count to regress
 MIN_ROWS = 500  # the pipeline's default contract.min_rows, lowered for small collections
 MIN_HOLDOUT_ROWS = 100  # the pipeline's default training.min_holdout_rows, lowered the same way
 FLOOR_ROWS = 20  # no minimum is set below this: fewer rows train and judge nothing
+HOLDOUT_SHARE, MAX_HOLDOUT_ROWS = 0.2, 2000  # the pipeline's training.holdout_share and max_holdout_rows
 WINDOW_DAYS = 90  # the sliding window `make backtest` measured (README, "Which rows each model sees")...
 WINDOW_ROWS = 2000  # ...widened, for a slow collection, until it holds about this many rows
 HALF_LIFE_DAYS = 7  # the recency half-life `make backtest` measured at 800 rows a day...
@@ -294,7 +295,7 @@ class Sizing:
 
 
 def sizing(facts: CollectionFacts, frame: pd.DataFrame, label: str, end: datetime) -> Sizing:
-    """The 90-day window, widened for a slow collection until it holds ``WINDOW_ROWS`` (never wider than
+    """The measured 90-day window, widened for a slow collection until it holds ``WINDOW_ROWS`` (or all of
     the data); the minimums from the labeled rows that window holds at the first run, as the sample
     estimates them; the half-life long enough to weigh ``HALF_LIFE_ROWS`` rows."""
     rate = rows_per_day(facts)
@@ -304,21 +305,11 @@ def sizing(facts: CollectionFacts, frame: pd.DataFrame, label: str, end: datetim
     labeled = in_window(frame, facts.timestamp_field, end, window)[label].notna().sum()
     expected = round(labeled * facts.documents / len(frame))  # labeled rows of the whole collection
     min_holdout = min(MIN_HOLDOUT_ROWS, max(FLOOR_ROWS, expected // 10))
-    holdout = min(expected, max(math.ceil(0.2 * expected), min_holdout))
+    holdout = min(expected, max(math.ceil(HOLDOUT_SHARE * expected), min_holdout), MAX_HOLDOUT_ROWS)
     min_rows = min(MIN_ROWS, max(FLOOR_ROWS, (expected - holdout) // 2))
     choices = [
         f"{facts.documents:,} documents over {span:,} days: {rate:,.1f} rows a day",
-        f"training.window_days {window:g}: "
-        + (
-            f"the measured {WINDOW_DAYS} days"
-            + (
-                f" hold {rate * WINDOW_DAYS:,.0f} rows at this rate"
-                if rate * WINDOW_DAYS >= WINDOW_ROWS
-                else f", longer than the data's {span:,} days"
-            )
-            if window == WINDOW_DAYS
-            else f"widened from {WINDOW_DAYS} to hold about {WINDOW_ROWS:,} rows (or all {span:,} days of the data)"
-        ),
+        f"training.window_days {window:g}: {window_reason(window, rate, span)}",
         f"training.recency_half_life_days {half_life:g}: "
         + (
             f"the measured {HALF_LIFE_DAYS} days weigh {rate * HALF_LIFE_DAYS:,.0f} rows"
@@ -332,6 +323,14 @@ def sizing(facts: CollectionFacts, frame: pd.DataFrame, label: str, end: datetim
         f"(about {min_rows / rate:,.1f} days at this rate)",
     ]
     return Sizing(window, half_life, min_rows, min_holdout, min(1000, min_rows), choices)
+
+
+def window_reason(window: float, rate: float, span: int) -> str:
+    if window > WINDOW_DAYS:
+        return f"widened from {WINDOW_DAYS} to hold about {WINDOW_ROWS:,} rows (or all {span:,} days of the data)"
+    if rate * WINDOW_DAYS >= WINDOW_ROWS:
+        return f"the measured {WINDOW_DAYS} days hold {rate * WINDOW_DAYS:,.0f} rows at this rate"
+    return f"the measured {WINDOW_DAYS} days, longer than the data's {span:,} days"
 
 
 def in_window(frame: pd.DataFrame, stamp: str, end: datetime, days: float) -> pd.DataFrame:
@@ -484,7 +483,7 @@ def training_section(objective: str, sized: Sizing) -> dict[str, Any]:
     return {
         "estimator": estimator,
         "hyperparameters": BOOSTING | extra,
-        "holdout_share": 0.2,
+        "holdout_share": HOLDOUT_SHARE,
         "min_holdout_rows": sized.min_holdout_rows,
         "window_days": sized.window_days,
         "recency_half_life_days": sized.half_life_days,
