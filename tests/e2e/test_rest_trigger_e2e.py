@@ -3,28 +3,36 @@
 The Airflow group of the local stack (API server, scheduler with the LocalExecutor, dag-processor,
 triggerer) runs the DAG for real. The test logs in through the simple auth manager, points the
 ``retrain_config`` Variable at a collection and model of its own, seeds that collection, triggers a run
-with Params and waits for it; invalid Params must be refused before any run exists.
+with Params and waits for it; invalid Params must be refused before any run exists. A run whose conf claims
+the drift monitor triggered it is one only when the check it names is in MongoDB and unused: a made-up
+check, or a real one replayed, runs as an ordinary manual run.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import uuid
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import httpx
 import pytest
+from bson import ObjectId
 
 from include.demo.sample_data import generate_documents
-from include.retraining.adapters import registry
+from include.retraining.adapters import mongo, registry
 from include.retraining.airflow.runtime import env_config
+from include.retraining.core.records import NewData, RunInfo
+from include.retraining.stages import monitor
 from scripts.airflow_api import AirflowAPIError, AirflowClient, RunTimeout
-from scripts.airflow_group import isolated_overrides, seed_source
+from scripts.airflow_group import insert_recent, isolated_overrides, seed_source
+from tests.builders import drift_result
 
 pytestmark = pytest.mark.e2e
 
 DAG_ID = "retrain_vehicle_insurance"
-RUN_TIMEOUT = 360.0
+RUN_TIMEOUT = 600.0  # on 2 shared cores a loaded machine took more than 360 s to train and notify
 PARAMS = {"force_retrain": True, "max_iter": 50, "lookback_hours": 720}
 
 
@@ -121,3 +129,97 @@ def test_valid_params_run_to_success_and_the_run_registers_the_champion(airflow)
     # the Params reached the tasks: the trees trained are the ones posted
     params = registry.client(config.mlflow).get_run(tags["mlflow_run_id"]).data.params
     assert params["max_iter"] == "50"
+
+
+def finished_run(airflow, conf: dict, label: str) -> str:
+    """Trigger a run with ``conf``, wait for it, fail with the logs unless it succeeded; its run id."""
+    client: AirflowClient = airflow["client"]
+    run_id = client.trigger(DAG_ID, conf, note=f"e2e {label}")["dag_run_id"]
+    try:
+        finished = client.wait_for_run(DAG_ID, run_id, timeout=RUN_TIMEOUT)
+    except RunTimeout as timeout:
+        pytest.fail(airflow["group"].explain(client, DAG_ID, run_id, str(timeout)))
+    if finished["state"] != "success":
+        pytest.fail(airflow["group"].explain(client, DAG_ID, run_id, f"{label} {run_id}: {finished['state']}"))
+    return run_id
+
+
+def task_xcom(client: AirflowClient, run_id: str, task_id: str) -> dict:
+    path = f"/api/v2/dags/{DAG_ID}/dagRuns/{quote(run_id, safe='')}/taskInstances/{task_id}/xcomEntries/return_value"
+    value = client.request("GET", path)["value"]
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def lineage(config, run_id: str) -> dict[str, str]:
+    """The tags of the run's MLflow run: trigger_reason and trigger.* are its lineage."""
+    mlflow = registry.client(config.mlflow)
+    experiment = mlflow.get_experiment_by_name(config.mlflow.experiment)
+    [run] = mlflow.search_runs([experiment.experiment_id], filter_string=f"tags.airflow_run_id = '{run_id}'")
+    return run.data.tags
+
+
+def task_log(airflow, run_id: str, task_id: str) -> str:
+    logs = airflow["group"].state / "airflow-server" / "logs" / f"dag_id={DAG_ID}" / f"run_id={run_id}"
+    return "\n".join(path.read_text() for path in sorted(logs.glob(f"task_id={task_id}/**/*.log")))
+
+
+def assert_ordinary_manual_run(airflow, run_id: str, why: str) -> None:
+    """No value of the claim was taken: the run decided on its own check, and its lineage says manual."""
+    decision = task_xcom(airflow["client"], run_id, "decide")
+    tags = lineage(airflow["config"], run_id)
+    assert "drift_monitor" not in decision["reason"], decision
+    assert tags["trigger_reason"] == "manual"
+    assert [tag for tag in tags if tag.startswith("trigger.")] == []
+    assert f"the conf claims a drift_monitor trigger, not honoured: {why}; this is an ordinary manual run" in (
+        task_log(airflow, run_id, "extract")
+    )
+
+
+def test_a_forged_monitor_trigger_runs_as_an_ordinary_manual_run(airflow):
+    config = airflow["config"]
+    champion = registry.champion(config.mlflow, config.model_name)
+    assert champion is not None, "the run above trains the champion"
+    forged = str(ObjectId())
+    conf = {
+        "reason": "drift_monitor",
+        "monitor_run_id": "drift_monitor__forged",
+        "check_id": forged,
+        "window_start": (datetime.now(UTC) - timedelta(days=2)).isoformat(),
+        "window_end": (datetime.now(UTC) - timedelta(days=1)).isoformat(),
+        "drift_status": "drift",
+        "drift_share": 0.9,
+        "drift": drift_result(status="drift", drift_share=0.9, champion_version=champion.version).to_dict(),
+    }
+
+    run_id = finished_run(airflow, conf, "forged trigger")
+
+    assert_ordinary_manual_run(airflow, run_id, f"no drift check {forged!r} exists")
+    # no row is newer than the champion: its own check skips, where an honoured trigger always retrains
+    assert task_xcom(airflow["client"], run_id, "decide")["retrain"] is False
+    assert registry.champion(config.mlflow, config.model_name) == champion
+
+
+def test_a_monitor_check_is_honoured_once_and_replayed_it_runs_as_an_ordinary_manual_run(airflow):
+    config = airflow["config"]
+    start = insert_recent(config, 1200, seed=31, covariate_drift=1.0, concept_drift=1.0)
+    latest = mongo.latest_timestamp(config.source).isoformat()
+    window = NewData(count=1200, watermark=(start - timedelta(seconds=1)).isoformat(), latest=latest)
+    monitor_run = RunInfo(
+        dag_id="drift_monitor_vehicle_insurance", run_id=f"e2e__{uuid.uuid4().hex[:8]}", run_end=latest
+    )
+    drift = monitor.check_drift(config, monitor_run, window)  # the monitor's stage, in this process
+    assert monitor.route(drift) == ["send_drift_alert", "retrain_conf"], drift
+    conf = monitor.retrain_conf(monitor_run, window, drift)
+
+    honoured = finished_run(airflow, conf, "monitor-triggered")
+    replayed = finished_run(airflow, conf, "replayed trigger")
+
+    tags = lineage(config, honoured)
+    assert (tags["trigger_reason"], tags["trigger.check_id"]) == ("drift_monitor", drift.check_id)
+    assert (tags["trigger.monitor_run_id"], tags["trigger.window_end"]) == (monitor_run.run_id, latest)
+    assert "drift detected by drift_monitor run" in task_xcom(airflow["client"], honoured, "decide")["reason"]
+    checks = (config.source.conn_id, config.monitoring_database, config.monitoring.collection)
+    assert mongo.field_of(*checks, drift.check_id, monitor.CONSUMED_BY) == honoured
+    assert_ordinary_manual_run(
+        airflow, replayed, f"drift check {drift.check_id} was already consumed by run {honoured}"
+    )
