@@ -1,7 +1,6 @@
-"""Fault injection against the real local stack: a service stopped (or frozen) during a stage and brought
-back, a stage's process killed mid-write, two runs at once. The stages are driven like
-tests/integration/test_pipeline_stages.py drives them; a failed stage is retried with the same inputs,
-as Airflow retries a task. After each fault the invariants of `assert_clean` must hold.
+"""Faults against the real local stack, through Airflow's own retry path: a service stopped (or frozen)
+while a stage is inside its call, a task's process killed mid-call, two runs of one model at once. Each
+case ends with exactly the state of a clean run of the same data (tests/faults/end_state.py).
 
 Services are stopped and started through the local stack's own supervisor (same ports, same data),
 except S3: moto keeps objects in memory only, so it is frozen (SIGSTOP) and thawed instead, which to a
@@ -14,33 +13,33 @@ import contextlib
 import json
 import os
 import signal
-import uuid
-import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
+from bson import ObjectId
 
 from include.demo.sample_data import generate_documents
 from include.retraining import stages
-from include.retraining.adapters import mongo, registry
 from include.retraining.airflow import task as adapter
+from include.retraining.airflow.runtime import env_config
 from include.retraining.core.config import PipelineConfig
 from include.retraining.core.graph import RETRAIN
 from include.retraining.core.records import RunInfo
+from scripts.airflow_group import isolated_overrides
 from scripts.local_stack import __main__ as local_stack
 from scripts.local_stack.supervisor import _groups_under, load_ports, ours, spawn, state_dir, stop, wait_ready
-from tests.integration.conftest import ADMIN_CONN_ID, config_factory, stack_env  # noqa: F401 (fixtures)
+from tests.faults.airflow_runs import FaultAirflow
+from tests.integration.conftest import stack_env  # noqa: F401 (fixture)
 
-STAGES = RETRAIN.lineage("notify")  # a forced run: the stages notify needs, in DAG order
-RECORDS = {name: RETRAIN[name].returns for name in STAGES if RETRAIN[name].returns}
+RETRAIN_DAG = "retrain_vehicle_insurance"
+SMALL_MODEL = {"gate": {"bootstrap_rounds": 50}, "training": {"hyperparameters": {"max_iter": 20, "max_depth": 6}}}
 # Clients that give up in seconds, so an outage fails a stage quickly instead of after minutes of retries.
 FAST_MONGO = {"serverSelectionTimeoutMS": 3000, "connectTimeoutMS": 2000, "socketTimeoutMS": 10000}
 FAST_S3 = {"config_kwargs": {"connect_timeout": 2, "read_timeout": 3, "retries": {"max_attempts": 1}}}
 FAST_MLFLOW = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
+FAST_CONNECTIONS = {"source": {"conn_id": "mongo_faults"}, "storage": {"conn_id": "aws_faults"}}  # config overrides
 
 
 class Stack:
@@ -81,137 +80,47 @@ class Stack:
                 os.killpg(pgid, signal.SIGCONT)
 
 
-@dataclass
-class Attempt:
-    """One retrain run: the records each stage returned and the errors of the attempts that failed."""
-
-    run: RunInfo
-    records: dict[str, Any] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)
+# --- the models and data of the fault cases ---------------------------------------------------------
 
 
-def call_stage(name: str, config: PipelineConfig, attempt: Attempt) -> Any:
-    """Stage ``name`` handed the records of the stages before it, as its task is in the DAG."""
-    records = RETRAIN.inputs(name, attempt.records)
-    return adapter.call_stage(getattr(stages, name), records, lambda: config, lambda: attempt.run)
+def model_overrides(prefix: str, **extra: dict) -> dict:
+    name, overrides = isolated_overrides(prefix, **SMALL_MODEL, **FAST_CONNECTIONS, **extra)
+    return overrides | {"notify": {"recipients": [f"{name}@example.com"]}}
 
 
-def retrain(
-    config: PipelineConfig,
-    run: RunInfo,
-    fault_at: str | None = None,
-    fault: Callable[[], contextlib.AbstractContextManager] | None = None,
-) -> Attempt:
-    """Every stage in order (the run is forced, so the model stages run). At ``fault_at`` the stage runs
-    inside ``fault()`` and must fail; the service is back when the context exits; then the stage is
-    retried with the same inputs, like an Airflow task retry."""
-    attempt = Attempt(run)
-    for name in STAGES:
-        if name == fault_at:
-            with fault():
-                try:
-                    call_stage(name, config, attempt)
-                except Exception as error:  # what Airflow would log before retrying
-                    attempt.failures[name] = f"{type(error).__name__}: {error}"[:300]
-            assert name in attempt.failures, f"{name} did not fail during the fault: the fault was not injected"
-        attempt.records[name] = call_stage(name, config, attempt)
-    return attempt
+def config_of(overrides: dict) -> PipelineConfig:
+    return env_config(os.environ | {"AIRFLOW_VAR_RETRAIN_CONFIG": json.dumps(overrides)})
 
 
-# --- the champion every fault run competes with ------------------------------------------------------
-
-ROWS = 1000  # documents behind each module's first champion
-NEW_ROWS = 300  # documents that arrive before each fault run: a holdout and new rows to train on
-SMALL_MODEL = {"gate": {"bootstrap_rounds": 50}, "training": {"hyperparameters": {"max_iter": 20, "max_depth": 6}}}
-
-
-def forced_run(label: str) -> RunInfo:
-    now = datetime.now(UTC).isoformat()
-    return RunInfo(dag_id="faults", run_id=f"{label}__{uuid.uuid4().hex[:8]}", run_end=now, force_retrain=True)
+def documents(end: datetime) -> tuple[list[dict], datetime]:
+    """1,000 documents over eight days, then 600 in the last two whose label follows the features
+    differently; each with its ``_id``, so both copies hold the same ids. Also the first champion's end."""
+    first_end = end - timedelta(days=2)
+    old = generate_documents(1000, start=end - timedelta(days=10), end=first_end - timedelta(hours=1), seed=21)
+    start = first_end + timedelta(hours=1)
+    new = generate_documents(600, start=start, end=end - timedelta(minutes=10), seed=22, concept_drift=1.0)
+    return with_ids(old + new), first_end
 
 
-def new_run(config: PipelineConfig, label: str) -> RunInfo:
-    """A forced run after NEW_ROWS documents arrived, stamped after every earlier one: a champion is refit on
-    all the rows of its run, so only rows newer than those can judge a challenger."""
-    after_newest = mongo.latest_timestamp(config.source) + timedelta(milliseconds=1)
-    insert(config, NEW_ROWS, after_newest, datetime.now(UTC), seed=zlib.crc32(label.encode()))
-    return forced_run(label)
+def with_ids(docs: list[dict]) -> list[dict]:
+    for doc in docs:
+        doc["_id"] = ObjectId()
+    return docs
 
 
-def insert(config: PipelineConfig, rows: int, start: datetime, end: datetime, seed: int) -> None:
-    source = config.source
-    target = {"database": source.database, "collection": source.collection, "conn_id": ADMIN_CONN_ID}
-    docs = generate_documents(rows, start=start, end=end, seed=seed)
-    assert mongo.insert_documents(docs, **target) == rows
+def run_stages(config: PipelineConfig, run: RunInfo, until: str = "notify") -> dict:
+    """The retrain path of the DAG (every stage but skip) up to ``until``, in this process, each stage
+    handed the records of the stages before it as its task is."""
+    records: dict = {}
+    for name in RETRAIN.names[: RETRAIN.names.index(until) + 1]:
+        if name != "skip":
+            stage = getattr(stages, name)
+            records[name] = adapter.call_stage(stage, RETRAIN.inputs(name, records), lambda: config, lambda: run)
+    return records
 
 
-def document_count(config: PipelineConfig) -> int:
-    return mongo.client(ADMIN_CONN_ID)[config.source.database][config.source.collection].count_documents({})
-
-
-def with_champion(config: PipelineConfig, seed: int) -> PipelineConfig:
-    """``config`` with ROWS documents of the last ten days in its collection and a first champion trained
-    on them."""
-    now = datetime.now(UTC)
-    insert(config, ROWS, now - timedelta(days=10), now - timedelta(minutes=5), seed)
-    assert retrain(config, forced_run("first")).records["promote"].promoted
-    return config
-
-
-def champion_version(config: PipelineConfig) -> str | None:
-    champion = registry.champion(config.mlflow, config.model_name)
-    return champion.version if champion else None
-
-
-# --- what must hold after every fault ---------------------------------------------------------------
-
-
-def run_versions(config: PipelineConfig, run_id: str) -> list[str]:
-    versions = registry.client(config.mlflow).search_model_versions(f"name='{config.model_name}'")
-    return sorted(v.version for v in versions if v.tags.get("airflow_run_id") == run_id)
-
-
-def drift_checks(config: PipelineConfig, run_id: str) -> list[dict]:
-    checks = mongo.client(ADMIN_CONN_ID)[config.monitoring_database][config.monitoring.collection]
-    return list(checks.find({"run_id": run_id}))
-
-
-def logged_models(config: PipelineConfig, run_id: str) -> list[str]:
-    """The names of the models logged into the MLflow run of Airflow run ``run_id``, one entry per model."""
-    client = registry.client(config.mlflow)
-    experiment = client.get_experiment_by_name(config.mlflow.experiment).experiment_id
-    runs = client.search_runs([experiment], filter_string=f"tags.airflow_run_id = '{run_id}'")
-    return sorted(
-        model.name
-        for mlflow_run in runs
-        for model in client.search_logged_models(
-            [experiment], filter_string=f"source_run_id = '{mlflow_run.info.run_id}'"
-        )
-    )
-
-
-class DuplicateAfterRetry(AssertionError):
-    """A retried stage wrote a second time what its first attempt had written (version, drift check)."""
-
-
-def assert_clean(config: PipelineConfig, run_id: str, champion_before: str | None) -> None:
-    """One model version, one drift check and each model logged once for the run; the version is the refit
-    when its gate passed, the challenger as trained when not; the champion is the old one or a version
-    whose gate passed."""
-    versions, checks, models = run_versions(config, run_id), drift_checks(config, run_id), logged_models(config, run_id)
-    assert checks, f"run {run_id}: its drift check was lost"
-    if len(versions) > 1 or len(checks) > 1 or len(set(models)) < len(models):
-        raise DuplicateAfterRetry(
-            f"run {run_id}: model versions {versions}, {len(checks)} drift-check documents, logged models {models}"
-        )
-    for version in versions:
-        tags = registry.version_tags(config.mlflow, config.model_name, version)
-        assert tags["refit"] == tags["gate_passed"], f"v{version}: refit {tags['refit']}, gate {tags['gate_passed']}"
-    champion = registry.champion(config.mlflow, config.model_name)
-    assert champion is not None
-    if champion.version != champion_before:
-        tags = registry.version_tags(config.mlflow, config.model_name, champion.version)
-        assert tags.get("gate_passed") == "true", f"champion v{champion.version} did not pass the gate: {tags}"
+def manual_run(run_id: str, end: datetime) -> RunInfo:
+    return RunInfo(dag_id=RETRAIN_DAG, run_id=run_id, run_end=end.isoformat(), reason="manual", force_retrain=True)
 
 
 # --- fixtures ---------------------------------------------------------------------------------------
@@ -238,3 +147,12 @@ def fault_env(stack_env) -> Iterator[dict[str, str]]:  # noqa: F811
         for name, value in env.items():
             patch.setenv(name, value)
         yield env
+
+
+@pytest.fixture(scope="session")
+def fault_airflow(fault_env) -> Iterator[FaultAirflow]:
+    """The private Airflow group of the DAG runs with faults (tests/faults/airflow_runs.py)."""
+    airflow = FaultAirflow()
+    airflow.start()
+    yield airflow
+    airflow.stop()

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
 
-from include.retraining.adapters import registry, storage
+from include.retraining.adapters import leases, registry, storage
 from include.retraining.core import windows
 from include.retraining.core.config import PipelineConfig
 from include.retraining.core.contract import DataContractError
@@ -240,9 +240,20 @@ def register(
     return registration
 
 
+PROMOTION_LEASE_TTL = timedelta(minutes=5)  # a promotion takes seconds; a holder killed mid-way blocks no longer
+PROMOTION_LEASE_WAIT = timedelta(minutes=2)
+
+
 def promote(config: PipelineConfig, registration: Registration, evaluation: Evaluation) -> Promotion:
-    """Move ``champion`` only when the gate passed against the champion that is still current."""
-    promotion = _promotion(config, registration, evaluation)
+    """Move ``champion`` only when the gate passed against the champion that is still current. Two runs
+    of the model (a cleared run beside a new one) check and move it one after the other, under the
+    model's promotion lease, so the second sees what the first did and never promotes on a stale
+    comparison: never two promotions from one champion."""
+    lease = (config.source.conn_id, config.monitoring_database, config.monitoring.state_collection)
+    holder = f"{config.model_name} v{registration.version}"  # its retries hold the same lease
+    key = f"promotion:{config.model_name}"
+    with leases.held(*lease, key, holder, PROMOTION_LEASE_TTL, PROMOTION_LEASE_WAIT):
+        promotion = _promotion(config, registration, evaluation)
     registry.append_to_description(config.mlflow, config.model_name, registration.version, promotion_outcome(promotion))
     log.info(promotion_sentence(registration, promotion))
     log.info("model version: %s", registry.version_url(config.mlflow, config.model_name, registration.version))
