@@ -10,6 +10,7 @@ from include.demo.sample_data import generate_documents
 from include.retraining.adapters import mongo
 from include.retraining.core.records import DriftResult, NewData, RunInfo
 from include.retraining.stages import monitor
+from include.retraining.stages.data import stored_check
 from tests.integration.conftest import ADMIN_CONN_ID
 
 pytestmark = pytest.mark.integration
@@ -114,5 +115,10 @@ def test_check_window_compares_new_documents_with_the_champion(pipeline_config):
     conf = monitor.retrain_conf(run_info(), new_data, result)
     assert conf["reason"] == "drift_monitor"
     assert conf["window_end"] == new_data.latest
-    assert DriftResult.from_dict(conf["drift"]) == result  # the retrain reuses this check
+    checks = (
+        pipeline_config.source.conn_id,
+        pipeline_config.monitoring_database,
+        pipeline_config.monitoring.collection,
+    )
+    assert stored_check(mongo.find_document(*checks, conf["check_id"])) == result  # the retrain reads it by its id
     assert conf["check_id"] == result.check_id
