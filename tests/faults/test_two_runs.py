@@ -44,7 +44,9 @@ def test_two_runs_of_one_window_promote_once(fault_env):
     with ThreadPoolExecutor(len(twins)) as pool:
         promotions = dict(zip(twins, pool.map(promote, twins), strict=True))
 
-    [winner] = [run_id for run_id, promotion in promotions.items() if promotion.promoted]
+    promoted = [run_id for run_id, promotion in promotions.items() if promotion.promoted]
+    assert len(promoted) == 1, f"two promotions from one champion: {promotions}"
+    [winner] = promoted
     [loser] = [run_id for run_id in twins if run_id != winner]
     won = twins[winner]["register"].version
     assert promotions[loser].reason == (
