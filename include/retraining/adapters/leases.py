@@ -13,9 +13,9 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-from include.retraining.adapters.mongo import client
+from include.retraining.adapters import mongo
 
 
 class LeaseHeld(RuntimeError):
@@ -28,11 +28,11 @@ def held(
 ) -> Iterator[None]:
     """Run the block holding lease ``key``; wait up to ``wait`` while another holder has it, then raise
     ``LeaseHeld`` naming that holder. Released when the block ends, also when it raises."""
-    leases = client(conn_id)[database][collection]
+    where = (conn_id, database, collection)
     deadline = time.monotonic() + wait.total_seconds()
-    while not _take(leases, key, holder, ttl):
+    while not mongo.take_lease(*where, key, holder, ttl):
         if time.monotonic() > deadline:
-            current = leases.find_one({"_id": key}) or {}
+            current = mongo.find_document(*where, key) or {}
             raise LeaseHeld(
                 f"{key} is held by {current.get('holder')} until {current.get('expires_at')}: "
                 f"{holder} waited {wait.total_seconds():.0f} s and does not act at the same time"
@@ -40,17 +40,5 @@ def held(
         time.sleep(0.5)
     try:
         yield
-    finally:  # expired now rather than deleted: the pipeline's user may not remove documents
-        leases.update_one({"_id": key, "holder": holder}, {"$set": {"expires_at": datetime.now(UTC)}})
-
-
-def _take(leases, key: str, holder: str, ttl: timedelta) -> bool:
-    from pymongo.errors import DuplicateKeyError
-
-    now = datetime.now(UTC)
-    mine_or_free = {"_id": key, "$or": [{"holder": holder}, {"expires_at": {"$lte": now}}]}
-    try:
-        leases.update_one(mine_or_free, {"$set": {"holder": holder, "expires_at": now + ttl}}, upsert=True)
-    except DuplicateKeyError:  # the key exists and is another holder's
-        return False
-    return True
+    finally:
+        mongo.release_lease(*where, key, holder)

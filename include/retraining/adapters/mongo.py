@@ -219,10 +219,31 @@ def mark_once(conn_id: str, database: str, name: str, doc_id: str, field: str, v
 
 
 def find_document(conn_id: str, database: str, name: str, doc_id: str) -> dict[str, Any] | None:
-    """The monitoring document with id ``doc_id``; None if there is none, or ``doc_id`` is no ObjectId."""
-    if not ObjectId.is_valid(doc_id):
-        return None
-    return client(conn_id)[database][name].find_one({"_id": ObjectId(doc_id)})
+    """The monitoring document with id ``doc_id`` (an ObjectId, or a lease's text key); None if there is none."""
+    if ObjectId.is_valid(doc_id):
+        return client(conn_id)[database][name].find_one({"_id": ObjectId(doc_id)})
+    return client(conn_id)[database][name].find_one({"_id": doc_id})
+
+
+def take_lease(conn_id: str, database: str, name: str, key: str, holder: str, ttl: timedelta) -> bool:
+    """One atomic upsert of lease document ``key``: taken when it is free (none, or expired) or already
+    ``holder``'s (a retry after a kill takes its own lease back); False while another holder has it."""
+    from pymongo.errors import DuplicateKeyError
+
+    now = datetime.now(UTC)
+    mine_or_free = {"_id": key, "$or": [{"holder": holder}, {"expires_at": {"$lte": now}}]}
+    leases = client(conn_id)[database][name]
+    try:
+        leases.update_one(mine_or_free, {"$set": {"holder": holder, "expires_at": now + ttl}}, upsert=True)
+    except DuplicateKeyError:  # the key exists and is another holder's
+        return False
+    return True
+
+
+def release_lease(conn_id: str, database: str, name: str, key: str, holder: str) -> None:
+    """Expired now rather than deleted: the pipeline's user may not remove documents."""
+    leases = client(conn_id)[database][name]
+    leases.update_one({"_id": key, "holder": holder}, {"$set": {"expires_at": datetime.now(UTC)}})
 
 
 def field_of(conn_id: str, database: str, name: str, doc_id: str, field: str) -> Any:
