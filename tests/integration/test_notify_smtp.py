@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import urllib.parse
+import urllib.request
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
@@ -49,19 +51,19 @@ def test_send_delivers_subject_recipients_and_html(stack_env, pipeline_config):
     assert "<h2>champion: v7 ✓</h2>" in html_of(received)
 
 
-def test_send_attaches_files(stack_env, pipeline_config, tmp_path):
+def test_send_attaches_bytes(stack_env, pipeline_config):
     [recipient] = pipeline_config.notify.recipients
-    report = tmp_path / "drift_report.html"
-    report.write_text("<html><body>Age drifted</body></html>")
+    chart = ("drift-history.png", b"\x89PNG\r\n\x1a\n chart", "image/png")
 
     notify.send(
-        pipeline_config.notify.conn_id, (recipient,), notify.Message("drift", "<p>see report</p>"), [str(report)]
+        pipeline_config.notify.conn_id, (recipient,), notify.Message("drift", "<p>see chart</p>", None, (chart,))
     )
 
     received = delivered_to(stack_env, recipient)
     [attachment] = list(received.iter_attachments())
-    assert attachment.get_filename() == "drift_report.html"
-    assert b"Age drifted" in attachment.get_payload(decode=True)
+    assert attachment.get_filename() == "drift-history.png"
+    assert attachment.get_content_type() == "image/png"
+    assert attachment.get_payload(decode=True) == chart[1]
 
 
 def test_send_summary_mails_the_run_and_closes_its_mlflow_run(stack_env, pipeline_config):
@@ -109,13 +111,9 @@ def test_send_summary_mails_the_run_and_closes_its_mlflow_run(stack_env, pipelin
     assert registry.client(pipeline_config.mlflow).get_run(mlflow_run_id).info.status == "FINISHED"
 
 
-def test_drift_alert_arrives_with_text_html_and_the_report(stack_env, pipeline_config):
-    run = RunInfo(
-        dag_id="drift_monitor_vehicle_insurance",
-        run_id=f"alert-{pipeline_config.model_name}",
-        run_end="2024-06-01T12:00:00+00:00",
-    )
-    report_html = b"<html><body>Evidently says Age drifted</body></html>"
+def logged_alert(pipeline_config, run_id: str, report_html: bytes) -> tuple[RunInfo, DriftResult]:
+    """A drift check of one drifted column whose report is ``report_html``, logged to MLflow."""
+    run = RunInfo(dag_id="drift_monitor_vehicle_insurance", run_id=run_id, run_end="2024-06-01T12:00:00+00:00")
     mlflow_run_id = registry.pipeline_run(pipeline_config, run)
     report_uri = registry.log_drift_report(pipeline_config.mlflow, mlflow_run_id, report_html.decode())
     drift = DriftResult(
@@ -135,6 +133,14 @@ def test_drift_alert_arrives_with_text_html_and_the_report(stack_env, pipeline_c
         report_uri=report_uri,
         mlflow_run_id=mlflow_run_id,
     )
+    return run, drift
+
+
+def test_drift_alert_arrives_as_text_and_html_linking_the_report(stack_env, pipeline_config):
+    """Evidently's report embeds its scripts (about 4 MB): it is linked by an http URL the MLflow server
+    answers, not attached."""
+    report_html = b"<html><body>Evidently says Age drifted</body></html>" + b"<!-- scripts -->" * 70_000
+    run, drift = logged_alert(pipeline_config, f"alert-{pipeline_config.model_name}", report_html)
 
     sent = mail_drift_alert(pipeline_config, run, drift, "2024-06-01T10:00:00+00:00")
 
@@ -147,10 +153,39 @@ def test_drift_alert_arrives_with_text_html_and_the_report(stack_env, pipeline_c
     received = delivered_to(stack_env, recipient)
     assert received["Subject"] == sent["subject"]
     assert received["From"] == "retrain-bot@example.com"
+    assert list(received.iter_attachments()) == []
     page = " ".join(html_of(received).split())
     assert "<td>Age</td><td>Wasserstein distance (normed)</td><td>0.8123</td>" in page
     assert "2024-06-01T10:00:00+00:00 &rarr; 2024-06-01T12:00:00+00:00" in page
-    assert registry.run_url(pipeline_config.mlflow, mlflow_run_id) in page
+    assert registry.run_url(pipeline_config.mlflow, drift.mlflow_run_id) in page
+    text = received.get_body(preferencelist=("plain",)).get_content()
+    assert "- Age: Wasserstein distance (normed) 0.8123 / 0.1" in text
+    report_url = registry.artifact_url(pipeline_config.mlflow, drift.report_uri)
+    assert f"Report:     {report_url}" in text
+    assert report_url.startswith("http")
+    assert fetched(report_url, drift) == report_html
+
+
+def fetched(report_url: str, drift: DriftResult) -> bytes:
+    """The report's bytes as the MLflow server sends them to the page ``report_url`` opens (the UI's
+    artifact view loads them from the server's ``get-artifact`` endpoint)."""
+    base, _, fragment = report_url.partition("/#/")
+    assert fragment.endswith(f"runs/{drift.mlflow_run_id}/artifactPath/{registry.DRIFT_REPORT}"), fragment
+    query = urllib.parse.urlencode({"path": registry.DRIFT_REPORT, "run_uuid": drift.mlflow_run_id})
+    with urllib.request.urlopen(f"{base}/get-artifact?{query}", timeout=30) as response:
+        assert response.status == 200
+        return response.read()
+
+
+def test_a_small_report_is_attached_as_well(stack_env, pipeline_config):
+    report_html = b"<html><body>Evidently says Age drifted</body></html>"
+    run, drift = logged_alert(pipeline_config, f"small-alert-{pipeline_config.model_name}", report_html)
+
+    mail_drift_alert(pipeline_config, run, drift, None)
+
+    [recipient] = pipeline_config.notify.recipients
+    received = delivered_to(stack_env, recipient)
     [attachment] = list(received.iter_attachments())
     assert attachment.get_filename() == "drift-report.html"
     assert attachment.get_payload(decode=True) == report_html
+    assert "Attached: drift-report.html" in received.get_body(preferencelist=("plain",)).get_content()

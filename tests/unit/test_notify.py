@@ -221,11 +221,13 @@ WINDOW = {
     "dag_id": "drift_monitor_vehicle_insurance",
     "run_id": "m__1",
 }
-LINKS = {"MLflow run": URL, "Report": DRIFTED.report_uri}
+REPORT_URL = "http://mlflow.example/#/experiments/1/runs/abc123/artifactPath/drift/report.html"
+LINKS = {"Report": REPORT_URL, "MLflow run": URL}
+CHART = ("drift-history.png", b"\x89PNG...", "image/png")
 
 
 def test_drift_alert_names_the_drifted_columns_only():
-    alert = render_drift_alert(MODEL, DRIFTED.to_dict(), WINDOW, LINKS, b"<html>report</html>")
+    alert = render_drift_alert(MODEL, DRIFTED.to_dict(), WINDOW, LINKS)
 
     assert alert.subject == f"[drift] {MODEL}: 60% of columns drifted (2 of 3)"
     page = " ".join(html.unescape(alert.html).split())
@@ -237,12 +239,56 @@ def test_drift_alert_names_the_drifted_columns_only():
     assert "champion (v3)" in page
     assert f'<a href="{URL}">' in page
     assert "drift_monitor_vehicle_insurance / m__1" in page
-    assert alert.report_name == "drift-report.html"
-    assert alert.report_html == b"<html>report</html>"
+    assert alert.attachments == ()
+    assert "Attached" not in page
+
+
+def test_drift_alert_has_a_plain_text_part_with_the_same_facts():
+    alert = render_drift_alert(MODEL, DRIFTED.to_dict(), WINDOW, LINKS)
+
+    assert alert.text is not None
+    assert "<" not in alert.text  # no markup, no escaping
+    lines = alert.text.splitlines()
+    assert lines[0] == f"Data drift on {MODEL}"
+    for line in (
+        "2 of 3 columns drifted (share 0.60, dataset threshold 0.3).",
+        f"Window:     {WINDOW['start']} -> {WINDOW['end']}",
+        "Checked by: drift_monitor_vehicle_insurance / m__1",
+        f"Report:     {REPORT_URL}",
+        f"MLflow run: {URL}",
+        "- Age: Wasserstein distance (normed) 1.1000 / 0.1",
+        "- Annual_Premium: Wasserstein distance (normed) 0.7000 / 0.1",
+    ):
+        assert line in lines, line
+    assert "Gender" not in alert.text
+
+
+def test_drift_alert_carries_extra_attachments_and_names_them():
+    alert = render_drift_alert(MODEL, DRIFTED.to_dict(), WINDOW, LINKS, [CHART])
+
+    assert alert.attachments == (CHART,)
+    assert "Attached: drift-history.png" in alert.text
+    assert "Attached: drift-history.png." in alert.html
+
+
+def test_the_mime_message_is_text_and_html_alternatives_then_the_attachments():
+    from include.retraining.adapters.mail import mime_message
+
+    alert = render_drift_alert(MODEL, DRIFTED.to_dict(), WINDOW, LINKS, [CHART])
+    mime = mime_message(alert, "bot@example.com", ["a@example.com", "b@example.com"])
+
+    assert mime.get_content_type() == "multipart/mixed"
+    body, attachment = mime.get_payload()
+    assert body.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in body.get_payload()] == ["text/plain", "text/html"]
+    assert attachment.get_filename() == "drift-history.png"
+    assert attachment.get_content_type() == "image/png"
+    assert attachment.get_payload(decode=True) == CHART[1]
+    assert mime["To"] == "a@example.com, b@example.com"
 
 
 def test_drift_alert_from_the_beginning():
-    alert = render_drift_alert(MODEL, DRIFTED.to_dict(), WINDOW | {"start": None}, {}, None)
+    alert = render_drift_alert(MODEL, DRIFTED.to_dict(), WINDOW | {"start": None}, {})
     assert "beginning → " in " ".join(html.unescape(alert.html).split())
 
 
@@ -250,7 +296,7 @@ def test_drift_alert_html_is_escaped():
     drift = DRIFTED.to_dict()
     drift["columns"][0]["column"] = "<b>Age</b>"
 
-    alert = render_drift_alert(MODEL, drift, WINDOW, {}, None)
+    alert = render_drift_alert(MODEL, drift, WINDOW, {})
 
     assert "<b>Age</b>" not in alert.html
     assert "&lt;b&gt;Age&lt;/b&gt;" in alert.html
@@ -300,7 +346,7 @@ def test_a_performance_drop_leads_the_alert():
     }
     drift = DRIFTED.to_dict() | {"status": "no_drift", "performance": performance}
 
-    alert = render_drift_alert(MODEL, drift, WINDOW, LINKS, None)
+    alert = render_drift_alert(MODEL, drift, WINDOW, LINKS)
 
     assert alert.subject == f"[drift] {MODEL}: roc_auc fell to 0.6123 on new labels; 60% of columns drifted (2 of 3)"
     page = " ".join(html.unescape(alert.html).split())

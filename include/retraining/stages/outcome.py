@@ -68,19 +68,20 @@ def alert_on_drift(config: PipelineConfig, run: RunInfo, validation: ValidationR
 def mail_drift_alert(
     config: PipelineConfig, run: RunInfo, drift: DriftResult, window_start: str | None, tolerate_outage: bool = False
 ) -> dict:
-    """Email the drift alert with the Evidently report attached (the check is already recorded), once per
-    check: the check's ``alert_sent_at`` tells a retry that the mail went out."""
+    """Email the drift alert linking the Evidently report (the check is already recorded), once per check:
+    the check's ``alert_sent_at`` tells a retry that the mail went out."""
     if not drift.alarm:
         return {"sent": False, "reason": f"no drift ({drift.status})"}
     checks = (config.source.conn_id, config.monitoring_database, config.monitoring.collection, drift.check_id)
     if drift.check_id and (sent_at := mongo.field_of(*checks, "alert_sent_at")):
         return {"sent": False, "reason": f"alert for check {drift.check_id} already sent at {sent_at}"}
-    report = registry.read_artifact(config.mlflow, drift.report_uri) if drift.report_uri else None
-    links = {"Report": drift.report_uri or "-"}
+    links = {}
+    if drift.report_uri:
+        links["Report"] = registry.artifact_url(config.mlflow, drift.report_uri)
     if drift.mlflow_run_id:
-        links = {"MLflow run": registry.run_url(config.mlflow, drift.mlflow_run_id), **links}
+        links["MLflow run"] = registry.run_url(config.mlflow, drift.mlflow_run_id)
     window = {"start": window_start, "end": run.run_end, "dag_id": run.dag_id, "run_id": run.run_id}
-    alert = mail.render_drift_alert(config.model_name, drift.to_dict(), window, links, report)
+    alert = mail.render_drift_alert(config.model_name, drift.to_dict(), window, links, small_report(config, drift))
     # the monitor's alert fails its task (and is retried); the retrain's must not fail a run that promoted
     delivered = deliver(
         lambda: mail.send_drift_alert(config.notify.conn_id, config.notify.recipients, alert),
@@ -95,6 +96,20 @@ def mail_drift_alert(
 def notify(
     config: PipelineConfig,
     run: RunInfo,
+MAX_ATTACHED_REPORT_BYTES = 1_000_000
+
+
+def small_report(config: PipelineConfig, drift: DriftResult) -> list[mail.Attachment]:
+    """The report as an attachment only when it is small: Evidently's page embeds its scripts (about 4 MB),
+    which mail servers and phones handle badly; the link serves it either way."""
+    if not drift.report_uri:
+        return []
+    size = registry.artifact_size(config.mlflow, drift.report_uri)
+    if size is None or size > MAX_ATTACHED_REPORT_BYTES:
+        return []
+    return [("drift-report.html", registry.read_artifact(config.mlflow, drift.report_uri), "text/html")]
+
+
     validation: ValidationReport,
     drift: DriftResult,
     decision: Decision,

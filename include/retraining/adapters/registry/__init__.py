@@ -17,6 +17,7 @@ from include.retraining.adapters.registry.models import (
 from include.retraining.adapters.registry.runs import (
     DRIFT_REPORT,
     RESOLVED_CONFIG,
+    artifact_size,
     artifact_url,
     client,
     code_version,
@@ -66,6 +67,7 @@ __all__ = [
     "append_to_description",
     "artifact_url",
     "champion",
+    "artifact_size",
     "client",
     "code_version",
     "denied",

@@ -133,6 +133,14 @@ def read_artifact(mlflow_config: MlflowConfig, artifact_uri: str) -> bytes:
         return download(mlflow_config, artifact_uri, Path(tmp)).read_bytes()
 
 
+def artifact_size(mlflow_config: MlflowConfig, artifact_uri: str) -> int | None:
+    """The size in bytes of a ``runs:/<run_id>/<path>`` file artifact, None if there is none."""
+    run_id, _, path = artifact_uri.removeprefix("runs:/").partition("/")
+    folder = path.rpartition("/")[0] or None
+    found = [f.file_size for f in client(mlflow_config).list_artifacts(run_id, folder) if f.path == path]
+    return found[0] if found else None
+
+
 def download(mlflow_config: MlflowConfig, artifact_uri: str, folder: Path) -> Path:
     """An artifact (a file or a folder) downloaded into ``folder``: its local path."""
     from mlflow.artifacts import download_artifacts
