@@ -93,9 +93,6 @@ def mail_drift_alert(
     return {**delivered, "subject": alert.subject, "recipients": list(config.notify.recipients)}
 
 
-def notify(
-    config: PipelineConfig,
-    run: RunInfo,
 MAX_ATTACHED_REPORT_BYTES = 1_000_000
 
 
@@ -110,6 +107,9 @@ def small_report(config: PipelineConfig, drift: DriftResult) -> list[mail.Attach
     return [("drift-report.html", registry.read_artifact(config.mlflow, drift.report_uri), "text/html")]
 
 
+def notify(
+    config: PipelineConfig,
+    run: RunInfo,
     validation: ValidationReport,
     drift: DriftResult,
     decision: Decision,
