@@ -31,8 +31,16 @@ def check(day: int, champion: str | None = "1", performance: dict | None = None,
 
 
 def scored(value: float, status: str = "no_drift") -> dict:
-    return {"status": status, "metric": "roc_auc", "reference_value": 0.85, "current_value": value,
-            "lower": value - 0.02, "upper": value + 0.02, "labeled_rows": 400, "reason": ""}  # fmt: skip
+    return {
+        "status": status,
+        "metric": "roc_auc",
+        "reference_value": 0.85,
+        "current_value": value,
+        "lower": value - 0.02,
+        "upper": value + 0.02,
+        "labeled_rows": 400,
+        "reason": "",
+    }
 
 
 def size_of(png: bytes) -> tuple[int, int]:

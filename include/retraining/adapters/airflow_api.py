@@ -1,5 +1,5 @@
 """The Airflow REST API, for the one thing a task cannot do through the Task SDK in Airflow 3.3: set the
-note of its own run, which the UI shows in the run list and on the run's page.
+note of its own run, which the UI shows in the run list and on the run's page; and the address of that page.
 
 Airflow 3.3's execution API reads a run's note but cannot write it (a Task SDK call for that is proposed
 in apache/airflow#69403), so the supported way is the public REST API: ``PATCH
@@ -38,6 +38,15 @@ def set_run_note(dag_id: str, run_id: str, note: str) -> bool:
         return False
     log.info("the run's note in the Airflow UI now reads the same")
     return True
+
+
+def run_url(dag_id: str, run_id: str) -> str:
+    """The run's page in the Airflow UI, on ``[api] base_url`` with Airflow's own fallback, as the log links
+    Airflow puts on a task instance (``RuntimeTaskInstance.log_url``)."""
+    from airflow.sdk.configuration import conf
+
+    base_url = conf.get("api", "base_url", fallback="http://localhost:8080/")
+    return f"{base_url.rstrip('/')}/dags/{quote(dag_id)}/runs/{quote(run_id)}"
 
 
 def _patch_note(connection, dag_id: str, run_id: str, note: str) -> None:

@@ -436,3 +436,18 @@ def login_of(conn_id: str) -> str:
         return BaseHook.get_connection(conn_id).login or "(no login)"
     except Exception:
         return "(unknown)"
+
+
+HISTORY_FIELDS = ("checked_at", "status", "columns", "performance", "champion_version", "dag_id", "run_id")
+
+
+def drift_history(conn_id: str, database: str, name: str, model_name: str, limit: int) -> list[dict[str, Any]]:
+    """The model's ``limit`` newest drift checks, oldest first, with only the fields a history chart needs
+    (bounded: never the whole collection)."""
+    newest = client(conn_id)[database][name].find(
+        {"model_name": model_name},
+        dict.fromkeys(HISTORY_FIELDS, 1) | {"_id": 0},
+        sort=[("checked_at", -1)],
+        limit=limit,
+    )
+    return [doc | {"checked_at": _utc(doc["checked_at"])} for doc in reversed(list(newest))]

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from include.retraining.adapters import airflow_api, mail, mongo, registry
+from include.retraining.core import history
 from include.retraining.core.config import PipelineConfig
 from include.retraining.core.decision import MONITOR_REASON, decide_retrain
 from include.retraining.core.reasons import decision_sentence, run_summary
@@ -22,6 +23,8 @@ from include.retraining.core.records import (
 )
 
 log = logging.getLogger(__name__)
+HISTORY_CHECKS = 90  # the chart's memory bound: the newest checks (three months of nightly ones)
+HISTORY_CHART = "history/drift_history.png"  # the chart's artifact path on the run's MLflow run
 
 
 def run_outcome(config: PipelineConfig, airflow_run_id: str) -> str:
@@ -80,6 +83,7 @@ def mail_drift_alert(
         links["Report"] = registry.artifact_url(config.mlflow, drift.report_uri)
     if drift.mlflow_run_id:
         links["MLflow run"] = registry.run_url(config.mlflow, drift.mlflow_run_id)
+    links["Airflow run"] = airflow_api.run_url(run.dag_id, run.run_id)
     window = {"start": window_start, "end": run.run_end, "dag_id": run.dag_id, "run_id": run.run_id}
     alert = mail.render_drift_alert(config.model_name, drift.to_dict(), window, links, small_report(config, drift))
     # the monitor's alert fails its task (and is retried); the retrain's must not fail a run that promoted
@@ -132,8 +136,12 @@ def notify(
         **{name: record.to_dict() if record else None for name, record in records.items()},
     }
     summary["outcome"] = run_outcome(config, run.run_id)
+    summary["airflow_run_url"] = airflow_api.run_url(run.dag_id, run.run_id)
+    if drift.report_uri:
+        summary["drift_report_url"] = registry.artifact_url(config.mlflow, drift.report_uri)
     if drift.mlflow_run_id:
         summary["mlflow_run_url"] = registry.run_url(config.mlflow, drift.mlflow_run_id)
+        log_history_chart(config, drift.mlflow_run_id)
         registry.finish_run(config.mlflow, drift.mlflow_run_id)
     message = mail.render_summary(summary)
     delivered = deliver(lambda: mail.send(config.notify.conn_id, config.notify.recipients, message), "summary")
@@ -141,6 +149,31 @@ def notify(
     log.info(note)
     airflow_api.set_run_note(run.dag_id, run.run_id, note)
     return {"subject": message.subject, "recipients": list(config.notify.recipients), **delivered}
+
+
+def history_chart(config: PipelineConfig, limit: int = HISTORY_CHECKS) -> bytes | None:
+    """The model's last ``limit`` drift checks as a PNG (``core.history``), with the versions registered
+    since; None before its first check."""
+    monitoring = (config.source.conn_id, config.monitoring_database, config.monitoring.collection)
+    checks = mongo.drift_history(*monitoring, config.model_name, limit)
+    if not checks:
+        return None
+    versions = registry.registered_versions(config.mlflow, config.model_name, limit)
+    return history.drift_history_png(config.model_name, checks, versions)
+
+
+def log_history_chart(config: PipelineConfig, mlflow_run_id: str) -> str | None:
+    """The chart as artifact ``HISTORY_CHART`` of the run's MLflow run (its ``runs:/`` URI). A picture is
+    no outcome: when it cannot be drawn or stored, the log says why and the run goes on."""
+    try:
+        chart = history_chart(config)
+        uri = registry.log_bytes(config.mlflow, mlflow_run_id, chart, HISTORY_CHART) if chart else None
+    except Exception:
+        log.exception("the drift history chart was not logged")
+        return None
+    if uri:
+        log.info("drift history chart: %s", registry.artifact_url(config.mlflow, uri))
+    return uri
 
 
 def deliver(send: Callable[[], None], what: str, raise_outage: bool = False) -> dict[str, Any]:

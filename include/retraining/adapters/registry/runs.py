@@ -152,6 +152,16 @@ def download(mlflow_config: MlflowConfig, artifact_uri: str, folder: Path) -> Pa
     )
 
 
+def log_bytes(mlflow_config: MlflowConfig, run_id: str, data: bytes, artifact_path: str) -> str:
+    """Store ``data`` (e.g. a PNG) as artifact ``artifact_path`` of the run; its ``runs:/`` URI."""
+    folder, _, name = artifact_path.rpartition("/")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / name
+        path.write_bytes(data)
+        client(mlflow_config).log_artifact(run_id, str(path), folder or None)
+    return f"runs:/{run_id}/{artifact_path}"
+
+
 def set_run_tag(mlflow_config: MlflowConfig, run_id: str, key: str, value: str) -> None:
     client(mlflow_config).set_tag(run_id, key, value)
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from include.retraining.adapters.registry.runs import client, fluent
 from include.retraining.core.config import MlflowConfig
+from include.retraining.core.history import Registered
 from include.retraining.core.records import Registration
 
 if TYPE_CHECKING:
@@ -122,3 +123,15 @@ def version_url(mlflow_config: MlflowConfig, model_name: str, version: str) -> s
     from urllib.parse import quote
 
     return f"{mlflow_config.tracking_uri.rstrip('/')}/#/models/{quote(model_name)}/versions/{version}"
+
+
+def registered_versions(mlflow_config: MlflowConfig, model_name: str, limit: int) -> list[Registered]:
+    """The ``limit`` newest versions of the model and when each was registered, oldest first."""
+    from datetime import UTC, datetime
+
+    found = client(mlflow_config).search_model_versions(
+        f"name = '{model_name}'", max_results=limit, order_by=["creation_timestamp DESC"]
+    )
+    return [
+        Registered(str(v.version), datetime.fromtimestamp(v.creation_timestamp / 1000, UTC)) for v in reversed(found)
+    ]
