@@ -4,13 +4,15 @@ the chart drawn from the model's newest ones, logged to its MLflow run and read 
 from __future__ import annotations
 
 import struct
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from include.retraining.adapters import mongo, registry
-from include.retraining.core.records import RunInfo
-from include.retraining.stages.outcome import HISTORY_CHART, history_chart, log_history_chart
+from include.retraining.core.records import ColumnDrift, DriftResult, RunInfo
+from include.retraining.stages.outcome import HISTORY_CHART, history_chart, log_history_chart, mail_drift_alert
+from scripts.local_stack import smtp as mail_sink
 
 pytestmark = pytest.mark.integration
 START = datetime(2026, 9, 1, 2, tzinfo=UTC)
@@ -85,3 +87,35 @@ def test_registered_versions_come_back_oldest_first_with_their_times(pipeline_co
     versions = registry.registered_versions(config.mlflow, config.model_name, 2)
     assert [v.version for v in versions] == ["2", "3"]
     assert versions[0].created_at <= versions[1].created_at <= datetime.now(UTC)
+
+
+def test_the_drift_alert_mail_carries_the_chart(stack_env, pipeline_config):
+    config = pipeline_config
+    for day, champion in enumerate(["1", "1", "2"]):
+        write_check(config, day, champion)
+    run = RunInfo(dag_id=f"drift_monitor_{config.model_name}", run_id="alert_run", run_end=START.isoformat())
+    drift = DriftResult(
+        status="drift",
+        drift_share=1.0,
+        drifted_columns=1,
+        columns=(ColumnDrift("Age", "K-S p_value", 1e-9, 0.01, True),),
+        threshold=1.0,
+        rows_current=500,
+        rows_reference=1_000,
+        current_uri="s3://bucket/current.parquet",
+        reference_uri="s3://bucket/reference.parquet",
+        champion_version="2",
+        report_uri=None,
+        mlflow_run_id=None,
+    )
+
+    assert mail_drift_alert(config, run, drift, START.isoformat())["sent"]
+
+    [recipient] = config.notify.recipients
+    deadline = time.monotonic() + 15
+    while not (received := mail_sink.delivered_to(recipient, stack_env["MAIL_SINK_DIR"])):
+        assert time.monotonic() < deadline, f"no mail to {recipient}"
+        time.sleep(0.2)
+    [attachment] = list(received[0].iter_attachments())
+    assert (attachment.get_filename(), attachment.get_content_type()) == ("drift_history.png", "image/png")
+    assert attachment.get_payload(decode=True) == history_chart(config)

@@ -31,7 +31,8 @@ def mail_task_failure(context: Mapping[str, Any]) -> None:
         except Exception as error:  # the registry may be what failed
             outcome = f"What this run did to the model registry is unknown: it could not be read ({error})."
         error = context.get("exception")
-        message = mail.render_failure(dag_run.dag_id, dag_run.run_id, ti.task_id, ti.try_number, error, outcome)
+        run = (dag_run.dag_id, dag_run.run_id)
+        message = mail.render_failure(*run, ti.task_id, ti.try_number, error, outcome, airflow_api.run_url(*run))
         mail.send(config.notify.conn_id, config.notify.recipients, message)
     except Exception:
         log.exception("could not mail the failure of %s", ti.task_id)

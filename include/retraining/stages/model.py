@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
-from include.retraining.adapters import leases, registry, storage
+from include.retraining.adapters import airflow_api, leases, registry, storage
 from include.retraining.core import windows
 from include.retraining.core.config import PipelineConfig
 from include.retraining.core.contract import DataContractError
@@ -222,8 +222,10 @@ def register(
             "mlflow_run_url": registry.run_url(config.mlflow, training.mlflow_run_id),
             "airflow_dag_id": run.dag_id,
             "airflow_run_id": run.run_id,
+            "airflow_run_url": airflow_api.run_url(run.dag_id, run.run_id),
             "trigger_reason": run.reason,
             **{f"trigger.{key}": value for key, value in run.trigger.items()},
+            "trigger.drift_report_url": monitor_report_url(config, run),
             "mlflow_run_id": training.mlflow_run_id,
             "model_sha256": training.model_sha256,
             "previous_champion": evaluation.champion_version,
@@ -238,6 +240,12 @@ def register(
     registration = registry.register(config.mlflow, config.model_name, training.model_uri, run_id, tags, description)
     log.info("model version: %s", registry.version_url(config.mlflow, config.model_name, registration.version))
     return registration
+
+
+def monitor_report_url(config: PipelineConfig, run: RunInfo) -> str | None:
+    """The report of the drift_monitor check that triggered this run, if one did."""
+    check = run.monitor_check
+    return registry.artifact_url(config.mlflow, check.report_uri) if check and check.report_uri else None
 
 
 PROMOTION_LEASE_TTL = timedelta(minutes=5)  # a promotion takes seconds; a holder killed mid-way blocks no longer

@@ -85,7 +85,8 @@ def mail_drift_alert(
         links["MLflow run"] = registry.run_url(config.mlflow, drift.mlflow_run_id)
     links["Airflow run"] = airflow_api.run_url(run.dag_id, run.run_id)
     window = {"start": window_start, "end": run.run_end, "dag_id": run.dag_id, "run_id": run.run_id}
-    alert = mail.render_drift_alert(config.model_name, drift.to_dict(), window, links, small_report(config, drift))
+    attachments = [*small_report(config, drift), *history_attachment(config)]
+    alert = mail.render_drift_alert(config.model_name, drift.to_dict(), window, links, attachments)
     # the monitor's alert fails its task (and is retried); the retrain's must not fail a run that promoted
     delivered = deliver(
         lambda: mail.send_drift_alert(config.notify.conn_id, config.notify.recipients, alert),
@@ -162,18 +163,29 @@ def history_chart(config: PipelineConfig, limit: int = HISTORY_CHECKS) -> bytes 
     return history.drift_history_png(config.model_name, checks, versions)
 
 
-def log_history_chart(config: PipelineConfig, mlflow_run_id: str) -> str | None:
-    """The chart as artifact ``HISTORY_CHART`` of the run's MLflow run (its ``runs:/`` URI). A picture is
-    no outcome: when it cannot be drawn or stored, the log says why and the run goes on."""
+def drawn_history(config: PipelineConfig) -> bytes | None:
+    """``history_chart``, or None when it cannot be drawn: a picture is no outcome, so the log says why and
+    the run, or the alert, goes on."""
     try:
-        chart = history_chart(config)
-        uri = registry.log_bytes(config.mlflow, mlflow_run_id, chart, HISTORY_CHART) if chart else None
+        return history_chart(config)
     except Exception:
-        log.exception("the drift history chart was not logged")
+        log.exception("the drift history chart could not be drawn")
         return None
-    if uri:
-        log.info("drift history chart: %s", registry.artifact_url(config.mlflow, uri))
+
+
+def log_history_chart(config: PipelineConfig, mlflow_run_id: str) -> str | None:
+    """The chart as artifact ``HISTORY_CHART`` of the run's MLflow run (its ``runs:/`` URI)."""
+    chart = drawn_history(config)
+    if chart is None:
+        return None
+    uri = registry.log_bytes(config.mlflow, mlflow_run_id, chart, HISTORY_CHART)
+    log.info("drift history chart: %s", registry.artifact_url(config.mlflow, uri))
     return uri
+
+
+def history_attachment(config: PipelineConfig) -> list[mail.Attachment]:
+    chart = drawn_history(config)
+    return [(HISTORY_CHART.rpartition("/")[2], chart, "image/png")] if chart else []
 
 
 def deliver(send: Callable[[], None], what: str, raise_outage: bool = False) -> dict[str, Any]:
