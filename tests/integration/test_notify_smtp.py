@@ -10,8 +10,8 @@ from email.message import EmailMessage
 
 import pytest
 
+from include.retraining.adapters import airflow_api, registry
 from include.retraining.adapters import mail as notify
-from include.retraining.adapters import registry
 from include.retraining.core.records import ColumnDrift, Decision, DriftResult, RunInfo, Snapshot, ValidationReport
 from include.retraining.stages.outcome import mail_drift_alert
 from include.retraining.stages.outcome import notify as send_summary
@@ -108,6 +108,7 @@ def test_send_summary_mails_the_run_and_closes_its_mlflow_run(stack_env, pipelin
     assert "no data drift and champion v4 is in place" in body
     assert f"This run registered no version of {pipeline_config.model_name}" in body  # read from the registry
     assert registry.run_url(pipeline_config.mlflow, mlflow_run_id) in body
+    assert f'<a href="{airflow_api.run_url(run.dag_id, run.run_id)}">' in body
     assert registry.client(pipeline_config.mlflow).get_run(mlflow_run_id).info.status == "FINISHED"
 
 
@@ -164,6 +165,7 @@ def test_drift_alert_arrives_as_text_and_html_linking_the_report(stack_env, pipe
     assert f"Report:     {report_url}" in text
     assert report_url.startswith("http")
     assert fetched(report_url, drift) == report_html
+    assert f"Airflow run: {airflow_api.run_url(run.dag_id, run.run_id)}" in text
 
 
 def fetched(report_url: str, drift: DriftResult) -> bytes:

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from include.demo.sample_data import generate_documents
-from include.retraining.adapters import mongo, registry
+from include.retraining.adapters import airflow_api, mongo, registry
 from include.retraining.airflow.dag_defaults import mail_task_failure
 from include.retraining.core.config import resolved
 from include.retraining.core.records import (
@@ -37,6 +37,7 @@ from include.retraining.stages import (
     train,
     validate,
 )
+from include.retraining.stages.model import monitor_report_url
 from include.retraining.stages.outcome import mail_drift_alert, run_outcome
 from tests.integration.test_notify_smtp import delivered_to, html_of
 
@@ -131,6 +132,20 @@ def test_the_failure_mail_says_what_the_run_really_did(stack_env, config, first)
     body = html_of(delivered_to(stack_env, config.notify.recipients[0]))
     assert "smtp down" in body
     assert "version 1, and it is the champion now (moved by this run)" in body
+    assert f'<a href="{airflow_api.run_url(first.run.dag_id, first.run.run_id)}">' in body
+
+
+def test_the_version_links_its_airflow_run_and_a_triggering_check_links_its_report(config, first):
+    tags = registry.version_tags(config.mlflow, config.model_name, first.registration.version)
+    airflow_url = tags["airflow_run_url"]
+    assert airflow_url == airflow_api.run_url(first.run.dag_id, first.run.run_id)
+    assert airflow_url.startswith("http")
+    assert first.run.run_id.replace(":", "%3A").replace("+", "%2B") in airflow_url
+    assert "trigger.drift_report_url" not in tags  # a run no drift check triggered
+    check = replace(first.drift, report_uri=f"runs:/{first.drift.mlflow_run_id}/{registry.DRIFT_REPORT}")
+    report_url = monitor_report_url(config, replace(first.run, monitor_check=check))
+    assert report_url == registry.artifact_url(config.mlflow, check.report_uri)
+    assert report_url.startswith("http")
 
 
 def test_a_drift_alert_goes_out_once_per_check(stack_env, config, first):

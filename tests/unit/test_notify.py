@@ -8,7 +8,8 @@ from typing import Any
 import jinja2
 import pytest
 
-from include.retraining.adapters.mail import headline, render_drift_alert, render_summary
+from include.retraining.adapters.airflow_api import run_url
+from include.retraining.adapters.mail import headline, render_drift_alert, render_failure, render_summary
 from include.retraining.core.records import (
     ColumnDrift,
     Decision,
@@ -72,6 +73,8 @@ EVALUATION = Evaluation(
 )
 REGISTRATION = Registration(model_name=MODEL, version="4", model_uri="models:/m-1", tags={})
 URL = "http://mlflow.example/#/experiments/1/runs/abc123"
+REPORT_URL = f"{URL}/artifactPath/drift/report.html"
+AIRFLOW_URL = "http://airflow.example/dags/retrain_vehicle_insurance/runs/scheduled__2024-02-01T02%3A00%3A00%2B00%3A00"
 
 
 def summary(**records: Any) -> dict[str, Any]:
@@ -94,7 +97,14 @@ def retrain_summary(decision: str, evaluation: Evaluation, promotion: Promotion,
 def test_retrain_with_promotion():
     promotion = Promotion(promoted=True, champion_version="4", previous_champion="3", reason="version 4 promoted")
     message = render_summary(
-        retrain_summary("data drift: 2 of 3 columns drifted", EVALUATION, promotion, mlflow_run_url=URL)
+        retrain_summary(
+            "data drift: 2 of 3 columns drifted",
+            EVALUATION,
+            promotion,
+            mlflow_run_url=URL,
+            airflow_run_url=AIRFLOW_URL,
+            drift_report_url=REPORT_URL,
+        )
     )
 
     assert message.subject == f"[retrain] {MODEL}: version 4 is the new champion"
@@ -109,7 +119,8 @@ def test_retrain_with_promotion():
         VALIDATION.snapshot.uri,
         "drift: 2 of 3",
         "share 0.60, threshold 0.3",
-        DRIFTED.report_uri,
+        f'Drift report</th><td><a href="{REPORT_URL}">',
+        f'Airflow run</th><td><a href="{AIRFLOW_URL}">',
         "data drift: 2 of 3 columns drifted",
         EVALUATION.reason,
         "version 4 (alias challenger)",
@@ -140,6 +151,7 @@ def test_gate_failed():
     assert "champion v3 unchanged" in message.html
     assert "forced by the force_retrain Param" in message.html
     assert "MLflow run" not in message.html  # no url given
+    assert "Airflow run</th>" not in message.html
 
 
 def test_skip():
@@ -221,8 +233,7 @@ WINDOW = {
     "dag_id": "drift_monitor_vehicle_insurance",
     "run_id": "m__1",
 }
-REPORT_URL = "http://mlflow.example/#/experiments/1/runs/abc123/artifactPath/drift/report.html"
-LINKS = {"Report": REPORT_URL, "MLflow run": URL}
+LINKS = {"Report": REPORT_URL, "MLflow run": URL, "Airflow run": AIRFLOW_URL}
 CHART = ("drift-history.png", b"\x89PNG...", "image/png")
 
 
@@ -256,6 +267,7 @@ def test_drift_alert_has_a_plain_text_part_with_the_same_facts():
         "Checked by: drift_monitor_vehicle_insurance / m__1",
         f"Report:     {REPORT_URL}",
         f"MLflow run: {URL}",
+        f"Airflow run: {AIRFLOW_URL}",
         "- Age: Wasserstein distance (normed) 1.1000 / 0.1",
         "- Annual_Premium: Wasserstein distance (normed) 0.7000 / 0.1",
     ):
@@ -353,3 +365,19 @@ def test_a_performance_drop_leads_the_alert():
     assert page.startswith(f"<h2>Performance drift on {MODEL}</h2>")
     assert "champion roc_auc 0.6123 on 900 labeled rows vs 0.8600 at registration" in page
     assert "data: no_drift; performance: drift" in page
+
+
+# --- links ----------------------------------------------------------------------------------------------
+
+
+def test_the_airflow_run_url_is_on_the_configured_base_url_with_the_run_id_quoted(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://airflow.example/")
+
+    assert run_url(RUN.dag_id, RUN.run_id) == AIRFLOW_URL
+
+
+def test_the_failure_mail_links_the_airflow_run():
+    message = render_failure(RUN.dag_id, RUN.run_id, "train", 2, RuntimeError("boom"), "no version", AIRFLOW_URL)
+
+    assert f'The run in Airflow: <a href="{AIRFLOW_URL}">' in message.html
+    assert "Airflow" not in render_failure(RUN.dag_id, RUN.run_id, "train", 2, "boom", "no version").html

@@ -44,7 +44,8 @@ def headline(summary: dict[str, Any]) -> str:
 def render_summary(summary: dict[str, Any]) -> Message:
     """``summary`` holds the run's records as dicts (run, validation, drift, decision, ...)."""
     title = headline(summary)
-    defaults = {"evaluation": None, "registration": None, "promotion": None, "mlflow_run_url": None, "outcome": ""}
+    records = {"evaluation": None, "registration": None, "promotion": None, "outcome": ""}
+    defaults = records | {"mlflow_run_url": None, "airflow_run_url": None, "drift_report_url": None}
     context = defaults | summary
     html = _TEMPLATES.get_template("summary.html").render(headline=title, **context)
     return Message(subject=f"[retrain] {summary['model_name']}: {title}", html=html)
@@ -89,10 +90,18 @@ def mime_message(message: Message, sender: str | None, recipients: tuple[str, ..
     return mime
 
 
-def render_failure(dag_id: str, run_id: str, task_id: str, try_number: int, error: object, outcome: str) -> Message:
-    """``outcome`` says what the run did to the registry, as read from it."""
+def render_failure(
+    dag_id: str, run_id: str, task_id: str, try_number: int, error: object, outcome: str, run_url: str | None = None
+) -> Message:
+    """``outcome`` says what the run did to the registry, as read from it; ``run_url`` is the run's page."""
     html = _TEMPLATES.get_template("failure.html").render(
-        dag_id=dag_id, run_id=run_id, task_id=task_id, try_number=try_number, error=error, outcome=outcome
+        dag_id=dag_id,
+        run_id=run_id,
+        task_id=task_id,
+        try_number=try_number,
+        error=error,
+        outcome=outcome,
+        run_url=run_url,
     )
     return Message(subject=f"[retrain] task {task_id} failed in {dag_id} / {run_id}", html=html)
 
