@@ -77,10 +77,18 @@ def drift_history_png(
             for axes in (scores, metric, events):
                 axes.axvline(moment, color="tab:purple", linewidth=1, alpha=0.6)
             metric.annotate(
-                f"champion v{version}", (moment, 0), xycoords=("data", "axes fraction"), xytext=(3, 4),
-                textcoords="offset points", color="tab:purple", fontsize=8,
-            )  # fmt: skip
-        events.xaxis.set_major_formatter(dates.ConciseDateFormatter(events.xaxis.get_major_locator()))
+                f"champion v{version}",
+                (moment, 0),
+                xycoords=("data", "axes fraction"),
+                xytext=(3, 4),
+                textcoords="offset points",
+                color="tab:purple",
+                fontsize=8,
+            )
+        # the offset under the axis names the year (not "2026-Oct" when the ticks cross months)
+        offsets = ["", "%Y", "%Y", "%Y-%m-%d", "%Y-%m-%d", "%Y-%m-%d %H:%M"]
+        formatter = dates.ConciseDateFormatter(events.xaxis.get_major_locator(), offset_formats=offsets)
+        events.xaxis.set_major_formatter(formatter)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
@@ -115,8 +123,14 @@ def _column_scores(axes: Any, checks: Sequence[Mapping[str, Any]]) -> None:
         axes.set_yscale("log")
         axes.set_ylim(P_FLOOR / 3, 1.5)
         axes.set_ylabel("p-value per column (log)\nbelow the red line: drifted")
-        axes.text(0.01, 0.02, f"p-values below {P_FLOOR:.0e} are drawn at {P_FLOOR:.0e}", fontsize=7,
-                  color="tab:gray", transform=axes.transAxes)  # fmt: skip
+        axes.text(
+            0.01,
+            0.02,
+            f"p-values below {P_FLOOR:.0e} are drawn at {P_FLOOR:.0e}",
+            fontsize=7,
+            color="tab:gray",
+            transform=axes.transAxes,
+        )
     else:
         axes.set_ylabel("drift score per column\nabove the red line: drifted")
     if not series:
@@ -134,8 +148,15 @@ def _champion_metric(axes: Any, checks: Sequence[Mapping[str, Any]]) -> None:
         if (check.get("performance") or {}).get("current_value") is not None
     ]
     if not scored:
-        axes.text(0.5, 0.5, "no check had new labels to score the champion on", ha="center", va="center",
-                  transform=axes.transAxes, color="tab:gray")  # fmt: skip
+        axes.text(
+            0.5,
+            0.5,
+            "no check had new labels to score the champion on",
+            ha="center",
+            va="center",
+            transform=axes.transAxes,
+            color="tab:gray",
+        )
         axes.set_yticks([])
         return
     metric_name = scored[-1][1]["metric"]
@@ -146,12 +167,28 @@ def _champion_metric(axes: Any, checks: Sequence[Mapping[str, Any]]) -> None:
         values = [p["current_value"] for _, p in picked]
         below = [value - _or(p.get("lower"), value) for value, (_, p) in zip(values, picked, strict=True)]
         above = [_or(p.get("upper"), value) - value for value, (_, p) in zip(values, picked, strict=True)]
-        axes.errorbar([m for m, _ in picked], values, yerr=[below, above], fmt="o", color=colour, capsize=3,
-                      markersize=5, label=f"on new labels: {label}")  # fmt: skip
+        axes.errorbar(
+            [m for m, _ in picked],
+            values,
+            yerr=[below, above],
+            fmt="o",
+            color=colour,
+            capsize=3,
+            markersize=5,
+            label=f"on new labels: {label}",
+        )
     references = [(moment, p["reference_value"]) for moment, p in scored if p.get("reference_value") is not None]
     if references:
-        axes.step([m for m, _ in references], [v for _, v in references], where="post", color="black",
-                  linestyle=":", linewidth=1.2, label="its holdout score at registration")  # fmt: skip
+        axes.plot(
+            [m for m, _ in references],
+            [v for _, v in references],
+            linestyle="none",
+            marker="_",
+            markersize=14,
+            markeredgewidth=2,
+            color="black",
+            label="its holdout score at registration",
+        )
     axes.set_ylabel(f"champion {metric_name}\n(bars: bootstrap interval)")
     axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     axes.grid(alpha=0.3)
@@ -171,8 +208,9 @@ def _events(axes: Any, checks: Sequence[Mapping[str, Any]], registered: Sequence
     shown = [version for version in registered if version.created_at >= first]
     for version in shown:
         axes.scatter([version.created_at], [2], marker="^", color="black", s=40)
-        axes.annotate(f"v{version.version}", (version.created_at, 2), xytext=(4, -3), textcoords="offset points",
-                      fontsize=7)  # fmt: skip
+        axes.annotate(
+            f"v{version.version}", (version.created_at, 2), xytext=(4, -3), textcoords="offset points", fontsize=7
+        )
     axes.set_yticks([0, 1, 2], ["data drift", "performance", "retrained"], fontsize=8)
     axes.set_ylim(-0.6, 2.6)
     axes.invert_yaxis()
