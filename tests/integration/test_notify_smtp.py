@@ -154,7 +154,7 @@ def test_drift_alert_arrives_as_text_and_html_linking_the_report(stack_env, pipe
     received = delivered_to(stack_env, recipient)
     assert received["Subject"] == sent["subject"]
     assert received["From"] == "retrain-bot@example.com"
-    assert list(received.iter_attachments()) == []
+    assert "drift-report.html" not in [a.get_filename() for a in received.iter_attachments()]
     page = " ".join(html_of(received).split())
     assert "<td>Age</td><td>Wasserstein distance (normed)</td><td>0.8123</td>" in page
     assert "2024-06-01T10:00:00+00:00 &rarr; 2024-06-01T12:00:00+00:00" in page
@@ -187,7 +187,6 @@ def test_a_small_report_is_attached_as_well(stack_env, pipeline_config):
 
     [recipient] = pipeline_config.notify.recipients
     received = delivered_to(stack_env, recipient)
-    [attachment] = list(received.iter_attachments())
-    assert attachment.get_filename() == "drift-report.html"
+    [attachment] = [a for a in received.iter_attachments() if a.get_filename() == "drift-report.html"]
     assert attachment.get_payload(decode=True) == report_html
     assert "Attached: drift-report.html" in received.get_body(preferencelist=("plain",)).get_content()
