@@ -10,8 +10,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from include.retraining.adapters import mongo, registry
-from include.retraining.core.records import ColumnDrift, DriftResult, RunInfo
-from include.retraining.stages.outcome import HISTORY_CHART, history_chart, log_history_chart, mail_drift_alert
+from include.retraining.core.records import ColumnDrift, Decision, DriftResult, RunInfo, Snapshot, ValidationReport
+from include.retraining.stages.outcome import (
+    HISTORY_CHART,
+    history_chart,
+    log_history_chart,
+    mail_drift_alert,
+    notify,
+)
 from scripts.local_stack import smtp as mail_sink
 
 pytestmark = pytest.mark.integration
@@ -89,12 +95,8 @@ def test_registered_versions_come_back_oldest_first_with_their_times(pipeline_co
     assert versions[0].created_at <= versions[1].created_at <= datetime.now(UTC)
 
 
-def test_the_drift_alert_mail_carries_the_chart(stack_env, pipeline_config):
-    config = pipeline_config
-    for day, champion in enumerate(["1", "1", "2"]):
-        write_check(config, day, champion)
-    run = RunInfo(dag_id=f"drift_monitor_{config.model_name}", run_id="alert_run", run_end=START.isoformat())
-    drift = DriftResult(
+def drifted(mlflow_run_id: str | None = None) -> DriftResult:
+    return DriftResult(
         status="drift",
         drift_share=1.0,
         drifted_columns=1,
@@ -106,8 +108,32 @@ def test_the_drift_alert_mail_carries_the_chart(stack_env, pipeline_config):
         reference_uri="s3://bucket/reference.parquet",
         champion_version="2",
         report_uri=None,
-        mlflow_run_id=None,
+        mlflow_run_id=mlflow_run_id,
     )
+
+
+def test_notify_logs_the_chart_on_the_runs_mlflow_run(pipeline_config):
+    config = pipeline_config
+    for day, champion in enumerate(["1", "2"]):
+        write_check(config, day, champion)
+    run = RunInfo(dag_id=f"retrain_{config.model_name}", run_id="notify_run", run_end=START.isoformat())
+    mlflow_run_id = registry.pipeline_run(config, run)
+    snapshot = Snapshot("s3://bucket/validated.parquet", 500, "ab" * 32, None, run.run_end, ("_id",))
+    decision = Decision(retrain=False, reason="a test of the chart")
+
+    notify(
+        config, run, ValidationReport(snapshot, 500, 0, None, ()), drifted(mlflow_run_id), decision, None, None, None
+    )
+
+    assert registry.read_artifact(config.mlflow, f"runs:/{mlflow_run_id}/{HISTORY_CHART}") == history_chart(config)
+
+
+def test_the_drift_alert_mail_carries_the_chart(stack_env, pipeline_config):
+    config = pipeline_config
+    for day, champion in enumerate(["1", "1", "2"]):
+        write_check(config, day, champion)
+    run = RunInfo(dag_id=f"drift_monitor_{config.model_name}", run_id="alert_run", run_end=START.isoformat())
+    drift = drifted()
 
     assert mail_drift_alert(config, run, drift, START.isoformat())["sent"]
 
