@@ -111,7 +111,10 @@ def test_2_drift_is_detected_archived_and_gates_the_promotion(e2e):
     # Evidently's report (about 4 MB) is linked, not attached
     assert "drift-report.html" not in [a.get_filename() for a in alert.iter_attachments()]
     report_url = registry.artifact_url(config.mlflow, check["report_uri"])
-    assert f"Report:     {report_url}" in alert.get_body(("plain",)).get_content()
+    text = alert.get_body(("plain",)).get_content()
+    assert f"Report:     {report_url}" in text
+    [age] = [line for line in text.splitlines() if line.startswith("- Age: ")]
+    assert "; mean " in age  # how far it moved, next to its p-value
 
     assert versions(config) == ["1", "2"]
     tags = registry.version_tags(config.mlflow, config.model_name, "2")

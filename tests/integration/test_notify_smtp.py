@@ -122,7 +122,7 @@ def logged_alert(pipeline_config, run_id: str, report_html: bytes) -> tuple[RunI
         drift_share=0.5,
         drifted_columns=1,
         columns=(
-            ColumnDrift("Age", "Wasserstein distance (normed)", 0.8123, 0.1, True),
+            ColumnDrift("Age", "Wasserstein distance (normed)", 0.8123, 0.1, True, "mean 39 -> 64, sd 15 -> 15"),
             ColumnDrift("Gender", "Jensen-Shannon distance", 0.01, 0.1, False),
         ),
         threshold=0.3,
@@ -160,7 +160,7 @@ def test_drift_alert_arrives_as_text_and_html_linking_the_report(stack_env, pipe
     assert "2024-06-01T10:00:00+00:00 &rarr; 2024-06-01T12:00:00+00:00" in page
     assert registry.run_url(pipeline_config.mlflow, drift.mlflow_run_id) in page
     text = received.get_body(preferencelist=("plain",)).get_content()
-    assert "- Age: Wasserstein distance (normed) 0.8123 / 0.1" in text
+    assert "- Age: Wasserstein distance (normed) 0.8123 / 0.1; mean 39 -> 64, sd 15 -> 15" in text
     report_url = registry.artifact_url(pipeline_config.mlflow, drift.report_uri)
     assert f"Report:     {report_url}" in text
     assert report_url.startswith("http")

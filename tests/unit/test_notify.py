@@ -48,7 +48,7 @@ DRIFTED = DriftResult(
     drift_share=0.6,
     drifted_columns=2,
     columns=(
-        ColumnDrift("Age", "Wasserstein distance (normed)", 1.1, 0.1, True),
+        ColumnDrift("Age", "Wasserstein distance (normed)", 1.1, 0.1, True, "mean 39 -> 64, sd 12 -> 12"),
         ColumnDrift("Annual_Premium", "Wasserstein distance (normed)", 0.7, 0.1, True),
         ColumnDrift("Gender", "Jensen-Shannon distance", 0.01, 0.1, False),
     ),
@@ -244,6 +244,7 @@ def test_drift_alert_names_the_drifted_columns_only():
     page = " ".join(html.unescape(alert.html).split())
     assert "2 of 3 columns drifted" in page
     assert "<td>Age</td><td>Wasserstein distance (normed)</td><td>1.1000</td>" in page
+    assert "<td>1.1000</td> <td>0.1</td><td>mean 39 -&gt; 64, sd 12 -&gt; 12</td>" in alert.html.replace("\n", " ")
     assert "<td>Annual_Premium</td>" in page
     assert "<td>Gender</td>" not in page  # not drifted
     assert f"{WINDOW['start']} → {WINDOW['end']}" in page
@@ -268,8 +269,8 @@ def test_drift_alert_has_a_plain_text_part_with_the_same_facts():
         f"Report:     {REPORT_URL}",
         f"MLflow run: {URL}",
         f"Airflow run: {AIRFLOW_URL}",
-        "- Age: Wasserstein distance (normed) 1.1000 / 0.1",
-        "- Annual_Premium: Wasserstein distance (normed) 0.7000 / 0.1",
+        "- Age: Wasserstein distance (normed) 1.1000 / 0.1; mean 39 -> 64, sd 12 -> 12",
+        "- Annual_Premium: Wasserstein distance (normed) 0.7000 / 0.1",  # a check stored before shifts
     ):
         assert line in lines, line
     assert "Gender" not in alert.text

@@ -115,10 +115,45 @@ def judge(
         status="drift" if dataset_drifted(computed.drift_share, result.threshold) else "no_drift",
         drift_share=computed.drift_share,
         drifted_columns=computed.drifted_columns,
-        columns=computed.columns,
+        columns=with_shifts(computed.columns, current, rows, contract),
         rows_reference=len(rows),
     )
     return verdict, computed.html
+
+
+def with_shifts(
+    columns: tuple[ColumnDrift, ...], current: pd.DataFrame, reference: pd.DataFrame, contract: ContractConfig
+) -> tuple[ColumnDrift, ...]:
+    """``columns`` with how far each moved between all the reference and all the current rows (a p-value
+    says a column moved, not by how much)."""
+    kinds = {feature.name: feature.kind for feature in contract.features}
+    return tuple(
+        replace(c, shift=column_shift(reference[c.column], current[c.column], kinds[c.column])) for c in columns
+    )
+
+
+def column_shift(reference: pd.Series, current: pd.Series, kind: str) -> str:
+    """A numeric column's mean and standard deviation before -> after; a categorical column's share of the
+    category whose share changed most (missing values left out, as the tests leave them out)."""
+    before, after = (values.replace([np.inf, -np.inf], np.nan).dropna() for values in (reference, current))
+    if before.empty or after.empty:
+        return f"{len(before)} -> {len(after)} values"
+    if kind == "numeric":
+        before, after = before.astype(float), after.astype(float)
+        mean = f"mean {_number(before.mean())} -> {_number(after.mean())}"
+        return f"{mean}, sd {_number(before.std(ddof=0))} -> {_number(after.std(ddof=0))}"
+    shares = pd.concat([values.astype(str).value_counts(normalize=True) for values in (before, after)], axis=1).fillna(
+        0.0
+    )
+    moved = (shares.iloc[:, 1] - shares.iloc[:, 0]).abs()
+    category = moved.idxmax()
+    was, now = shares.loc[category]
+    return f"share of {category!r} {was:.2f} -> {now:.2f}"
+
+
+def _number(value: float) -> str:
+    """Three significant digits, no exponent for the sizes features have (38.9, 0.523, 30,564)."""
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
 
 
 def column_verdicts(

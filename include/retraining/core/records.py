@@ -240,6 +240,7 @@ class ColumnDrift(Record):
     score: float
     threshold: float
     drifted: bool
+    shift: str | None = None  # how far it moved, e.g. "mean 38.9 -> 64.2, sd 15.1 -> 15.0" (core.drift)
 
 
 @dataclass(frozen=True, config=RECORD)
