@@ -111,6 +111,12 @@ def test_send_summary_mails_the_run_and_closes_its_mlflow_run(stack_env, pipelin
     assert f'<a href="{airflow_api.run_url(run.dag_id, run.run_id)}">' in body
     assert registry.client(pipeline_config.mlflow).get_run(mlflow_run_id).info.status == "FINISHED"
 
+    cleared = send_summary(pipeline_config, run, validation, drift, decision, None, None, None)  # notify cleared
+
+    assert cleared["sent"] is False
+    assert cleared["reason"].startswith("summary already sent at ")
+    delivered_to(stack_env, recipient)  # still exactly one message
+
 
 def logged_alert(pipeline_config, run_id: str, report_html: bytes) -> tuple[RunInfo, DriftResult]:
     """A drift check of one drifted column whose report is ``report_html``, logged to MLflow."""

@@ -4,6 +4,7 @@ allowlisted types. Against the real MongoDB, S3, MLflow and SMTP sink of the loc
 
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid
 import warnings
@@ -37,7 +38,7 @@ from include.retraining.stages import (
     train,
     validate,
 )
-from include.retraining.stages.model import monitor_report_url
+from include.retraining.stages.model import ALREADY_DONE, monitor_report_url
 from include.retraining.stages.outcome import mail_drift_alert, run_outcome
 from tests.integration.test_notify_smtp import delivered_to, html_of
 
@@ -107,6 +108,19 @@ def test_a_retried_register_and_promote_leave_one_version_and_one_champion(confi
     assert [v.version for v in versions] == ["1"]
     assert first.promotion == Promotion(True, "1", None, first.promotion.reason)
     assert registry.champion(config.mlflow, config.model_name).version == "1"
+
+
+def test_a_retried_register_and_promote_say_it_was_already_done(config, first, caplog):
+    decision = decide(config, first.run, first.drift)
+    caplog.set_level(logging.INFO, logger="include.retraining.stages.model")
+
+    again = register(config, first.run, first.validation, first.drift, first.final, first.evaluation, decision)
+    assert promote(config, again, first.evaluation) == first.promotion
+
+    said = [record.getMessage() for record in caplog.records]
+    assert f"register: version 1 was registered by an earlier try; {ALREADY_DONE}" in said, said
+    assert f"promote: version 1 became champion in an earlier try; {ALREADY_DONE}" in said, said
+    assert not [line for line in said if "is the new champion" in line], said
 
 
 def test_the_outcome_is_read_from_the_registry(config, first):

@@ -237,7 +237,10 @@ def register(
     )
     description = version_description(run, decision, evaluation)
     run_id = training.mlflow_run_id
+    earlier = registry.run_version(config.mlflow, config.model_name, run_id)
     registration = registry.register(config.mlflow, config.model_name, training.model_uri, run_id, tags, description)
+    if earlier:
+        log.info("register: version %s was registered by an earlier try; %s", earlier, ALREADY_DONE)
     log.info("model version: %s", registry.version_url(config.mlflow, config.model_name, registration.version))
     return registration
 
@@ -247,6 +250,8 @@ def monitor_report_url(config: PipelineConfig, run: RunInfo) -> str | None:
     check = run.monitor_check
     return registry.artifact_url(config.mlflow, check.report_uri) if check and check.report_uri else None
 
+
+ALREADY_DONE = "already done by this run: nothing changed"  # what a retried register or promote says
 
 PROMOTION_LEASE_TTL = timedelta(minutes=5)  # a promotion takes seconds; a holder killed mid-way blocks no longer
 PROMOTION_LEASE_WAIT = timedelta(minutes=2)
@@ -261,28 +266,33 @@ def promote(config: PipelineConfig, registration: Registration, evaluation: Eval
     holder = f"{config.model_name} v{registration.version}"  # its retries hold the same lease
     key = f"promotion:{config.model_name}"
     with leases.held(*lease, key, holder, PROMOTION_LEASE_TTL, PROMOTION_LEASE_WAIT):
-        promotion = _promotion(config, registration, evaluation)
+        promotion, moved_earlier = _promotion(config, registration, evaluation)
     registry.append_to_description(config.mlflow, config.model_name, registration.version, promotion_outcome(promotion))
-    log.info(promotion_sentence(registration, promotion))
+    if moved_earlier:
+        log.info("promote: version %s became champion in an earlier try; %s", registration.version, ALREADY_DONE)
+    else:
+        log.info(promotion_sentence(registration, promotion))
     log.info("model version: %s", registry.version_url(config.mlflow, config.model_name, registration.version))
     return promotion
 
 
-def _promotion(config: PipelineConfig, registration: Registration, evaluation: Evaluation) -> Promotion:
-    """Checked before acting: if the champion already is this version, an earlier try moved it."""
+def _promotion(config: PipelineConfig, registration: Registration, evaluation: Evaluation) -> tuple[Promotion, bool]:
+    """Checked before acting: if the champion already is this version, an earlier try moved it (True)."""
     current = registry.champion(config.mlflow, config.model_name)
     current_version = current.version if current else None
     reason = f"version {registration.version} promoted: {evaluation.reason}"
     if evaluation.passed and current_version == registration.version:
         previous = evaluation.champion_version
-        return Promotion(promoted=True, champion_version=current_version, previous_champion=previous, reason=reason)
+        return Promotion(
+            promoted=True, champion_version=current_version, previous_champion=previous, reason=reason
+        ), True
     if not evaluation.passed:
         return Promotion(
             promoted=False,
             champion_version=current_version,
             previous_champion=current_version,
             reason=f"champion {_label(current_version)} unchanged: {evaluation.reason}",
-        )
+        ), False
     if current_version != evaluation.champion_version:
         return Promotion(
             promoted=False,
@@ -290,11 +300,11 @@ def _promotion(config: PipelineConfig, registration: Registration, evaluation: E
             previous_champion=current_version,
             reason=f"champion moved to {_label(current_version)} during this run (evaluated against "
             f"{_label(evaluation.champion_version)}): not promoting on a stale comparison",
-        )
+        ), False
     registry.set_champion(config.mlflow, config.model_name, registration.version, reason)
     return Promotion(
         promoted=True, champion_version=registration.version, previous_champion=current_version, reason=reason
-    )
+    ), False
 
 
 def _label(version: str | None) -> str:

@@ -145,11 +145,26 @@ def notify(
         log_history_chart(config, drift.mlflow_run_id)
         registry.finish_run(config.mlflow, drift.mlflow_run_id)
     message = mail.render_summary(summary)
-    delivered = deliver(lambda: mail.send(config.notify.conn_id, config.notify.recipients, message), "summary")
+    delivered = mail_summary_once(config, drift.mlflow_run_id, message)
     note = run_summary(decision, evaluation, registration, promotion)
     log.info(note)
     airflow_api.set_run_note(run.dag_id, run.run_id, note)
     return {"subject": message.subject, "recipients": list(config.notify.recipients), **delivered}
+
+
+SUMMARY_SENT_TAG = "summary_sent_at"  # on the run's MLflow run: a cleared notify does not mail twice
+
+
+def mail_summary_once(config: PipelineConfig, mlflow_run_id: str | None, message: mail.Message) -> dict[str, Any]:
+    """Send the summary unless the run's MLflow run records that it went out (a cleared or retried notify)."""
+    sent_at = registry.run_tag(config.mlflow, mlflow_run_id, SUMMARY_SENT_TAG) if mlflow_run_id else None
+    if sent_at:
+        log.info("the summary of this run was mailed at %s: not again", sent_at)
+        return {"sent": False, "reason": f"summary already sent at {sent_at}"}
+    delivered = deliver(lambda: mail.send(config.notify.conn_id, config.notify.recipients, message), "summary")
+    if delivered["sent"] and mlflow_run_id:
+        registry.set_run_tag(config.mlflow, mlflow_run_id, SUMMARY_SENT_TAG, datetime.now(UTC).isoformat())
+    return delivered
 
 
 def history_chart(config: PipelineConfig, limit: int = HISTORY_CHECKS) -> bytes | None:

@@ -166,6 +166,10 @@ def set_run_tag(mlflow_config: MlflowConfig, run_id: str, key: str, value: str) 
     client(mlflow_config).set_tag(run_id, key, value)
 
 
+def run_tag(mlflow_config: MlflowConfig, run_id: str, key: str) -> str | None:
+    return client(mlflow_config).get_run(run_id).data.tags.get(key)
+
+
 def run_metrics(mlflow_config: MlflowConfig, run_id: str) -> dict[str, float]:
     return dict(client(mlflow_config).get_run(run_id).data.metrics)
 
