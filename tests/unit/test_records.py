@@ -176,6 +176,7 @@ def test_to_dict_is_plain_json_types():
         "score": 1.1,
         "threshold": 0.1,
         "drifted": True,
+        "shift": None,
     }
     assert json.loads(json.dumps(data))["columns"][2]["column"] == "Vintage"
 
