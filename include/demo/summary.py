@@ -69,14 +69,16 @@ def drift_lines(config: PipelineConfig) -> list[str]:
         f"rows checked:   {check['rows_current']} (reference {check['rows_reference']})",
         f"drift:          {check['status']}, share {check['drift_share']:.2f}"
         + (f" ({', '.join(drifted)})" if drifted else ""),
-        f"drift report:   {check['report_uri'] or 'none (no reference yet: the first model defines it)'}",
-        *(
-            [f"                in the MLflow run {registry.run_url(config.mlflow, check['mlflow_run_id'])} (Artifacts)"]
-            if check["report_uri"]
-            else []
-        ),
+        f"drift report:   {report_link(config, check['report_uri'])}",
         f"monitoring:     {config.monitoring_database}.{config.monitoring.collection} in MongoDB",
     ]
+
+
+def report_link(config: PipelineConfig, report_uri: str | None) -> str:
+    """The report in the MLflow UI, an http link to click (not the ``runs:/`` URI only MLflow reads)."""
+    if not report_uri:
+        return "none (no reference yet: the first model defines it)"
+    return registry.artifact_url(config.mlflow, report_uri)
 
 
 def main() -> int:
