@@ -61,10 +61,10 @@ def test_the_label_keeps_its_type_from_mongodb_to_the_snapshot(story):
     config, docs, first, _ = story
     label = config.contract.label
 
-    frame = storage.read_parquet(config.storage, first.report.snapshot.uri)
+    frame = storage.read_parquet(config.storage, first.validation.snapshot.uri)
 
-    assert first.report.rows_quarantined == 0
-    assert first.report.snapshot.rows == len(docs)
+    assert first.validation.rows_quarantined == 0
+    assert first.validation.snapshot.rows == len(docs)
     assert sorted(frame[label.name].tolist()) == sorted(doc[label.name] for doc in docs)
     if label.is_classification:
         assert set(frame[label.name]) == set(label.classes)  # strings, never nulls
