@@ -4,7 +4,8 @@ documents, the monitor's watermark, the objects on S3 and the mails in the SMTP 
 
 A fault run and its reference (a clean run of identical data under other names) differ only in names and
 generated ids, so those are replaced by placeholders: the model, its collections, experiment and S3 prefix,
-the Airflow run ids (``runs``: placeholder -> run id), MLflow run and model ids, MongoDB ObjectIds, and
+the Airflow run ids (``runs``: placeholder -> run id, also as quoted in a link to the run's page, whose host is
+each run's Airflow), MLflow run and model ids, MongoDB ObjectIds, and
 the moments things were written (``*_at`` keys), and ``model_sha256``: a refit of the same rows with the
 same seed predicts the same (the holdout metrics are compared), but its skops file differs byte for byte.
 Everything else must be equal.
@@ -16,6 +17,7 @@ import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from include.retraining.adapters import mongo, registry, storage
 from include.retraining.core.config import PipelineConfig
@@ -23,6 +25,7 @@ from scripts.local_stack.smtp import delivered_to
 from tests.integration.conftest import ADMIN_CONN_ID
 
 GENERATED = [
+    (re.compile(r"https?://[^/\s]+/dags/"), "<airflow-ui>/dags/"),  # the UI each run's Airflow serves
     (re.compile(r"/experiments/\d+"), "/experiments/<id>"),
     (re.compile(r"\bm-[0-9a-f]{32}\b"), "<logged-model>"),
     (re.compile(r"\b[0-9a-f]{32}\b"), "<mlflow-run>"),
@@ -49,6 +52,7 @@ def end_state(config: PipelineConfig, runs: Mapping[str, str], watermark_key: st
 def substitutions(config: PipelineConfig, runs: Mapping[str, str]) -> list[tuple[str, str]]:
     pairs = [(run_id, f"<{role}>") for role, run_id in runs.items()]
     pairs += [(storage.safe_segment(run_id), f"<{role}>") for role, run_id in runs.items()]
+    pairs += [(quote(run_id), f"<{role}>") for role, run_id in runs.items()]  # in a run's Airflow URL
     pairs += [
         (config.monitoring.collection, "<checks>"),
         (config.storage.prefix, "<prefix>"),
