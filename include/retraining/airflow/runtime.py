@@ -70,12 +70,17 @@ def resolve_config(model: str, context: Mapping[str, Any]) -> ResolvedConfig:
     """The run's config from every layer (see the module doc), checked in full, with its hash; a conf key
     that is neither a Param of the DAG nor the drift monitor's is refused (a misspelt Param would be
     ignored without a word, and the run would do what nobody asked)."""
+    check_conf_keys(dict(context["dag_run"].conf or {}), list(context["dag"].params), context["dag_run"].dag_id)
+    deployment, variables = airflow_variables(model)
+    return resolved(model, layered_config(model, deployment, variables, context["params"]))
+
+
+def airflow_variables(model: str) -> tuple[dict[str, str | None], dict[str, str | None]]:
+    """The deployment Variables (``retrain_config``, ``retrain_config_<model>``) and the infrastructure ones."""
     from airflow.sdk import Variable
 
-    check_conf_keys(dict(context["dag_run"].conf or {}), list(context["dag"].params), context["dag_run"].dag_id)
-    variables = {name: Variable.get(name, default=None) for name in INFRASTRUCTURE_VARIABLES}
     deployment = {name: Variable.get(name, default=None) for name in (DEPLOYMENT_VARIABLE, model_variable(model))}
-    return resolved(model, layered_config(model, deployment, variables, context["params"]))
+    return deployment, {name: Variable.get(name, default=None) for name in INFRASTRUCTURE_VARIABLES}
 
 
 def check_conf_keys(conf: Mapping[str, Any], params: list[str], dag_id: str) -> None:
@@ -127,15 +132,12 @@ def failure_config(context: Mapping[str, Any]) -> PipelineConfig:
     that it did not resolve, the closest config that does, always with the deployment's MLflow, bucket and
     recipients (the infrastructure Variables): the layers without the run's Params, then the model's file,
     then the example's."""
-    from airflow.sdk import Variable
-
     try:
         return run_config(context["ti"].xcom_pull(task_ids=RESOLVE_TASK))
     except (ConfigError, ValueError):
         pass
     model = model_of(context["dag_run"].dag_id) or DEFAULT_MODEL
-    infrastructure = {name: Variable.get(name, default=None) for name in INFRASTRUCTURE_VARIABLES}
-    deployment = {name: Variable.get(name, default=None) for name in (DEPLOYMENT_VARIABLE, model_variable(model))}
+    deployment, infrastructure = airflow_variables(model)
     attempts = (
         lambda: layered_config(model, deployment, infrastructure),
         lambda: layered_config(model, {}, infrastructure),
