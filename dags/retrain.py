@@ -5,6 +5,10 @@ task is one call into ``include.retraining``.
                                         |                       |-> train -> evaluate -> refit -> register -> promote
                                         `-> alert_on_drift      `-> skip        (both paths end in notify)
 
+With ``gate.approval: "required"`` in the model's file, register -> approval_request -> approve -> promote:
+a person approves a challenger the gate passed (Airflow's ApprovalOperator); Reject or no answer keeps
+the champion, and promote says why.
+
 That is the lifecycle; each task is also handed, as an XCom argument, every record its stage takes from
 the tasks further back (``register`` takes the validation, the drift check, the refit, the evaluation and
 the decision), as ``include.retraining.core.graph.RETRAIN`` declares. ``resolve_config`` resolves the
@@ -24,7 +28,7 @@ from include.retraining.airflow.dag_defaults import dag_defaults
 from include.retraining.airflow.models import Model, dag_id, models
 from include.retraining.airflow.params import dag_params
 from include.retraining.airflow.task import stage_tasks
-from include.retraining.core.graph import RETRAIN
+from include.retraining.core.graph import RETRAIN, RETRAIN_WITH_APPROVAL
 
 
 def retrain_dag(model: Model):
@@ -39,7 +43,9 @@ def retrain_dag(model: Model):
     def retrain():
         # Every task is handed the run's config and each record its stage takes, from the task that makes it
         # (checked against core.graph.RETRAIN as the DAG is parsed), so the graph view draws what feeds what.
-        tasks = stage_tasks(RETRAIN, model.id)
+        # the shape follows the model's file: the approval step only where gate.approval is required
+        approval = model.config.gate.approval == "required"
+        tasks = stage_tasks(RETRAIN_WITH_APPROVAL if approval else RETRAIN, model.id)
 
         @task.branch
         def retrain_or_skip(decision: dict) -> str:
@@ -56,7 +62,14 @@ def retrain_dag(model: Model):
         evaluation = tasks.evaluate(config, training)
         final = tasks.refit(config, training, evaluation)
         registration = tasks.register(config, validation, drift, final, evaluation, decision)
-        promotion = tasks.promote(config, registration, evaluation)
+        if approval:
+            from include.retraining.airflow.approval import approve
+
+            request = tasks.approval_request(config, drift, evaluation, registration)
+            answer = approve(request, model.config.gate.approval_timeout_hours)
+            promotion = tasks.promote(config, registration, evaluation, answer)
+        else:
+            promotion = tasks.promote(config, registration, evaluation)
         # on the skip path train..promote are skipped, and notify is handed None for their records
         skipped >> tasks.notify(config, validation, drift, decision, evaluation, registration, promotion)
 

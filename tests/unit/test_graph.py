@@ -9,10 +9,10 @@ from typing import get_args, get_type_hints
 import pytest
 
 from include.retraining import stages
-from include.retraining.core.graph import MONITOR, RETRAIN, ROLLBACK, Graph, Stage
+from include.retraining.core.graph import MONITOR, RETRAIN, RETRAIN_WITH_APPROVAL, ROLLBACK, Graph, Stage
 from include.retraining.core.records import Decision, DriftResult
 
-GRAPHS = {"retrain": RETRAIN, "drift_monitor": MONITOR, "rollback": ROLLBACK}
+GRAPHS = {"retrain": RETRAIN_WITH_APPROVAL, "drift_monitor": MONITOR, "rollback": ROLLBACK}
 STAGES = [(kind, stage) for kind, graph in GRAPHS.items() for stage in graph.stages]
 
 
@@ -52,6 +52,19 @@ def test_the_inputs_of_a_stage_are_the_records_of_the_stages_that_make_them():
 
     assert RETRAIN.inputs("skip", records) == {"drift": "the check", "decision": "the decision"}
     assert RETRAIN.inputs("notify", records)["promotion"] is None  # promote did not run
+
+
+def test_the_retrain_dag_without_approval_is_the_graph_without_its_step():
+    assert set(RETRAIN_WITH_APPROVAL.names) - set(RETRAIN.names) == {"approval_request"}
+    assert RETRAIN_WITH_APPROVAL.producer("approval") == "approve"
+    assert RETRAIN["promote"].takes == ("registration", "evaluation")
+    assert RETRAIN.operators == {}
+    assert RETRAIN["notify"] == RETRAIN_WITH_APPROVAL["notify"]
+
+
+def test_leaving_out_a_task_whose_record_a_stage_needs_is_refused():
+    with pytest.raises(ValueError, match=r"stage promote needs \['registration'\], which \('register',\) make"):
+        RETRAIN.without("register")
 
 
 @pytest.mark.parametrize(

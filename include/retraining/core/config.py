@@ -255,6 +255,13 @@ class GateConfig:
     # ...in this share of paired bootstrap resamples (0.9 promoted 4% of equals)
     confidence: float = Field(0.95, ge=0.5, lt=1)
     bootstrap_rounds: int = Field(300, ge=10)
+    # required: a person approves each challenger the gate passed before it becomes champion (the retrain DAG
+    # gains approval_request and approve before promote). The model's file decides it, as it decides the DAG's
+    # shape at parse time; a run whose overrides require it on a DAG built without the approval step promotes nothing
+    approval: Literal["automatic", "required"] = "automatic"
+    # no answer within this time is a refusal; a waiting run holds the DAG's one active run, so keep it below
+    # the schedule's interval (fractions allowed: 0.01 h = 36 s)
+    approval_timeout_hours: float = Field(12.0, gt=0, le=168)
 
 
 @dataclass(frozen=True, config=SECTION)

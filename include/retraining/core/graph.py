@@ -14,10 +14,11 @@ scikit-learn.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from include.retraining.core.records import (
+    Approval,
     Decision,
     DriftResult,
     Evaluation,
@@ -116,8 +117,31 @@ class Graph:
         a skipped stage's)."""
         return {record: records.get(self.producer(record)) for record in self[name].takes}
 
+    def without(self, *tasks: str) -> Graph:
+        """The graph of a DAG that leaves out ``tasks`` (stages or operators); the stages that take what
+        they make, as optional records only, do without it."""
+        dropped = {record for record, (task, _) in self.operators.items() if task in tasks}
+        dropped |= {stage.gives for stage in self.stages if stage.name in tasks and stage.gives}
+        kept = [stage for stage in self.stages if stage.name not in tasks]
+        for stage in kept:
+            if needed := (set(stage.takes) - set(stage.optional)) & dropped:
+                raise ValueError(f"stage {stage.name} needs {sorted(needed)}, which {tasks} make")
+        return Graph(
+            tuple(
+                replace(stage, takes=_but(stage.takes, dropped), optional=_but(stage.optional, dropped))
+                for stage in kept
+            ),
+            {record: made for record, made in self.operators.items() if record not in dropped},
+        )
 
-RETRAIN = Graph(
+
+def _but(records: tuple[str, ...], dropped: set[str]) -> tuple[str, ...]:
+    return tuple(record for record in records if record not in dropped)
+
+
+APPROVAL_STEP = ("approval_request", "approve")  # what gate.approval "required" in a model's file adds
+
+RETRAIN_WITH_APPROVAL = Graph(
     (
         Stage("extract", gives="snapshot", returns=Snapshot),
         Stage("validate", ("snapshot",), "validation", ValidationReport),
@@ -130,15 +154,21 @@ RETRAIN = Graph(
         Stage("evaluate", ("training",), "evaluation", Evaluation),
         Stage("refit", ("training", "evaluation"), "final", TrainingResult, pool="training"),
         Stage("register", ("validation", "drift", "final", "evaluation", "decision"), "registration", Registration),
-        Stage("promote", ("registration", "evaluation"), "promotion", Promotion),
+        # what the DAG's approve task (an ApprovalOperator: airflow.approval) asks, or why it asks nobody
+        Stage("approval_request", ("drift", "evaluation", "registration"), unpacked=True),
+        # approval: the approve task's answer
+        Stage("promote", ("registration", "evaluation", "approval"), "promotion", Promotion, optional=("approval",)),
         Stage(
             "notify",
             ("validation", "drift", "decision", "evaluation", "registration", "promotion"),
             join=True,
             optional=("evaluation", "registration", "promotion"),  # None on the skip path
         ),
-    )
+    ),
+    operators={"approval": ("approve", Approval)},
 )
+# the retrain DAG of a model whose file leaves gate.approval automatic (the default)
+RETRAIN = RETRAIN_WITH_APPROVAL.without(*APPROVAL_STEP)
 
 MONITOR = Graph(
     (

@@ -324,6 +324,20 @@ class Registration(Record):
 
 
 @dataclass(frozen=True, config=RECORD)
+class Approval(Record):
+    """A person's answer to a promotion's approval request (``gate.approval`` required; ``core.approval``)."""
+
+    outcome: Literal["approved", "rejected", "timed_out", "not_asked"]
+    reason: str  # e.g. "rejected by admin at 2026-12-07 03:40:12 UTC", "no answer within 12 h"
+    by: str | None = None  # who answered
+    at: str | None = None  # ISO: when the answer (or the timeout) came
+
+    @property
+    def asked(self) -> bool:
+        return self.outcome != "not_asked"
+
+
+@dataclass(frozen=True, config=RECORD)
 class Promotion(Record):
     promoted: bool
     champion_version: str | None

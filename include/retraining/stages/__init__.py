@@ -5,6 +5,7 @@ names, so the task adapter finds it here. They run without a scheduler: a test o
 with a config, a ``RunInfo`` and the records.
 """
 
+from include.retraining.stages.approval import approval_request
 from include.retraining.stages.data import detect_drift, extract, validate
 from include.retraining.stages.model import evaluate, promote, refit, register, train
 from include.retraining.stages.monitor import (
@@ -22,6 +23,7 @@ from include.retraining.stages.rollback import rollback
 __all__ = [
     "advance_watermark",
     "alert_on_drift",
+    "approval_request",
     "check_drift",
     "decide",
     "detect_drift",

@@ -10,11 +10,13 @@ import pandas as pd
 
 from include.retraining.adapters import airflow_api, leases, registry, storage
 from include.retraining.core import windows
+from include.retraining.core.approval import approval_refusal
 from include.retraining.core.config import PipelineConfig
 from include.retraining.core.contract import DataContractError
 from include.retraining.core.evaluation import decide_promotion, predict, targets
 from include.retraining.core.reasons import gate_sentence, promotion_outcome, promotion_sentence, version_description
 from include.retraining.core.records import (
+    Approval,
     Decision,
     DriftResult,
     Evaluation,
@@ -257,16 +259,21 @@ PROMOTION_LEASE_TTL = timedelta(minutes=5)  # a promotion takes seconds; a holde
 PROMOTION_LEASE_WAIT = timedelta(minutes=2)
 
 
-def promote(config: PipelineConfig, registration: Registration, evaluation: Evaluation) -> Promotion:
-    """Move ``champion`` only when the gate passed against the champion that is still current. Two runs
-    of the model (a cleared run beside a new one) check and move it one after the other, under the
-    model's promotion lease, so the second sees what the first did and never promotes on a stale
-    comparison: never two promotions from one champion."""
+def promote(
+    config: PipelineConfig, registration: Registration, evaluation: Evaluation, approval: Approval | None = None
+) -> Promotion:
+    """Move ``champion`` only when the gate passed against the champion that is still current, and a person
+    approved where the run's config requires it (``approval``: the approve task's answer, recorded on the
+    version; None in a DAG without that task). Two runs of the model (a cleared run beside a new one) check
+    and move it one after the other, under the model's promotion lease, so the second sees what the first
+    did and never promotes on a stale comparison: never two promotions from one champion."""
     lease = (config.source.conn_id, config.monitoring_database, config.monitoring.state_collection)
     holder = f"{config.model_name} v{registration.version}"  # its retries hold the same lease
     key = f"promotion:{config.model_name}"
     with leases.held(*lease, key, holder, PROMOTION_LEASE_TTL, PROMOTION_LEASE_WAIT):
-        promotion, moved_earlier = _promotion(config, registration, evaluation)
+        promotion, moved_earlier = _promotion(config, registration, evaluation, approval)
+    if approval and approval.asked:
+        record_approval(config, registration, approval)
     registry.append_to_description(config.mlflow, config.model_name, registration.version, promotion_outcome(promotion))
     if moved_earlier:
         log.info("promote: version %s became champion in an earlier try; %s", registration.version, ALREADY_DONE)
@@ -276,11 +283,22 @@ def promote(config: PipelineConfig, registration: Registration, evaluation: Eval
     return promotion
 
 
-def _promotion(config: PipelineConfig, registration: Registration, evaluation: Evaluation) -> tuple[Promotion, bool]:
+def record_approval(config: PipelineConfig, registration: Registration, approval: Approval) -> None:
+    """The answer on the version: tags ``approval`` (its outcome) and ``approval_reason``, and its description."""
+    name, version = config.model_name, registration.version
+    tags = {"approval": approval.outcome, "approval_reason": approval.reason}
+    registry.set_version_tags(config.mlflow, name, version, tags)
+    registry.append_to_description(config.mlflow, name, version, f"Approval: {approval.reason}.")
+
+
+def _promotion(
+    config: PipelineConfig, registration: Registration, evaluation: Evaluation, approval: Approval | None
+) -> tuple[Promotion, bool]:
     """Checked before acting: if the champion already is this version, an earlier try moved it (True)."""
     current = registry.champion(config.mlflow, config.model_name)
     current_version = current.version if current else None
-    reason = f"version {registration.version} promoted: {evaluation.reason}"
+    approved = f" ({approval.reason})" if approval and approval.outcome == "approved" else ""
+    reason = f"version {registration.version} promoted{approved}: {evaluation.reason}"
     if evaluation.passed and current_version == registration.version:
         previous = evaluation.champion_version
         return Promotion(
@@ -292,6 +310,14 @@ def _promotion(config: PipelineConfig, registration: Registration, evaluation: E
             champion_version=current_version,
             previous_champion=current_version,
             reason=f"champion {_label(current_version)} unchanged: {evaluation.reason}",
+        ), False
+    refusal = approval_refusal(config.gate, evaluation, approval)
+    if refusal:
+        return Promotion(
+            promoted=False,
+            champion_version=current_version,
+            previous_champion=current_version,
+            reason=f"champion {_label(current_version)} unchanged, version {registration.version} {refusal}",
         ), False
     if current_version != evaluation.champion_version:
         return Promotion(
