@@ -21,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from include.retraining.adapters import mongo
+from include.retraining.airflow.models import KINDS, dag_id
 from include.retraining.core.config import SourceConfig
 from include.retraining.core.onboarding import CollectionFacts, Onboarding, guess_timestamp_field, propose
 from include.retraining.core.onboarding import timestamp_type as infer_timestamp_type
@@ -114,7 +115,7 @@ def report(path: Path, onboarding: Onboarding, commands: list[str]) -> str:
     lines = [f"wrote {path}", "inferred:", *(f"  - {item}" for item in onboarding.inferred)]
     lines += ["chosen:", *(f"  - {item}" for item in onboarding.choices)]
     lines += ["unsure (check before committing):", *(f"  - {item}" for item in onboarding.unsure or ["nothing"])]
-    lines += [f"DAGs: retrain_{model}, drift_monitor_{model}, rollback_{model}", "next:"]
+    lines += [f"DAGs: {', '.join(dag_id(kind, model) for kind in KINDS)}", "next:"]
     lines += [f"  {number}. {command}" for number, command in enumerate(commands, 1)]
     return "\n".join(lines)
 

@@ -1,5 +1,6 @@
 """Every DAG parses cleanly, declares ownership and retries, and stays cheap at parse time; the DAG
-factory makes one DAG trio per model config, and a broken config takes only its own model's DAGs out."""
+factory makes one DAG set (retrain, drift monitor, rollback, score) per model config, and a broken config
+takes only its own model's DAGs out."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from include.retraining.core.config import DEFAULT_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((ROOT / "dags").glob("*.py"))
-RETRAIN, MONITOR, ROLLBACK = (dag_id(kind, "vehicle_insurance") for kind in KINDS)
+RETRAIN, MONITOR, ROLLBACK, SCORE = (dag_id(kind, "vehicle_insurance") for kind in KINDS)
 HEAVY_MODULES = ("pandas", "sklearn", "evidently", "mlflow", "pymongo", "pymongoarrow", "boto3", "pyarrow")
 
 # Imports one DAG file with sockets disabled and reports what it pulled in. Airflow's SDK and file
@@ -74,7 +75,7 @@ def bag(monkeypatch, models_dir: Path):
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
-def test_one_dag_trio_per_model_config(monkeypatch, three_models):
+def test_one_dag_set_per_model_config(monkeypatch, three_models):
     dags = bag(monkeypatch, three_models)
 
     assert dags.import_errors == {}
@@ -108,7 +109,7 @@ def test_a_broken_config_is_an_import_error_for_its_own_model_only(monkeypatch, 
     assert set(dags.dag_ids) == {dag_id(kind, model) for kind in KINDS for model in ("vehicle_insurance", "wine")}
     assert [Path(file).name for file in dags.import_errors] == ["model_configs.py"]
     error = next(iter(dags.import_errors.values()))
-    assert "retrain_broken, drift_monitor_broken, rollback_broken not loaded" in error
+    assert "retrain_broken, drift_monitor_broken, rollback_broken, score_broken not loaded" in error
     assert "broken.json: invalid configuration: gate.primary_metric 'auc' is not a metric of objective binary" in error
     assert "wine" not in error
 
@@ -151,12 +152,12 @@ def test_in_the_metadata_db_a_broken_config_leaves_the_other_models_dags_active(
     assert {row[0] for row in dags} == healthy
     assert all(not stale and not failed for _, stale, failed in dags), dags
     assert [filename for filename, _ in errors] == ["model_configs.py"]
-    assert "retrain_broken, drift_monitor_broken, rollback_broken not loaded" in errors[0][1]
+    assert "retrain_broken, drift_monitor_broken, rollback_broken, score_broken not loaded" in errors[0][1]
 
 
 def test_no_import_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {RETRAIN, MONITOR, ROLLBACK}  # the example model's trio
+    assert set(dagbag.dag_ids) == {RETRAIN, MONITOR, ROLLBACK, SCORE}  # the example model's DAGs
 
 
 def test_every_dag_has_tags_owner_and_retries(dagbag):
@@ -228,6 +229,20 @@ def test_drift_monitor_shape(dagbag):
     assert dag.task_dict["open_window"].upstream_task_ids == {"resolve_config"}
 
 
+def test_promote_and_rollback_emit_the_champion_asset_the_score_dag_runs_on_or_nightly(dagbag):
+    promote = dagbag.dags[RETRAIN].task_dict["promote"]
+    score = dagbag.dags[SCORE]
+    emitted = [asset.name for asset in promote.outlets]
+
+    assert emitted == ["champion_vehicle_insurance"]
+    assert [task.task_id for task in dagbag.dags[RETRAIN].tasks if task.outlets] == ["promote"]
+    assert [asset.name for asset in dagbag.dags[ROLLBACK].task_dict["rollback"].outlets] == emitted
+    assert type(score.timetable).__name__ == "AssetOrTimeSchedule"
+    assert score.timetable.asset_condition.name == emitted[0]
+    assert score.timetable.timetable.expression == "0 4 * * *"
+    assert set(score.task_ids) == {"resolve_config", "score"}
+
+
 @pytest.mark.parametrize("dag_file", DAG_FILES, ids=lambda p: p.name)
 def test_every_task_body_is_one_stage_call(dag_file):
     """The DAG declares, the library decides: the stage tasks come from the task adapter
@@ -268,18 +283,20 @@ CONTROL_EDGES = {
         ("record_no_drift", "advance_watermark"),
     },
     ROLLBACK: set(),
+    SCORE: set(),
 }
 
 
-@pytest.mark.parametrize("dag_id", [RETRAIN, MONITOR, ROLLBACK])
+@pytest.mark.parametrize("dag_id", [RETRAIN, MONITOR, ROLLBACK, SCORE])
 def test_each_dag_draws_the_data_edges_of_its_stage_graph_and_only_its_branches_besides(dagbag, dag_id):
     """Every record a stage takes is handed to its task by the task that makes it, so Airflow's graph shows
     what feeds what; nothing is pulled behind the graph's back."""
     from include.retraining.core.graph import MONITOR as MONITOR_GRAPH
     from include.retraining.core.graph import RETRAIN as RETRAIN_GRAPH
     from include.retraining.core.graph import ROLLBACK as ROLLBACK_GRAPH
+    from include.retraining.core.graph import SCORE as SCORE_GRAPH
 
-    graph = {RETRAIN: RETRAIN_GRAPH, MONITOR: MONITOR_GRAPH, ROLLBACK: ROLLBACK_GRAPH}[dag_id]
+    graph = {RETRAIN: RETRAIN_GRAPH, MONITOR: MONITOR_GRAPH, ROLLBACK: ROLLBACK_GRAPH, SCORE: SCORE_GRAPH}[dag_id]
     dag = dagbag.dags[dag_id]
     edges = {(task.task_id, down) for task in dag.tasks for down in task.downstream_task_ids}
 

@@ -69,7 +69,8 @@ def test_make_onboard(database, tmp_path):
 
     assert completed.returncode == 0, completed.stderr
     assert ".venv/bin/airflow dags test retrain_breast_cancer 2024-06-30" in completed.stdout
-    assert "DAGs: retrain_breast_cancer, drift_monitor_breast_cancer, rollback_breast_cancer" in completed.stdout
+    dags = "retrain_breast_cancer, drift_monitor_breast_cancer, rollback_breast_cancer, score_breast_cancer"
+    assert f"DAGs: {dags}" in completed.stdout
     assert json.loads(out.read_text())["contract"]["label"]["objective"] == "binary"
 
 
@@ -94,7 +95,7 @@ def test_onboarding_infers_the_dataset(loaded, dataset, tmp_path):
     assert set(config["_onboarding"]["sample_ranges"]) == set(features)
     assert config["start_date"] == "2024-05-01"  # 60 days up to END: the earliest document's day
     assert config["gate"]["primary_metric"] == TRAINING[objective][2]
-    assert f"DAGs: retrain_{dataset}, drift_monitor_{dataset}, rollback_{dataset}" in printed
+    assert f"DAGs: retrain_{dataset}, drift_monitor_{dataset}, rollback_{dataset}, score_{dataset}" in printed
     grant, first_run = config["_onboarding"]["next"]
     assert f"mongo_setup --admin-conn-id mongo_admin --model-file {tmp_path / dataset}.json" in grant
     assert first_run.endswith(f".venv/bin/airflow dags test retrain_{dataset} {END.date().isoformat()}")

@@ -9,10 +9,10 @@ from typing import get_args, get_type_hints
 import pytest
 
 from include.retraining import stages
-from include.retraining.core.graph import MONITOR, RETRAIN, RETRAIN_WITH_APPROVAL, ROLLBACK, Graph, Stage
+from include.retraining.core.graph import MONITOR, RETRAIN, RETRAIN_WITH_APPROVAL, ROLLBACK, SCORE, Graph, Stage
 from include.retraining.core.records import Decision, DriftResult
 
-GRAPHS = {"retrain": RETRAIN_WITH_APPROVAL, "drift_monitor": MONITOR, "rollback": ROLLBACK}
+GRAPHS = {"retrain": RETRAIN_WITH_APPROVAL, "drift_monitor": MONITOR, "rollback": ROLLBACK, "score": SCORE}
 STAGES = [(kind, stage) for kind, graph in GRAPHS.items() for stage in graph.stages]
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -121,10 +122,36 @@ def arrow_schema(source: SourceConfig, contract: ContractConfig) -> dict[str, An
 def read_window(source: SourceConfig, contract: ContractConfig, start: datetime | None, end: datetime) -> pd.DataFrame:
     """The contracted columns of every document in the window, ordered by timestamp; the timestamp as a
     UTC datetime whatever its stored form, the id as text whatever its BSON type."""
-    from pymongoarrow.api import Schema, aggregate_arrow_all, find_arrow_all
-
     docs = collection(source.conn_id, source.database, source.collection)
     query = window_filter(source, start, end, layout_of(docs, source.timestamp_field, source.timestamp_type))
+    return _read(docs, source, contract, query)
+
+
+def read_documents(source: SourceConfig, contract: ContractConfig, stored_ids: list[Any]) -> pd.DataFrame:
+    """The documents with these ids (as stored, any BSON type), read as ``read_window`` reads a window."""
+    docs = collection(source.conn_id, source.database, source.collection)
+    return _read(docs, source, contract, {source.id_field: {"$in": stored_ids}})
+
+
+def window_id_batches(source: SourceConfig, start: datetime | None, end: datetime, size: int) -> Iterator[list[Any]]:
+    """The stored ids of the documents in the window, ``size`` at a time, oldest first: a caller that
+    reads and handles one batch at a time holds one batch in memory, however large the window."""
+    docs = collection(source.conn_id, source.database, source.collection)
+    query = window_filter(source, start, end, layout_of(docs, source.timestamp_field, source.timestamp_type))
+    cursor = docs.find(query, {source.id_field: 1}, sort=[(source.timestamp_field, 1)], batch_size=size)
+    batch: list[Any] = []
+    for doc in cursor:
+        batch.append(doc.get(source.id_field))
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _read(docs: Collection, source: SourceConfig, contract: ContractConfig, query: dict[str, Any]) -> pd.DataFrame:
+    from pymongoarrow.api import Schema, aggregate_arrow_all, find_arrow_all
+
     schema = arrow_schema(source, contract)
     if source.id_type == "auto":  # ids of any type: the server renders each one as text
         projection = dict.fromkeys(schema, 1) | {source.id_field: {"$toString": f"${source.id_field}"}}
@@ -451,3 +478,38 @@ def drift_history(conn_id: str, database: str, name: str, model_name: str, limit
         limit=limit,
     )
     return [doc | {"checked_at": _utc(doc["checked_at"])} for doc in reversed(list(newest))]
+
+
+DUPLICATE_KEY = 11000
+
+
+def insert_new(conn_id: str, database: str, name: str, docs: list[dict[str, Any]]) -> int:
+    """Insert ``docs`` (each with its ``_id``); one whose ``_id`` is there already, from an earlier try or a
+    concurrent run, is left as it is. Returns how many were inserted."""
+    from pymongo.errors import BulkWriteError
+
+    if not docs:
+        return 0
+    try:
+        return len(collection(conn_id, database, name).insert_many(docs, ordered=False).inserted_ids)
+    except BulkWriteError as error:
+        if any(problem["code"] != DUPLICATE_KEY for problem in error.details["writeErrors"]):
+            raise
+        return int(error.details["nInserted"])
+
+
+def present_ids(conn_id: str, database: str, name: str, ids: list[str]) -> set[str]:
+    """Which of these ``_id`` values the collection holds."""
+    return {doc["_id"] for doc in collection(conn_id, database, name).find({"_id": {"$in": ids}}, {"_id": 1})}
+
+
+def served_scores(conn_id: str, database: str, name: str, prediction_ids: list[str], chunk: int = 10_000) -> dict:
+    """document id -> the ``score`` of the predictions with these ``_id`` values, that exist."""
+    predictions = collection(conn_id, database, name)
+    found: dict[str, Any] = {}
+    for first in range(0, len(prediction_ids), chunk):
+        query = {"_id": {"$in": prediction_ids[first : first + chunk]}}
+        found.update(
+            (doc["document_id"], doc["score"]) for doc in predictions.find(query, {"document_id": 1, "score": 1})
+        )
+    return found

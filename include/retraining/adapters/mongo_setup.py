@@ -32,6 +32,7 @@ ROLE = "retrain_pipeline"
 ROLE_DB = "admin"  # roles and users live in admin, so one login reaches the source and monitoring databases
 READ = ["find"]  # find, count (aggregate) and pymongoarrow's batches
 READ_WRITE = ["find", "insert", "update"]  # drift checks and the watermark's compare-and-set (upsert)
+WRITE_ONCE = ["find", "insert"]  # served predictions: written once per (document, version), never changed
 
 
 def indexes(config: PipelineConfig) -> dict[tuple[str, str], list[str]]:
@@ -43,7 +44,8 @@ def indexes(config: PipelineConfig) -> dict[tuple[str, str], list[str]]:
 
 
 def privileges(config: PipelineConfig) -> list[dict[str, Any]]:
-    """What the pipeline does, and nothing else: read the source, write its own monitoring collections."""
+    """What the pipeline does, and nothing else: read the source, write its own monitoring collections and
+    add (never change) served predictions."""
     source, monitoring, database = config.source, config.monitoring, config.monitoring_database
     return [
         {"resource": {"db": source.database, "collection": source.collection}, "actions": READ},
@@ -51,6 +53,7 @@ def privileges(config: PipelineConfig) -> list[dict[str, Any]]:
         {"resource": {"db": source.database, "collection": ""}, "actions": ["listCollections"]},
         {"resource": {"db": database, "collection": monitoring.collection}, "actions": READ_WRITE},
         {"resource": {"db": database, "collection": monitoring.state_collection}, "actions": READ_WRITE},
+        {"resource": {"db": database, "collection": config.scoring.collection}, "actions": WRITE_ONCE},
     ]
 
 

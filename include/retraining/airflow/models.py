@@ -18,7 +18,7 @@ from typing import Any
 from include.retraining.core.config import MODELS_DIR, ConfigError, PipelineConfig, config_from, merged_config
 
 MODELS_DIR_ENV = "RETRAIN_MODELS_DIR"
-KINDS = ("retrain", "drift_monitor", "rollback")  # the DAGs of a model: <kind>_<model>
+KINDS = ("retrain", "drift_monitor", "rollback", "score")  # the DAGs of a model: <kind>_<model>
 MODEL_ID = re.compile(r"[A-Za-z0-9_]+")  # a file stem that makes valid, unambiguous DAG ids
 
 

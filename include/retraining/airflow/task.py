@@ -46,14 +46,16 @@ def stage_tasks(graph: Graph, model: str) -> SimpleNamespace:
     def resolve_config():
         return resolve_run_config(model)
 
-    tasks = {stage.name: stage_task(graph, stage) for stage in graph.stages}
+    tasks = {stage.name: stage_task(graph, stage, model) for stage in graph.stages}
     return SimpleNamespace(resolve_config=resolve_config, **tasks)
 
 
-def stage_task(graph: Graph, stage: Stage) -> Callable[..., Any]:
-    """``stage`` as a TaskFlow task whose call is checked against the graph: the config, then the records
-    ``stage.takes`` (by position or name), each from the task that makes it."""
+def stage_task(graph: Graph, stage: Stage, model: str) -> Callable[..., Any]:
+    """``stage`` as a TaskFlow task of ``model``'s DAG whose call is checked against the graph: the config,
+    then the records ``stage.takes`` (by position or name), each from the task that makes it."""
     from airflow.sdk import task
+
+    from include.retraining.airflow.assets import model_asset
 
     names = ("config", *stage.takes)
     signature = inspect.Signature([inspect.Parameter(n, inspect.Parameter.POSITIONAL_OR_KEYWORD) for n in names])
@@ -68,6 +70,8 @@ def stage_task(graph: Graph, stage: Stage) -> Callable[..., Any]:
         options["pool"] = stage.pool
     if stage.join:
         options["trigger_rule"] = "none_failed_min_one_success"
+    if stage.emits:
+        options["outlets"] = [model_asset(stage.emits, model)]
     decorated = (task.branch if stage.branch else task)(**options)(body)
 
     def add(*args: Any, **kwargs: Any) -> Any:
@@ -161,7 +165,7 @@ def permission_denied(error: Exception, config: Any, dag_id: str) -> str | None:
 
     model = model_of(dag_id) or config.model_name
     collections: dict[str, list[str]] = {config.source.database: [config.source.collection]}
-    monitoring = [config.monitoring.collection, config.monitoring.state_collection]
+    monitoring = [config.monitoring.collection, config.monitoring.state_collection, config.scoring.collection]
     collections.setdefault(config.monitoring_database, []).extend(monitoring)
     grant = (
         "as MongoDB's administrator, grant the pipeline's role this model's collections: "

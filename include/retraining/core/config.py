@@ -203,6 +203,14 @@ class DriftConfig:
 
 
 @dataclass(frozen=True, config=SECTION)
+class ScoringConfig:
+    """The score DAG: the champion's predictions for the documents it never saw, one per (document, version)."""
+
+    collection: str = "predictions"  # in the monitoring database, beside the drift checks
+    batch_size: int = Field(5000, ge=100, le=1_000_000)  # documents read, scored and written at a time
+
+
+@dataclass(frozen=True, config=SECTION)
 class PerformanceConfig:
     """Performance drift: the champion scored on newly labeled rows vs its score at registration."""
 
@@ -290,6 +298,7 @@ class PipelineConfig:
     notify: NotifyConfig
     start_date: str = DEFAULT_START_DATE  # ISO date: the DAGs' start date (onboarding: the earliest document's day)
     performance: PerformanceConfig = field(default_factory=PerformanceConfig)
+    scoring: ScoringConfig = field(default_factory=ScoringConfig)
 
     def __post_init__(self) -> None:
         _check_ranges(self)

@@ -85,6 +85,15 @@ def row_checks(frame: pd.DataFrame, contract: ContractConfig) -> list[RowCheck]:
     return [*checks, *label_checks(frame, contract.label)]
 
 
+def scorable(frame: pd.DataFrame, contract: ContractConfig) -> pd.Series:
+    """The rows whose features meet the contract (the label plays no part): what a model may be asked about."""
+    ok = pd.Series(True, index=frame.index)
+    for feature in contract.features:
+        for check in feature_checks(frame, feature):
+            ok &= ~check.failing
+    return ok
+
+
 def label_checks(frame: pd.DataFrame, label: LabelSpec) -> list[RowCheck]:
     """A class label must be one of the declared classes; a regression target a finite number in range.
     A missing label is no problem of the row: it has not arrived yet (a value of another type arrives as

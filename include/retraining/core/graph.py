@@ -26,6 +26,7 @@ from include.retraining.core.records import (
     Promotion,
     Record,
     Registration,
+    Scoring,
     Snapshot,
     TrainingResult,
     ValidationReport,
@@ -47,6 +48,7 @@ class Stage:
     join: bool = False  # the end of a branch's paths: runs unless a task before it failed
     optional: tuple[str, ...] = ()  # records it takes that are None when their stage was skipped (a join's)
     unpacked: bool = False  # each key of its dict is also an XCom of its own (an operator's arguments read them)
+    emits: str | None = None  # on success, an event of the model's Asset of this kind (``airflow.assets``)
 
 
 @dataclass(frozen=True)
@@ -156,8 +158,16 @@ RETRAIN_WITH_APPROVAL = Graph(
         Stage("register", ("validation", "drift", "final", "evaluation", "decision"), "registration", Registration),
         # what the DAG's approve task (an ApprovalOperator: airflow.approval) asks, or why it asks nobody
         Stage("approval_request", ("drift", "evaluation", "registration"), unpacked=True),
+        # its Asset event schedules the model's score DAG: a new champion re-scores the open window.
         # approval: the approve task's answer
-        Stage("promote", ("registration", "evaluation", "approval"), "promotion", Promotion, optional=("approval",)),
+        Stage(
+            "promote",
+            ("registration", "evaluation", "approval"),
+            "promotion",
+            Promotion,
+            emits="champion",
+            optional=("approval",),
+        ),
         Stage(
             "notify",
             ("validation", "drift", "decision", "evaluation", "registration", "promotion"),
@@ -183,4 +193,6 @@ MONITOR = Graph(
     operators={"new_data": ("wait_for_new_data", NewData)},
 )
 
-ROLLBACK = Graph((Stage("rollback", returns=Promotion),))
+ROLLBACK = Graph((Stage("rollback", returns=Promotion, emits="champion"),))  # the champion moved back is scored
+
+SCORE = Graph((Stage("score", returns=Scoring),))

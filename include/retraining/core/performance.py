@@ -11,7 +11,8 @@ nights and its detection of a concept-only change.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +21,7 @@ import pandas as pd
 from include.retraining.core.config import ContractConfig, PerformanceConfig, lower_is_better
 from include.retraining.core.evaluation import metric_value, predict, targets, weighted_metric
 from include.retraining.core.records import PerformanceDrift
+from include.retraining.core.scoring import served_scores
 
 
 def performance_drift(
@@ -81,14 +83,36 @@ def assess_champion(
     reference_value: float | None,
     metric: str,
     performance: PerformanceConfig,
+    served: Mapping[str, Any] | None = None,
+    id_field: str = "_id",
 ) -> PerformanceDrift:
-    """The champion scored on the labeled rows it never saw, against ``reference_value`` (its holdout score at
-    registration); ``load_model`` is called only when there is enough to score."""
+    """The champion's predictions for the labeled rows it never saw, against ``reference_value`` (its holdout
+    score at registration). ``served``: document id -> the score the score DAG served for it
+    (``core.scoring``); the rows never served are re-scored, with ``load_model`` called only then."""
     if early := premature(reference_value, len(labeled), metric, performance):
         return early
-    predictions = predict(load_model(), labeled[contract.feature_names], contract.label)
+    predictions, from_served = champion_predictions(load_model, labeled, contract, served or {}, id_field)
     y = targets(contract.label, labeled[contract.label.name])
-    return performance_drift(y, predictions, reference_value, metric, performance)
+    verdict = performance_drift(y, predictions, reference_value, metric, performance)
+    source = f"{from_served:,} served predictions, {len(labeled) - from_served:,} re-scored"
+    return replace(verdict, served_rows=from_served, reason=f"{verdict.reason} ({source})")
+
+
+def champion_predictions(
+    load_model: Callable[[], Any],
+    labeled: pd.DataFrame,
+    contract: ContractConfig,
+    served: Mapping[str, Any],
+    id_field: str,
+) -> tuple[np.ndarray, int]:
+    """The champion's prediction per row, as served where it was, re-scored elsewhere; and how many were served."""
+    values, found = served_scores(labeled[id_field], served, contract.label)
+    if found.all():
+        return values, len(values)
+    rescored = predict(load_model(), labeled.loc[~found, contract.feature_names], contract.label)
+    predictions = np.empty((len(labeled), *rescored.shape[1:]))
+    predictions[found], predictions[~found] = values, rescored
+    return predictions, int(found.sum())
 
 
 def premature(

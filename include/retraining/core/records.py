@@ -227,6 +227,7 @@ class PerformanceDrift(Record):
     upper: float | None
     labeled_rows: int  # rows with a label and a finite score (the rest are ignored)
     reason: str
+    served_rows: int = 0  # of labeled_rows, those scored from the prediction the score DAG served (the rest re-scored)
 
     @property
     def drifted(self) -> bool:
@@ -343,3 +344,18 @@ class Promotion(Record):
     champion_version: str | None
     previous_champion: str | None
     reason: str
+
+
+@dataclass(frozen=True, config=RECORD)
+class Scoring(Record):
+    """What a score run did: the champion's predictions for the documents of its open window."""
+
+    model_version: str | None  # the champion that scored; None: there is none yet, nothing was scored
+    window_start: str | None  # ISO: the champion's training data ends here (the open window is after it)
+    window_end: str
+    documents: int  # in the open window
+    scored: int  # predictions written by this run
+    already_scored: int  # documents that had a prediction from this version already
+    unscorable: int  # documents that break the contract's feature checks: no prediction
+    batches: int
+    collection: str  # database.collection of the predictions

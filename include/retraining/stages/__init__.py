@@ -19,6 +19,7 @@ from include.retraining.stages.monitor import (
 )
 from include.retraining.stages.outcome import alert_on_drift, decide, notify, skip
 from include.retraining.stages.rollback import rollback
+from include.retraining.stages.scoring import score
 
 __all__ = [
     "advance_watermark",
@@ -38,6 +39,7 @@ __all__ = [
     "retrain_conf",
     "rollback",
     "route",
+    "score",
     "send_drift_alert",
     "skip",
     "train",

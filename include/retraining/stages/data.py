@@ -29,7 +29,9 @@ from include.retraining.core.records import (
     ValidationReport,
     WindowPlan,
 )
+from include.retraining.core.scoring import prediction_id
 from include.retraining.core.timestamps import BSON_TYPES
+from include.retraining.stages.scoring import predictions_collection
 
 log = logging.getLogger(__name__)
 
@@ -212,16 +214,25 @@ def champion_performance(
     """Concept drift: the champion scored on the current rows whose label arrived, against its own holdout
     score at registration (``core.performance``); the model is loaded only when there is enough to score."""
     metric = config.gate.primary_metric
+    labeled = labeled_rows(current, config.contract)
     verdict = performance_lib.assess_champion(
         lambda: registry.load_model(config.mlflow, champion.model_uri, champion.model_sha256),
-        labeled_rows(current, config.contract),
+        labeled,
         config.contract,
         champion.holdout_metrics.get(metric),
         metric,
         config.performance,
+        served_by(config, champion.version, labeled[config.source.id_field]),
+        config.source.id_field,
     )
     log.info("performance drift check: %s", verdict.reason)
     return verdict
+
+
+def served_by(config: PipelineConfig, version: str, document_ids: pd.Series) -> dict[str, Any]:
+    """document id -> the score version ``version`` served for it (the score DAG's predictions)."""
+    ids = [prediction_id(config.model_name, version, document_id) for document_id in document_ids]
+    return mongo.served_scores(*predictions_collection(config), ids)
 
 
 def window_sentence(plan: WindowPlan) -> str:
