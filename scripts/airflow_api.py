@@ -155,6 +155,38 @@ class AirflowClient:
         path = f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
         return self.request("PATCH", path, json={"new_state": state} | ({"note": note} if note else {}))
 
+    def clear_task(self, dag_id: str, run_id: str, task_id: str) -> list[dict[str, Any]]:
+        """Clear one task of a run (not its downstream), as the UI's Clear does: it runs again; the cleared ones."""
+        body = {"dry_run": False, "dag_run_id": run_id, "task_ids": [task_id], "only_failed": False}
+        path = f"/api/v2/dags/{_q(dag_id)}/clearTaskInstances"
+        return self.request("POST", path, json=body)["task_instances"]
+
+    def hitl_detail(self, dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> dict[str, Any] | None:
+        """A task's Human-in-the-loop request (subject, body, options, defaults; the answer once given), as the
+        UI's Required Actions shows it; None while the task has not asked."""
+        return self.request("GET", _hitl_path(dag_id, run_id, task_id, map_index), if_missing=None)
+
+    def respond(self, dag_id: str, run_id: str, task_id: str, options: list[str], map_index: int = -1) -> dict:
+        """Answer a task's Human-in-the-loop request as the logged-in user: a task awaiting input resumes."""
+        body = {"chosen_options": options, "params_input": {}}
+        return self.request("PATCH", _hitl_path(dag_id, run_id, task_id, map_index), json=body)
+
+    def wait_for_task(
+        self, dag_id: str, run_id: str, task_id: str, states: Iterable[str], timeout: float = 600, poll: float = 2.0
+    ) -> dict[str, Any]:
+        """Poll until the task instance is in one of ``states`` (e.g. awaiting_input); RunTimeout after ``timeout``
+        seconds, or when the run ends first."""
+        deadline = time.monotonic() + timeout
+        path = f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}"
+        while True:
+            instance = self.request("GET", path, if_missing={"state": None})
+            if instance["state"] in states:
+                return instance
+            run = self.request("GET", f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}")
+            if run["state"] in ("success", "failed") or time.monotonic() > deadline:
+                raise RunTimeout(run | {"task": {task_id: instance["state"]}}, timeout)
+            time.sleep(poll)
+
     def wait_for_run(self, dag_id: str, run_id: str, timeout: float = 600, poll: float = 2.0) -> dict[str, Any]:
         """Poll until the run is success or failed; raise RunTimeout after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
@@ -186,9 +218,15 @@ def _database_error(response: httpx.Response) -> bool:
     if response.status_code != 500:
         return False
     try:
-        return response.json().get("reason") == "Database error"
+        body = response.json()
+        detail = body.get("detail")  # Airflow 3.3 nests it: {"detail": {"reason": "Database error", ...}}
+        return "Database error" in (body.get("reason"), detail.get("reason") if isinstance(detail, dict) else None)
     except (ValueError, AttributeError):
         return False
+
+
+def _hitl_path(dag_id: str, run_id: str, task_id: str, map_index: int) -> str:
+    return f"/api/v2/dags/{_q(dag_id)}/dagRuns/{_q(run_id)}/taskInstances/{_q(task_id)}/{map_index}/hitlDetails"
 
 
 def _q(part: str) -> str:
