@@ -1,9 +1,10 @@
 """Run the local stack without Docker: MongoDB (SecantusDB), S3 (moto), MLflow and an SMTP sink.
 
     python -m scripts.local_stack up              # start what is not running, wait until ready, write stack.env
-    python -m scripts.local_stack up --airflow [--unpause retrain_vehicle_insurance,drift_monitor_vehicle_insurance]
+    python -m scripts.local_stack up --airflow [--topology local|celery] [--unpause retrain_vehicle_insurance,...]
                                                   # ... plus Airflow: API server + UI, scheduler, dag-processor,
-                                                  # triggerer, on their own DB (see scripts/local_stack/airflow.py)
+                                                  # triggerer, on their own DB; celery: on PostgreSQL and Redis
+                                                  # with two Celery workers (see scripts/local_stack/airflow.py)
     python -m scripts.local_stack status          # one line per process; exit 1 if any is dead or not started
     python -m scripts.local_stack down [--purge]  # stop everything; --purge also deletes the state dir
     python -m scripts.local_stack down --airflow  # stop only the Airflow group
@@ -41,7 +42,7 @@ def write_stack_env(state: Path, ports: dict[str, int], env: dict[str, str]) -> 
     return write_env_file(state, env | (airflow.client_env(state, ports) if api else {}))
 
 
-def up(state: Path, with_airflow: bool, unpause: list[str]) -> int:
+def up(state: Path, with_airflow: bool, unpause: list[str], topology: str | None = None) -> int:
     # Python's Maildir creates tmp/new/cur only when the mail dir itself is missing: make all three.
     for sub in ("pids", "logs", "airflow", "mlflow", "mail/tmp", "mail/new", "mail/cur"):
         (state / sub).mkdir(parents=True, exist_ok=True)
@@ -55,7 +56,7 @@ def up(state: Path, with_airflow: bool, unpause: list[str]) -> int:
         spawn(state, service.name, service.command(state, ports), os.environ | env | service.own_env, state)
     # Meanwhile: the `dags test` DB's migration, and the Airflow group's (its components boot meanwhile too).
     migration = airflow.migrate(state, state / "airflow", os.environ | env, "airflow-db")
-    started = airflow.start(state, ports, env) if with_airflow else None
+    started = airflow.start(state, ports, env, topology) if with_airflow else None
     ready = True
     for service in SERVICES:
         port = ports[service.name]
@@ -73,7 +74,6 @@ def up(state: Path, with_airflow: bool, unpause: list[str]) -> int:
         return 1
     if with_airflow:
         airflow.unpause(state, ports, unpause)
-        write_env_file(state, airflow.group_env(state, ports, env), "airflow.env")
     print(f"stack ready; use it with: set -a && source {write_stack_env(state, ports, env)} && set +a")
     if with_airflow:
         print(
@@ -87,10 +87,12 @@ def up(state: Path, with_airflow: bool, unpause: list[str]) -> int:
 
 def status(state: Path) -> int:
     ports, healthy = load_ports(state), True
-    group = any((state / "pids" / f"{name}.pid").exists() for name in airflow.COMPONENTS)
+    group = any((state / "pids" / f"{name}.pid").exists() for name in airflow.ALL)
     rows = [(s.name, s.name, lambda s=s: s.describe(state, ports[s.name])) for s in SERVICES]
     if group:
-        rows += [(n, c[2], lambda n=n: airflow.describe(state, n, ports)) for n, c in airflow.COMPONENTS.items()]
+        port_keys = {name: spec[2] for name, spec in airflow.COMPONENTS.items()}
+        members = airflow.members(airflow.topology(state) or "local")
+        rows += [(n, port_keys.get(n, n), lambda n=n: airflow.describe(state, n, ports)) for n in members]
     width = max(len(name) for name, _, _ in rows)
     for name, port_key, describe in rows:
         pid, port = running(state, name), ports.get(port_key) if port_key else None
@@ -104,7 +106,7 @@ def status(state: Path) -> int:
 
 def down(state: Path, purge: bool, only_airflow: bool) -> int:
     ports = load_ports(state)
-    stopped = stop(state, list(airflow.COMPONENTS), grace=20)  # first: its tasks use the services
+    stopped = airflow.stop_group(state)  # first: its tasks use the services
     print("\n".join(f"{name}: stopped" for name in stopped) or "airflow: not running")
     if only_airflow:
         if (state / "stack.env").exists():  # without the address of the stopped API server
@@ -133,6 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     up_parser = commands.add_parser("up", help="start what is not running, wait until ready, write stack.env")
     up_parser.add_argument("--airflow", action="store_true", help="also run Airflow (UI, scheduler, ...)")
     up_parser.add_argument("--unpause", default="", metavar="DAG,DAG", help="with --airflow: unpause these DAGs")
+    up_parser.add_argument(
+        "--topology",
+        choices=airflow.TOPOLOGIES,
+        help="with --airflow: local or celery (default: the running one, else local)",
+    )
     commands.add_parser("status", help="show each process; exit 1 if any is dead or not started")
     down_parser = commands.add_parser("down", help="stop everything (data is kept)")
     down_parser.add_argument("--purge", action="store_true", help="also delete the state dir")
@@ -140,9 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "up":
         unpause = [dag_id for dag_id in args.unpause.split(",") if dag_id]
-        if unpause and not args.airflow:
-            parser.error("--unpause needs --airflow")
-        return up(state_dir(), args.airflow, unpause)
+        if (unpause or args.topology) and not args.airflow:
+            parser.error("--unpause and --topology need --airflow")
+        return up(state_dir(), args.airflow, unpause, args.topology)
     if args.command == "status":
         return status(state_dir())
     if args.airflow and args.purge:

@@ -1,8 +1,15 @@
 """Airflow on the local stack: the metadata DB of `airflow dags test` (<state>/airflow), and the opt-in
 group (`up --airflow`) of the four processes of `airflow standalone` and of the compose stack: the API
-server (REST API, UI, the tasks' execution API), the scheduler with the LocalExecutor, the dag-processor
-and the triggerer. Airflow 3 runs the LocalExecutor on SQLite (tasks reach the DB only through the
-execution API; SQLite runs in WAL mode).
+server (REST API, UI, the tasks' execution API), the scheduler, the dag-processor and the triggerer.
+Two topologies (`--topology`):
+
+* ``local``: the LocalExecutor on SQLite (tasks reach the DB only through the execution API; SQLite
+  runs in WAL mode).
+* ``celery``: docker-compose.yaml's: the CeleryExecutor on PostgreSQL (metadata DB and result backend,
+  scripts/local_stack/postgres.py) and Redis (broker, scripts/local_stack/redis.py), and two Celery
+  workers consuming WORKER_QUEUES, each in a directory of its own with its own AIRFLOW_HOME copy and
+  TMPDIR, so nothing passes between tasks but MongoDB, S3, MLflow, XCom and the DAG folder. Only the task
+  logs are shared, as compose's logs volume is. A task instance's ``hostname`` names its worker.
 
 The group has its own AIRFLOW_HOME and DB (<state>/airflow-server): a scheduler examines every running
 run of an unpaused DAG, so on the `dags test` DB it would also execute the tasks of a concurrent
@@ -24,7 +31,22 @@ from importlib.metadata import version
 from pathlib import Path
 from urllib.parse import quote
 
-from .supervisor import BIN, HOST, REPO, http_get, log_tail, pick_ports, running, spawn, stop, wait_ready
+from include.retraining.core.graph import WORKER_QUEUES
+
+from . import postgres, redis
+from .supervisor import (
+    BIN,
+    HOST,
+    REPO,
+    http_get,
+    log_tail,
+    pick_ports,
+    running,
+    spawn,
+    stop,
+    wait_ready,
+    write_env_file,
+)
 
 USER = "admin"
 ADMIN_ONLY = ("AIRFLOW_CONN_MONGO_ADMIN", "SEED_MONGO_CONN_ID")
@@ -35,10 +57,42 @@ COMPONENTS = {
         lambda ports: ["api-server", "--host", HOST, "--port", str(ports["airflow"]), "--workers", "1"],
         None, "airflow", "UI + REST API, user " + USER,
     ),
-    "airflow-scheduler": (lambda ports: ["scheduler"], "scheduler", "airflow-worker-logs", "LocalExecutor"),
+    "airflow-scheduler": (lambda ports: ["scheduler"], "scheduler", "airflow-worker-logs", "runs the DAGs"),
     "airflow-dag-processor": (lambda ports: ["dag-processor"], "dag_processor", None, f"parses {REPO / 'dags'}"),
     "airflow-triggerer": (lambda ports: ["triggerer"], "triggerer", "airflow-trigger-logs", "runs the triggers"),
 }  # fmt: skip
+TOPOLOGIES = ("local", "celery")
+WORKERS = ("airflow-worker-1", "airflow-worker-2")  # the celery topology's
+BACKENDS = (postgres, redis)  # the celery topology's metadata DB and broker, started before the components
+WORKER_CONCURRENCY = "2"  # task slots per worker: two workers of two on a machine of a few cores
+
+
+def members(topology: str) -> list[str]:
+    """The processes of a topology's group, in the order they start."""
+    return [*(backend.NAME for backend in BACKENDS), *COMPONENTS, *WORKERS] if topology == "celery" else [*COMPONENTS]
+
+
+ALL = members("celery")  # what `down --airflow` stops, whichever topology runs
+
+
+def topology(state: Path) -> str | None:
+    """The topology the group was last started with (None: never started)."""
+    path = home(state) / ".topology"
+    return path.read_text().strip() if path.exists() else None
+
+
+def worker_home(state: Path, worker: str) -> Path:
+    return state / worker
+
+
+def worker_command(number: int) -> list[str]:
+    """`airflow celery worker` as compose's, one of several on this machine: its own Celery name."""
+    return ["celery", "worker", "--celery-hostname", f"worker-{number}@%h", "--queues", ",".join(WORKER_QUEUES)]
+
+
+def worker_hostname() -> str:
+    """[core] hostname_callable of the workers: the name a task instance records as its ``hostname``."""
+    return os.environ["LOCAL_STACK_WORKER"]
 
 
 def env(state: Path, ports: dict[str, int]) -> dict[str, str]:
@@ -56,21 +110,33 @@ def env(state: Path, ports: dict[str, int]) -> dict[str, str]:
 # --- `airflow db migrate` takes about 8 s even with nothing to do: a stamp records this version did it ---
 
 
-def migrate(state: Path, home: Path, env: dict[str, str], name: str) -> subprocess.Popen | None:
-    stamp = home / ".migrated"
-    if (home / "airflow.db").exists() and stamp.exists() and stamp.read_text() == _airflow_version():
-        return None
+# A PostgreSQL ``cluster``'s stamp is valid only if newer than the cluster (a recreated one is empty).
+
+
+def migrate(
+    state: Path, home: Path, env: dict[str, str], name: str, cluster: Path | None = None
+) -> subprocess.Popen | None:
+    stamp = _stamp(home, cluster)
+    if stamp.exists() and stamp.read_text() == _airflow_version():
+        if cluster is None and (home / "airflow.db").exists():
+            return None
+        if cluster is not None and stamp.stat().st_mtime >= (cluster / "PG_VERSION").stat().st_mtime:
+            return None
     return spawn(state, name, [str(BIN / "airflow"), "db", "migrate"], env, home, record=False)
 
 
-def migrated(state: Path, home: Path, process: subprocess.Popen | None, name: str) -> bool:
+def migrated(state: Path, home: Path, process: subprocess.Popen | None, name: str, cluster: Path | None = None) -> bool:
     if process and process.wait(timeout=300) != 0:
         print(f"{name}: `airflow db migrate` failed; {log_tail(state, name)}")
         return False
     if process:
-        (home / ".migrated").write_text(_airflow_version())
-    print(f"{name}: {'migrated' if process else 'already migrated'} {home / 'airflow.db'}")
+        _stamp(home, cluster).write_text(_airflow_version())
+    print(f"{name}: {'migrated' if process else 'already migrated'} {cluster or home / 'airflow.db'}")
     return True
+
+
+def _stamp(home: Path, cluster: Path | None) -> Path:
+    return home / (".migrated" if cluster is None else ".migrated-postgres")
 
 
 def _airflow_version() -> str:
@@ -113,8 +179,26 @@ def _secret(name: str, state: Path) -> str:
     return path.read_text().strip()
 
 
-def group_env(state: Path, ports: dict[str, int], stack: dict[str, str]) -> dict[str, str]:
-    """The stack env plus the group's own DB, the API server's address, auth and fast parsing."""
+def _executor_env(state: Path, ports: dict[str, int], topology: str) -> dict[str, str]:
+    if topology == "local":
+        return {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home(state) / 'airflow.db'}",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",  # the LocalExecutor forks this many workers up front (default 32)
+        }
+    return {  # the names and values of docker-compose.yaml's x-airflow-common
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.uri(state, ports[postgres.NAME]),
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CORE__PARALLELISM": str(len(WORKERS) * int(WORKER_CONCURRENCY)),
+        "AIRFLOW__CELERY__BROKER_URL": redis.broker_url(ports[redis.NAME]),
+        # the driver named: SQLAlchemy 2.1 takes psycopg 3 for a bare postgresql://, which is not installed
+        "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + postgres.uri(state, ports[postgres.NAME]),
+        "AIRFLOW__CELERY__WORKER_CONCURRENCY": WORKER_CONCURRENCY,
+    }
+
+
+def group_env(state: Path, ports: dict[str, int], stack: dict[str, str], topology: str = "local") -> dict[str, str]:
+    """The stack env plus the group's own DB and executor, the API server's address, auth and fast parsing."""
     api = f"http://{HOST}:{ports['airflow']}"
     # The MongoDB administrator's connection is for setup and seeding, never for the DAGs' tasks.
     stack = {name: value for name, value in stack.items() if name not in ADMIN_ONLY}
@@ -123,9 +207,7 @@ def group_env(state: Path, ports: dict[str, int], stack: dict[str, str]) -> dict
         | client_env(state, ports)
         | {
             "AIRFLOW_HOME": str(home(state)),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home(state) / 'airflow.db'}",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",  # the LocalExecutor forks this many workers up front (default 32)
+            **_executor_env(state, ports, topology),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{api}/execution/",
             "AIRFLOW__API__HOST": HOST,
             "AIRFLOW__API__PORT": str(ports["airflow"]),
@@ -151,36 +233,83 @@ def group_env(state: Path, ports: dict[str, int], stack: dict[str, str]) -> dict
     )
 
 
+def worker_env(state: Path, group: dict[str, str], worker: str) -> dict[str, str]:
+    """A worker's: the group's env without any path into the API server's home (its password file), its own
+    AIRFLOW_HOME and TMPDIR, and the task logs where the API server reads them (compose's shared volume)."""
+    server = str(home(state))
+    own = {name: value for name, value in group.items() if server not in value}
+    return own | {
+        "AIRFLOW_HOME": str(worker_home(state, worker)),
+        "TMPDIR": str(worker_home(state, worker) / "tmp"),
+        "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home(state) / "logs"),
+        "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",
+        "LOCAL_STACK_WORKER": worker,
+    }
+
+
 def _fingerprint(env: dict[str, str]) -> str:
     return hashlib.sha256(json.dumps(env, sort_keys=True).encode()).hexdigest()
 
 
-def stale(state: Path, ports: dict[str, int], stack: dict[str, str]) -> bool:
-    """Does a component run with an env that no longer matches the stack's addresses?"""
+def stale(state: Path, ports: dict[str, int], stack: dict[str, str], wanted: str | None = None) -> bool:
+    """Does a component run with an env that no longer matches the stack's addresses, or on another
+    topology than ``wanted`` (None: the one it runs on)?"""
     stamp = home(state) / ".started-with"
-    if not any(running(state, name) for name in COMPONENTS):
+    if not any(running(state, name) for name in ALL):
         return False
     try:
-        return stamp.read_text() != _fingerprint(group_env(state, ports, stack))
+        return stamp.read_text() != _fingerprint(group_env(state, ports, stack, wanted or topology(state) or "local"))
     except (OSError, KeyError):
         return True
 
 
-def start(state: Path, ports: dict[str, int], stack: dict[str, str]) -> dict[str, float] | None:
-    """Migrate the group's DB, apply airflow_settings.yaml to it (as the compose init does) and start the
-    components that are not running; {name: start time}, or None if the DB could not be prepared."""
+def stop_group(state: Path) -> list[str]:
+    """Stop the components and workers, then the DB and broker they use; the names that were running."""
+    stopped = stop(state, [name for name in ALL if name not in {backend.NAME for backend in BACKENDS}], grace=20)
+    return stopped + stop(state, [backend.NAME for backend in BACKENDS], grace=20)
+
+
+def _start_backends(state: Path, ports: dict[str, int], names: list[str], env: dict[str, str]) -> bool:
+    for backend in BACKENDS:
+        if backend.NAME in names:
+            stop(state, [backend.NAME], grace=5)  # leftovers of a dead one would hold its port or its data
+            spawn(state, backend.NAME, backend.command(state, ports), env, state)
+    for backend in BACKENDS:
+        port = ports[backend.NAME]
+        if not wait_ready(state, backend.NAME, lambda: backend.ready(state, port), backend.TIMEOUT):  # noqa: B023
+            return False
+        how = "started" if backend.NAME in names else "already running"
+        print(f"{backend.NAME}: {how}  {describe(state, backend.NAME, ports)}")
+    return True
+
+
+def start(
+    state: Path, ports: dict[str, int], stack: dict[str, str], wanted: str | None = None
+) -> dict[str, float] | None:
+    """Start the ``wanted`` topology (None: the one last started, else local): its DB and broker, migrate
+    the DB, apply airflow_settings.yaml to it (as the compose init does) and start the processes that are
+    not running; {name: start time}, or None if the DB could not be prepared."""
     home(state).mkdir(parents=True, exist_ok=True)
-    if stale(state, ports, stack):
-        print("airflow: the stack changed since the Airflow group started (its env is fixed then): restarting it")
-        stop(state, list(COMPONENTS), grace=20)
-    missing = [name for name in COMPONENTS if not running(state, name)]
-    pick_ports(state, ports, [port for name in missing if (port := COMPONENTS[name][2])])
-    env = group_env(state, ports, stack)
+    chosen = wanted or topology(state) or "local"
+    if stale(state, ports, stack, chosen):
+        print(f"airflow: the stack or the topology changed since the group started: restarting it ({chosen})")
+        stop_group(state)
+    (home(state) / ".topology").write_text(chosen)
+    missing = [name for name in members(chosen) if not running(state, name)]
+    names = {
+        **{name: spec[2] for name, spec in COMPONENTS.items()},
+        **{backend.NAME: backend.NAME for backend in BACKENDS},
+    }
+    pick_ports(state, ports, [port for name in missing if (port := names.get(name))])
+    env = group_env(state, ports, stack, chosen)
     # Not the caller's Airflow and retrain settings: e.g. a test's AIRFLOW_VAR_RETRAIN_CONFIG would
     # shadow the DB Variable for every run.
     process_env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "RETRAIN_"))} | env
-    migration = migrate(state, home(state), process_env, "airflow-server-db")
-    if not migrated(state, home(state), migration, "airflow-server-db"):
+    cluster = state / "postgres" if chosen == "celery" else None
+    if cluster and not _start_backends(state, ports, missing, process_env):
+        return None
+    migration = migrate(state, home(state), process_env, "airflow-server-db", cluster)
+    if not migrated(state, home(state), migration, "airflow-server-db", cluster):
         return None
     if missing:  # connections, variables and pools (a task in a missing pool never runs)
         command = [sys.executable, str(REPO / "scripts" / "apply_settings.py")]
@@ -189,11 +318,19 @@ def start(state: Path, ports: dict[str, int], stack: dict[str, str]) -> dict[str
             return None
         print("airflow-settings: airflow_settings.yaml applied with the group's env")
     started = {}
-    for name in missing:
+    for name in [name for name in missing if name in COMPONENTS]:
         stop(state, [name], grace=5)  # leftovers of a dead component would hold its port
         started[name] = time.time()
         spawn(state, name, [str(BIN / "airflow"), *COMPONENTS[name][0](ports)], process_env, home(state))
+    for number, name in enumerate(WORKERS, start=1):
+        if name in missing:
+            stop(state, [name], grace=5)
+            started[name] = time.time()
+            (worker_home(state, name) / "tmp").mkdir(parents=True, exist_ok=True)
+            command = [str(BIN / "airflow"), *worker_command(number), "--skip-serve-logs"]
+            spawn(state, name, command, worker_env(state, process_env, name), worker_home(state, name))
     (home(state) / ".started-with").write_text(_fingerprint(env))
+    write_env_file(state, env, "airflow.env")
     return started
 
 
@@ -220,12 +357,45 @@ def await_ready(state: Path, ports: dict[str, int], started: dict[str, float]) -
             return False
         how = f"started ({time.time() - since:.1f} s)" if since else "already running"
         print(f"{name}: {how}  {describe(state, name, ports)}")
+    if topology(state) != "celery":
+        return True
+    since = min((started[name] for name in WORKERS if name in started), default=0.0)
+    env = os.environ | read_env(state)
+    if not all(wait_ready(state, name, lambda: name in workers_answering(env), 180.0) for name in WORKERS):  # noqa: B023
+        return False
+    for name in WORKERS:
+        how = f"started ({time.time() - since:.1f} s)" if name in started else "already running"
+        print(f"{name}: {how}  {describe(state, name, ports)}")
     return True
 
 
+def read_env(state: Path) -> dict[str, str]:
+    """The group's processes' environment, as the last start fixed it."""
+    from ..airflow_api import read_env_file
+
+    return read_env_file(state / "airflow.env")
+
+
+def workers_answering(env: dict[str, str]) -> set[str]:
+    """The local workers that answer a Celery ping through the broker (compose's worker health check)."""
+    app = "airflow.providers.celery.executors.celery_executor.app"
+    ping = [str(BIN / "celery"), "--app", app, "inspect", "ping", "--timeout", "5"]
+    try:
+        result = subprocess.run(ping, env=env, capture_output=True, text=True, timeout=90, check=False)
+    except subprocess.TimeoutExpired:
+        return set()
+    return {name for number, name in enumerate(WORKERS, start=1) if f"worker-{number}@" in result.stdout}
+
+
 def describe(state: Path, name: str, ports: dict[str, int]) -> str:
+    backend = next((backend for backend in BACKENDS if name == backend.NAME), None)
+    if backend:
+        return backend.describe(state, ports[name])
+    if name in WORKERS:
+        return f"Celery worker, queues {','.join(WORKER_QUEUES)}, AIRFLOW_HOME {worker_home(state, name)}"
     address = f"http://{HOST}:{ports['airflow']}  " if name == "airflow-api-server" else ""
-    return address + COMPONENTS[name][3]
+    executor = {"local": "LocalExecutor", "celery": "CeleryExecutor"}.get(topology(state) or "local")
+    return address + COMPONENTS[name][3] + (f" ({executor})" if name == "airflow-scheduler" else "")
 
 
 def unpause(state: Path, ports: dict[str, int], dag_ids: list[str], timeout: float = 120.0) -> None:

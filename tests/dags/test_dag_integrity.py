@@ -193,6 +193,9 @@ def test_retrain_model_shape(dagbag):
     assert dag.task_dict["retrain_or_skip"].downstream_task_ids == {"train", "skip"}
     assert dag.task_dict["train"].pool == "training"
     assert dag.task_dict["refit"].pool == "training"
+    heavy = {task.task_id for task in dag.tasks if task.queue == "heavy"}
+    assert heavy == {"extract", "detect_drift", "train", "evaluate", "refit"}, "the heavy queue's tasks"
+    assert {task.queue for task in dag.tasks if task.task_id not in heavy} == {"default"}
     assert set(dag.params) >= {"force_retrain", "lookback_hours", "false_alarm_rate", "min_improvement"}
 
 
@@ -305,6 +308,7 @@ def test_each_dag_draws_the_data_edges_of_its_stage_graph_and_only_its_branches_
     for stage in graph.stages:
         task = dag.task_dict[stage.name]
         assert task.pool == (stage.pool or "default_pool")
+        assert task.queue == (stage.queue or "default")
         assert (task.trigger_rule == "none_failed_min_one_success") == stage.join
         # no **kwargs: Airflow hands a callable that has them the whole task context besides its records
         assert list(inspect.signature(task.python_callable).parameters) == ["config", *stage.takes]

@@ -22,7 +22,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from include.retraining.core import graph
+from include.retraining.core.graph import WORKER_QUEUES
 from scripts import apply_settings
+from scripts.local_stack import airflow as local_airflow
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yaml"
@@ -398,7 +401,16 @@ def test_worker_is_scalable() -> None:
     worker = services()["airflow-worker"]
     assert "container_name" not in worker
     assert not worker.get("ports"), "a fixed host port would stop --scale airflow-worker=N"
-    assert worker["command"] == "celery worker"
+    assert worker["command"] == "celery worker --queues " + ",".join(WORKER_QUEUES)
+
+
+def test_workers_consume_every_queue_a_stage_is_sent_to() -> None:
+    """A task on a queue no worker consumes stays queued forever; the local stack's workers get the same list."""
+    graphs = (graph.RETRAIN_WITH_APPROVAL, graph.MONITOR, graph.ROLLBACK, graph.SCORE)
+    declared = {stage.queue for g in graphs for stage in g.stages if stage.queue}
+    assert declared == {graph.HEAVY_QUEUE}
+    assert set(WORKER_QUEUES) == {"default"} | declared
+    assert local_airflow.worker_command(1)[-2:] == ["--queues", ",".join(WORKER_QUEUES)]
 
 
 def test_stateful_services_use_named_volumes() -> None:

@@ -68,6 +68,8 @@ def stage_task(graph: Graph, stage: Stage, model: str) -> Callable[..., Any]:
     options: dict[str, Any] = {"task_id": stage.name, "multiple_outputs": stage.unpacked}
     if stage.pool:
         options["pool"] = stage.pool
+    if stage.queue:
+        options["queue"] = stage.queue
     if stage.join:
         options["trigger_rule"] = "none_failed_min_one_success"
     if stage.emits:

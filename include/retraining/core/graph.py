@@ -33,6 +33,10 @@ from include.retraining.core.records import (
 )
 
 CONFIG_TASK = "resolve_config"  # the first task of every DAG: its XCom is the run's config, handed to every stage
+# The Celery queue of the stages that hold a dataset or a model in memory, and the queues every worker of
+# the compose stack and of the local stack consumes ("default" is Airflow's [operators] default_queue).
+HEAVY_QUEUE = "heavy"
+WORKER_QUEUES = ("default", HEAVY_QUEUE)
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,7 @@ class Stage:
     gives: str | None = None  # the name its record goes by in the stages that take it
     returns: type[Record] | None = None  # None: plain JSON (a receipt, a branch's task ids)
     pool: str | None = None
+    queue: str | None = None  # the Celery queue; None: the default queue
     branch: bool = False  # returns the ids of the tasks to follow; the others are skipped
     join: bool = False  # the end of a branch's paths: runs unless a task before it failed
     optional: tuple[str, ...] = ()  # records it takes that are None when their stage was skipped (a join's)
@@ -145,16 +150,16 @@ APPROVAL_STEP = ("approval_request", "approve")  # what gate.approval "required"
 
 RETRAIN_WITH_APPROVAL = Graph(
     (
-        Stage("extract", gives="snapshot", returns=Snapshot),
+        Stage("extract", gives="snapshot", returns=Snapshot, queue=HEAVY_QUEUE),
         Stage("validate", ("snapshot",), "validation", ValidationReport),
-        Stage("detect_drift", ("validation",), "drift", DriftResult),
+        Stage("detect_drift", ("validation",), "drift", DriftResult, queue=HEAVY_QUEUE),
         Stage("alert_on_drift", ("validation", "drift")),
         Stage("decide", ("drift",), "decision", Decision),
         # the DAG's branch retrain_or_skip follows decide: train and what needs it, or skip
         Stage("skip", ("drift", "decision"), returns=Decision),
-        Stage("train", ("validation", "drift"), "training", TrainingResult, pool="training"),
-        Stage("evaluate", ("training",), "evaluation", Evaluation),
-        Stage("refit", ("training", "evaluation"), "final", TrainingResult, pool="training"),
+        Stage("train", ("validation", "drift"), "training", TrainingResult, pool="training", queue=HEAVY_QUEUE),
+        Stage("evaluate", ("training",), "evaluation", Evaluation, queue=HEAVY_QUEUE),
+        Stage("refit", ("training", "evaluation"), "final", TrainingResult, pool="training", queue=HEAVY_QUEUE),
         Stage("register", ("validation", "drift", "final", "evaluation", "decision"), "registration", Registration),
         # what the DAG's approve task (an ApprovalOperator: airflow.approval) asks, or why it asks nobody
         Stage("approval_request", ("drift", "evaluation", "registration"), unpacked=True),
