@@ -31,8 +31,8 @@ venv: $(BIN)/.installed ## create .venv with the pinned runtime and test require
 up: venv ## start the local stack (MongoDB, S3, MLflow, SMTP sink) and write .local/stack.env
 	$(STACK) up
 
-airflow: venv ## the stack plus a full Airflow (UI, scheduler, dag-processor, triggerer), MODEL's retrain and monitor unpaused
-	$(STACK) up --airflow --unpause retrain_$(MODEL),drift_monitor_$(MODEL)
+airflow: venv ## the stack plus a full Airflow (UI, scheduler, dag-processor, triggerer), MODEL's retrain, monitor and score unpaused
+	$(STACK) up --airflow --unpause retrain_$(MODEL),drift_monitor_$(MODEL),score_$(MODEL)
 
 down: ## stop everything the local stack started
 	@test -x $(BIN)/python && $(STACK) down || echo "nothing to stop"

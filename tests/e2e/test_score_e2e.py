@@ -3,8 +3,9 @@
 A model and collection of its own, every other setting the shipped one. A history trains the first
 champion at a logical date two days back; documents whose label has not arrived land in the last hour and
 the score DAG serves them a prediction from v1, once: its second run writes nothing. Then two days of
-changed inputs and labels arrive, a retrain promotes v2 and emits the champion Asset the score DAG is
-scheduled on, and the next score run serves the open window again, from v2.
+changed inputs and labels arrive and are served by v1; the retrain's performance check judges v1 by those
+served predictions, promotes v2 and emits the champion Asset the score DAG is scheduled on, and the next
+score run serves the open window again, from v2.
 """
 
 from __future__ import annotations
@@ -101,18 +102,22 @@ def test_the_score_dag_serves_each_champion_once_and_a_promotion_rescores_the_op
     assert f"v1 scored 0 of the {WAITING:,} documents" in scored_line(model)
     assert f"{WAITING:,} had a prediction from this version already" in scored_line(model)
 
-    changed_end = now - timedelta(hours=1)
-    seed(config, CHANGED_DAYS * PER_DAY, change, changed_end, seed=23, covariate_drift=1.0, concept_drift=1.0)
+    changed = CHANGED_DAYS * PER_DAY
+    changed_docs = seed(config, changed, change, now - timedelta(hours=1), seed=23, covariate_drift=1, concept_drift=1)
+    run(model, SCORE, "score-v1-changed")
+    assert f"v1 scored {changed:,} of the {WAITING + changed:,} documents" in scored_line(model)
+
     second_run = run(model, RETRAIN, "drift-promotes-v2")
+    # the drift check judged v1 by what it served for the changed documents, re-scoring none
+    assert f"({changed:,} served predictions, 0 re-scored)" in model["last_log"].read_text()
     champion = registry.champion(config.mlflow, config.model_name)
     assert champion.version == "2"
     assert emitted(model["env"], second_run) == [ASSET]
     assert datetime.fromisoformat(champion.training_end) < now - timedelta(minutes=50)
 
     run(model, SCORE, "score-v2")
-    by_version = {
-        version: {d["document_id"] for d in predictions(config) if d["model_version"] == version}
-        for version in ("1", "2")
-    }
-    assert by_version["2"] == by_version["1"] == {str(doc["_id"]) for doc in waiting}
+    by_version = {v: {d["document_id"] for d in predictions(config) if d["model_version"] == v} for v in "12"}
+    waiting_ids = {str(doc["_id"]) for doc in waiting}
+    assert by_version["2"] == waiting_ids  # v2 was fitted on the changed documents: only these are new to it
+    assert by_version["1"] == waiting_ids | {str(doc["_id"]) for doc in changed_docs}
     assert f"v2 scored {WAITING:,} of the {WAITING:,} documents" in scored_line(model)

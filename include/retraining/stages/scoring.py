@@ -94,5 +94,5 @@ def scoring_sentence(model_name: str, result: Scoring) -> str:
         f"{model_name} v{result.model_version} scored {result.scored:,} of the {result.documents:,} documents "
         f"stamped {since} up to {result.window_end} into {result.collection}: {result.already_scored:,} had a "
         f"prediction from this version already, {result.unscorable:,} break the contract's feature checks "
-        f"({result.batches} batches)"
+        f"(in {result.batches} batch{'es' if result.batches != 1 else ''})"
     )
