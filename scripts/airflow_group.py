@@ -1,8 +1,9 @@
 """The local stack's full Airflow group (`python -m scripts.local_stack up --airflow`), driven from Python:
 by the e2e tests (tests/e2e/conftest.py wraps it in fixtures) and by the monitor bench (bench/monitor.py).
 
-The group (API server, scheduler, dag-processor, triggerer) runs on the main stack's state dir with its own
-metadata DB. ``start`` is idempotent (a running group is reused); ``stop`` stops it again. Its processes'
+The group (API server, scheduler, dag-processor, triggerer; with the celery topology also PostgreSQL, Redis
+and two Celery workers) runs on the main stack's state dir with its own metadata DB. ``start`` is idempotent
+(a running group is reused, on its topology unless one is asked for); ``stop`` stops it again. Its processes'
 environment is fixed when it starts, so a caller isolates its data through the Airflow Variable
 ``retrain_config`` (set over the REST API, see ``isolated_overrides``), never through ``AIRFLOW_VAR_*``.
 """
@@ -20,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from scripts.airflow_api import AirflowClient, read_env_file
-from scripts.local_stack.airflow import COMPONENTS
+from scripts.local_stack.airflow import ALL, members, topology
 from scripts.local_stack.supervisor import running, state_dir
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,12 +88,15 @@ class AirflowGroup:
         self.env: dict[str, str] = {}
 
     def running(self) -> bool:
-        """Is every component alive (so ``start`` would only reuse it)?"""
-        return all(running(self.state, name) for name in COMPONENTS)
+        """Is every process of its topology alive (so ``start`` would only reuse it)?"""
+        return all(running(self.state, name) for name in members(topology(self.state) or "local"))
 
-    def start(self, unpause: Iterable[str] = ()) -> AirflowClient:
-        """`local_stack up --airflow` (reuses a running group), unpause ``unpause``; a logged-in client."""
+    def start(self, unpause: Iterable[str] = (), topology: str | None = None) -> AirflowClient:
+        """`local_stack up --airflow [--topology ...]` (reuses a running group of that topology), unpause
+        ``unpause``; a logged-in client."""
         command = [sys.executable, "-m", "scripts.local_stack", "up", "--airflow"]
+        if topology:
+            command += ["--topology", topology]
         if dag_ids := ",".join(unpause):
             command += ["--unpause", dag_ids]
         began = time.monotonic()
@@ -119,8 +123,10 @@ class AirflowGroup:
     def logs(self, dag_id: str | None = None, run_id: str | None = None, lines: int = 80) -> str:
         """The last lines of each component's log and of the task logs of one run (or of the newest ones)."""
         parts = []
-        for name in COMPONENTS:
+        for name in ALL:
             log = self.state / "logs" / f"{name}.log"
+            if name not in members(topology(self.state) or "local") and not log.exists():
+                continue
             parts.append(f"==== {log}\n{tail(log, lines) if log.exists() else '(no log)'}")
         task_logs = self.state / "airflow-server" / "logs"
         pattern = f"dag_id={dag_id or '*'}/run_id={run_id or '*'}/task_id=*/**/*.log"

@@ -32,9 +32,9 @@ def stack_env() -> dict[str, str]:
 class AirflowGroup(airflow_group.AirflowGroup):
     """The group for a test: a start that fails the test with the logs."""
 
-    def start(self, unpause: Iterable[str] = ()) -> AirflowClient:
+    def start(self, unpause: Iterable[str] = (), topology: str | None = None) -> AirflowClient:
         try:
-            return super().start(unpause)
+            return super().start(unpause, topology)
         except airflow_group.AirflowGroupError as error:
             pytest.fail(str(error))
 
