@@ -89,7 +89,7 @@ class AirflowGroup:
 
     def running(self) -> bool:
         """Is every process of its topology alive (so ``start`` would only reuse it)?"""
-        return all(running(self.state, name) for name in members(topology(self.state) or "local"))
+        return all(running(self.state, name) for name in members(topology(self.state)))
 
     def start(self, unpause: Iterable[str] = (), topology: str | None = None) -> AirflowClient:
         """`local_stack up --airflow [--topology ...]` (reuses a running group of that topology), unpause
@@ -125,7 +125,7 @@ class AirflowGroup:
         parts = []
         for name in ALL:
             log = self.state / "logs" / f"{name}.log"
-            if name not in members(topology(self.state) or "local") and not log.exists():
+            if name not in members(topology(self.state)) and not log.exists():
                 continue
             parts.append(f"==== {log}\n{tail(log, lines) if log.exists() else '(no log)'}")
         task_logs = self.state / "airflow-server" / "logs"

@@ -91,7 +91,7 @@ def status(state: Path) -> int:
     rows = [(s.name, s.name, lambda s=s: s.describe(state, ports[s.name])) for s in SERVICES]
     if group:
         port_keys = {name: spec[2] for name, spec in airflow.COMPONENTS.items()}
-        members = airflow.members(airflow.topology(state) or "local")
+        members = airflow.members(airflow.topology(state))
         rows += [(n, port_keys.get(n, n), lambda n=n: airflow.describe(state, n, ports)) for n in members]
     width = max(len(name) for name, _, _ in rows)
     for name, port_key, describe in rows:

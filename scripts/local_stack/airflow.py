@@ -62,6 +62,7 @@ COMPONENTS = {
     "airflow-triggerer": (lambda ports: ["triggerer"], "triggerer", "airflow-trigger-logs", "runs the triggers"),
 }  # fmt: skip
 TOPOLOGIES = ("local", "celery")
+DEFAULT_TOPOLOGY = "local"
 WORKERS = ("airflow-worker-1", "airflow-worker-2")  # the celery topology's
 BACKENDS = (postgres, redis)  # the celery topology's metadata DB and broker, started before the components
 WORKER_CONCURRENCY = "2"  # task slots per worker: two workers of two on a machine of a few cores
@@ -75,10 +76,10 @@ def members(topology: str) -> list[str]:
 ALL = members("celery")  # what `down --airflow` stops, whichever topology runs
 
 
-def topology(state: Path) -> str | None:
-    """The topology the group was last started with (None: never started)."""
+def topology(state: Path) -> str:
+    """The topology the group was last started with, else the default."""
     path = home(state) / ".topology"
-    return path.read_text().strip() if path.exists() else None
+    return path.read_text().strip() if path.exists() else DEFAULT_TOPOLOGY
 
 
 def worker_home(state: Path, worker: str) -> Path:
@@ -258,7 +259,7 @@ def stale(state: Path, ports: dict[str, int], stack: dict[str, str], wanted: str
     if not any(running(state, name) for name in ALL):
         return False
     try:
-        return stamp.read_text() != _fingerprint(group_env(state, ports, stack, wanted or topology(state) or "local"))
+        return stamp.read_text() != _fingerprint(group_env(state, ports, stack, wanted or topology(state)))
     except (OSError, KeyError):
         return True
 
@@ -286,11 +287,11 @@ def _start_backends(state: Path, ports: dict[str, int], names: list[str], env: d
 def start(
     state: Path, ports: dict[str, int], stack: dict[str, str], wanted: str | None = None
 ) -> dict[str, float] | None:
-    """Start the ``wanted`` topology (None: the one last started, else local): its DB and broker, migrate
+    """Start the ``wanted`` topology (None: the one last started, else the default): its DB and broker, migrate
     the DB, apply airflow_settings.yaml to it (as the compose init does) and start the processes that are
     not running; {name: start time}, or None if the DB could not be prepared."""
     home(state).mkdir(parents=True, exist_ok=True)
-    chosen = wanted or topology(state) or "local"
+    chosen = wanted or topology(state)
     if stale(state, ports, stack, chosen):
         print(f"airflow: the stack or the topology changed since the group started: restarting it ({chosen})")
         stop_group(state)
@@ -394,7 +395,7 @@ def describe(state: Path, name: str, ports: dict[str, int]) -> str:
     if name in WORKERS:
         return f"Celery worker, queues {','.join(WORKER_QUEUES)}, AIRFLOW_HOME {worker_home(state, name)}"
     address = f"http://{HOST}:{ports['airflow']}  " if name == "airflow-api-server" else ""
-    executor = {"local": "LocalExecutor", "celery": "CeleryExecutor"}.get(topology(state) or "local")
+    executor = {"local": "LocalExecutor", "celery": "CeleryExecutor"}.get(topology(state))
     return address + COMPONENTS[name][3] + (f" ({executor})" if name == "airflow-scheduler" else "")
 
 
