@@ -14,7 +14,7 @@ SEED_ROWS ?= 20000
 # a model config in include/models/: its DAGs are retrain_$(MODEL), drift_monitor_$(MODEL), rollback_$(MODEL)
 MODEL ?= vehicle_insurance
 # make airflow's topology: local (LocalExecutor on SQLite) or celery (compose's: CeleryExecutor on PostgreSQL and
-# Redis, two Celery workers); unset: the one the group last started with, else local
+# Redis, two Celery workers); unset: the running group's, else local
 TOPOLOGY ?=
 
 .PHONY: help venv up down status seed mongo-setup load-csv onboard demo dags-test rollback summary test lint airflow bench bench-1m bench-monitor bench-compare bench-estimators calibrate backtest config-schema

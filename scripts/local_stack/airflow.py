@@ -287,11 +287,11 @@ def _start_backends(state: Path, ports: dict[str, int], names: list[str], env: d
 def start(
     state: Path, ports: dict[str, int], stack: dict[str, str], wanted: str | None = None
 ) -> dict[str, float] | None:
-    """Start the ``wanted`` topology (None: the one last started, else the default): its DB and broker, migrate
+    """Start the ``wanted`` topology (None: the running group's, else the default): its DB and broker, migrate
     the DB, apply airflow_settings.yaml to it (as the compose init does) and start the processes that are
     not running; {name: start time}, or None if the DB could not be prepared."""
     home(state).mkdir(parents=True, exist_ok=True)
-    chosen = wanted or topology(state)
+    chosen = wanted or (topology(state) if any(running(state, name) for name in ALL) else DEFAULT_TOPOLOGY)
     if stale(state, ports, stack, chosen):
         print(f"airflow: the stack or the topology changed since the group started: restarting it ({chosen})")
         stop_group(state)

@@ -52,6 +52,8 @@ def celery(airflow_group, stack_environ):
         for dag_id in paused_here:
             client.unpause(dag_id)
         client.close()
+        if local_airflow.DEFAULT_TOPOLOGY != "celery":
+            print(airflow_group.stop())  # so that the next test's start brings back the default topology
 
 
 def test_the_group_runs_compose_executor_on_postgres_and_redis(celery):
