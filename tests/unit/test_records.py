@@ -8,6 +8,7 @@ import pytest
 
 import include.retraining.core.records as records_module
 from include.retraining.core.records import (
+    Approval,
     ColumnDrift,
     Decision,
     DriftResult,
@@ -116,6 +117,12 @@ RECORDS = [
     ),
     Registration(model_name="m", version="4", model_uri="models:/m-0123", tags={"snapshot_uri": "s3://x"}),
     Promotion(promoted=True, champion_version="4", previous_champion="3", reason="better"),
+    Approval(
+        outcome="rejected",
+        reason="rejected by admin at 2026-12-07 03:40:12 UTC",
+        by="admin",
+        at="2026-12-07T03:40:12+00:00",
+    ),
     Scoring(
         model_version="4",
         window_start="2024-05-01T00:00:00+00:00",
