@@ -13,8 +13,8 @@ WITH_STACK := set -a && source .local/stack.env && set +a &&
 SEED_ROWS ?= 20000
 # a model config in include/models/: its DAGs are retrain_$(MODEL), drift_monitor_$(MODEL), rollback_$(MODEL)
 MODEL ?= vehicle_insurance
-# make airflow's topology: local (LocalExecutor on SQLite) or celery (compose's: CeleryExecutor on PostgreSQL and
-# Redis, two Celery workers); unset: the running group's, else local
+# make airflow's topology: celery (compose's: CeleryExecutor on PostgreSQL and Redis, two Celery workers) or local
+# (LocalExecutor on SQLite); unset: the running group's, else celery
 TOPOLOGY ?=
 
 .PHONY: help venv up down status seed mongo-setup load-csv onboard demo dags-test rollback summary test lint airflow bench bench-1m bench-monitor bench-compare bench-estimators calibrate backtest config-schema
@@ -34,7 +34,7 @@ venv: $(BIN)/.installed ## create .venv with the pinned runtime and test require
 up: venv ## start the local stack (MongoDB, S3, MLflow, SMTP sink) and write .local/stack.env
 	$(STACK) up
 
-airflow: venv ## the stack plus a full Airflow (UI, scheduler, dag-processor, triggerer; TOPOLOGY=celery: on Postgres, Redis, 2 Celery workers), MODEL's DAGs unpaused
+airflow: venv ## the stack plus a full Airflow (UI, scheduler, dag-processor, triggerer; on Postgres, Redis, 2 Celery workers; TOPOLOGY=local: LocalExecutor on SQLite), MODEL's DAGs unpaused
 	$(STACK) up --airflow $(if $(TOPOLOGY),--topology $(TOPOLOGY)) --unpause retrain_$(MODEL),drift_monitor_$(MODEL),score_$(MODEL)
 
 down: ## stop everything the local stack started

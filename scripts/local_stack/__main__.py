@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     up_parser.add_argument(
         "--topology",
         choices=airflow.TOPOLOGIES,
-        help="with --airflow: local or celery (default: the running one, else local)",
+        help="with --airflow: celery or local (default: the running one, else celery)",
     )
     commands.add_parser("status", help="show each process; exit 1 if any is dead or not started")
     down_parser = commands.add_parser("down", help="stop everything (data is kept)")

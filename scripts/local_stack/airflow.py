@@ -62,7 +62,7 @@ COMPONENTS = {
     "airflow-triggerer": (lambda ports: ["triggerer"], "triggerer", "airflow-trigger-logs", "runs the triggers"),
 }  # fmt: skip
 TOPOLOGIES = ("local", "celery")
-DEFAULT_TOPOLOGY = "local"
+DEFAULT_TOPOLOGY = "celery"  # the e2e tests of the group pass on it; local: lighter, for a quick look
 WORKERS = ("airflow-worker-1", "airflow-worker-2")  # the celery topology's
 BACKENDS = (postgres, redis)  # the celery topology's metadata DB and broker, started before the components
 WORKER_CONCURRENCY = "2"  # task slots per worker: two workers of two on a machine of a few cores

@@ -159,7 +159,7 @@ def test_mail_sent_with_smtplib_lands_in_mail_sink_dir(stack: Path):
 
 
 def test_airflow_group_starts_on_its_own_db_with_login_and_healthy_components(stack: Path):
-    result = run_stack(stack, "up", "--airflow", timeout=420)
+    result = run_stack(stack, "up", "--airflow", "--topology", "local", timeout=420)
     assert result.returncode == 0, result.stdout + result.stderr
     status = run_stack(stack, "status")
     assert status.returncode == 0, status.stdout
