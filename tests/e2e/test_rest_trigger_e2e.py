@@ -32,15 +32,18 @@ from tests.builders import drift_result
 pytestmark = pytest.mark.e2e
 
 DAG_ID = "retrain_vehicle_insurance"
+SCORE_DAG = "score_vehicle_insurance"  # scheduled on the champion Asset the retrain's promote emits
+WAITING = 200  # the newest documents, whose label has not arrived: the new champion serves them
 RUN_TIMEOUT = 600.0  # on 2 shared cores a loaded machine took more than 360 s to train and notify
 PARAMS = {"force_retrain": True, "max_iter": 50, "lookback_hours": 720}
 
 
 @pytest.fixture(scope="module")
 def airflow(airflow_group, stack_environ):
-    client = airflow_group.start(unpause=[DAG_ID])
-    # Only the retrain DAG may run: the drift monitors are @continuous and would trigger retrains of its own.
-    paused_here = [d["dag_id"] for d in client.list_dags() if d["dag_id"] != DAG_ID and not d["is_paused"]]
+    client = airflow_group.start(unpause=[DAG_ID, SCORE_DAG])
+    # Only the retrain and score DAGs may run: the drift monitors are @continuous and would trigger retrains.
+    ours = (DAG_ID, SCORE_DAG)
+    paused_here = [d["dag_id"] for d in client.list_dags() if d["dag_id"] not in ours and not d["is_paused"]]
     for dag_id in paused_here:
         client.pause(dag_id)
 
@@ -60,6 +63,7 @@ def airflow(airflow_group, stack_environ):
             client.set_variable("retrain_config", previous)
         for dag_id in paused_here:
             client.unpause(dag_id)
+        client.pause(SCORE_DAG)  # a later module's promotions would start it in the background
         client.close()
 
 
@@ -106,8 +110,13 @@ def test_valid_params_run_to_success_and_the_run_registers_the_champion(airflow)
     client: AirflowClient = airflow["client"]
     config = airflow["config"]
     end = datetime.now(UTC)
-    docs = generate_documents(4000, start=end - timedelta(days=29), end=end, seed=11)
+    docs = generate_documents(4000, start=end - timedelta(days=29), end=end - timedelta(hours=1), seed=11)
+    docs.sort(key=lambda doc: doc["ingested_at"])
+    for doc in docs[-WAITING:]:  # the newest await their label: the champion is asked about them
+        doc.pop("Response")
     seed_source(config, docs)
+    airflow["waiting"] = {str(doc["_id"]) for doc in docs[-WAITING:]}
+    airflow["promoted_after"] = datetime.now(UTC)
 
     began = time.monotonic()
     run = client.trigger(DAG_ID, PARAMS, note=f"e2e {airflow['name']}")
@@ -129,6 +138,32 @@ def test_valid_params_run_to_success_and_the_run_registers_the_champion(airflow)
     # the Params reached the tasks: the trees trained are the ones posted
     params = registry.client(config.mlflow).get_run(tags["mlflow_run_id"]).data.params
     assert params["max_iter"] == "50"
+
+
+def test_the_promotion_emits_the_champion_asset_and_the_score_dag_serves_the_new_champion(airflow):
+    """No trigger but the Asset event: the scheduler starts score_<model> after promote moved the alias."""
+    client: AirflowClient = airflow["client"]
+    config = airflow["config"]
+    champion = registry.champion(config.mlflow, config.model_name)
+    assert champion is not None, "the run above trains the champion"
+    predictions = mongo.collection(config.source.conn_id, config.monitoring_database, config.scoring.collection)
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        runs = score_runs_since(client, airflow["promoted_after"])
+        if runs and predictions.count_documents({"model_name": config.model_name}) >= WAITING:
+            break
+        time.sleep(5)
+
+    assert {(run["run_type"], run["state"]) for run in runs} == {("asset_triggered", "success")}
+    served = list(predictions.find({"model_name": config.model_name}))
+    assert {doc["document_id"] for doc in served} == airflow["waiting"]
+    assert {doc["model_version"] for doc in served} == {champion.version}
+
+
+def score_runs_since(client: AirflowClient, moment: datetime) -> list[dict]:
+    """The finished score runs created after ``moment`` (the group's DB keeps those of earlier sessions)."""
+    runs = client.list_runs(SCORE_DAG, states=["success", "failed"])
+    return [run for run in runs if datetime.fromisoformat(run["run_after"]) > moment]
 
 
 def finished_run(airflow, conf: dict, label: str) -> str:
