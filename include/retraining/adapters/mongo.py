@@ -503,7 +503,7 @@ def present_ids(conn_id: str, database: str, name: str, ids: list[str]) -> set[s
     return {doc["_id"] for doc in collection(conn_id, database, name).find({"_id": {"$in": ids}}, {"_id": 1})}
 
 
-def served_scores(conn_id: str, database: str, name: str, prediction_ids: list[str], chunk: int = 10_000) -> dict:
+def scores_by_document(conn_id: str, database: str, name: str, prediction_ids: list[str], chunk: int = 10_000) -> dict:
     """document id -> the ``score`` of the predictions with these ``_id`` values, that exist."""
     predictions = collection(conn_id, database, name)
     found: dict[str, Any] = {}

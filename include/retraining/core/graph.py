@@ -200,4 +200,4 @@ MONITOR = Graph(
 
 ROLLBACK = Graph((Stage("rollback", returns=Promotion, emits="champion"),))  # the champion moved back is scored
 
-SCORE = Graph((Stage("score", returns=Scoring),))
+SCORE = Graph((Stage("score", returns=Scoring, queue=HEAVY_QUEUE),))  # holds the champion and a batch

@@ -232,7 +232,7 @@ def champion_performance(
 def served_by(config: PipelineConfig, version: str, document_ids: pd.Series) -> dict[str, Any]:
     """document id -> the score version ``version`` served for it (the score DAG's predictions)."""
     ids = [prediction_id(config.model_name, version, document_id) for document_id in document_ids]
-    return mongo.served_scores(*predictions_collection(config), ids)
+    return mongo.scores_by_document(*predictions_collection(config), ids)
 
 
 def window_sentence(plan: WindowPlan) -> str:
