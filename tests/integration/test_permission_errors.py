@@ -69,7 +69,8 @@ def test_a_stage_refused_by_mongodb_fails_at_once_with_the_grant(ungranted, conf
 
     assert str(raised.value) == (
         "permission denied (not retried): MongoDB user 'retrain_pipeline' (connection mongo_default) may not find "
-        f"in database {database} (the model's {collection}, {config.monitoring.collection}, monitor_state there): "
+        f"in database {database} (the model's {collection}, {config.monitoring.collection}, monitor_state, predictions "
+        "there): "
         "as MongoDB's administrator, grant the pipeline's role this model's collections: make mongo-setup MODEL=claims"
     )
 
