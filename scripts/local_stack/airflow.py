@@ -66,6 +66,7 @@ DEFAULT_TOPOLOGY = "celery"  # the e2e tests of the group pass on it; local: lig
 WORKERS = ("airflow-worker-1", "airflow-worker-2")  # the celery topology's
 BACKENDS = (postgres, redis)  # the celery topology's metadata DB and broker, started before the components
 WORKER_CONCURRENCY = "2"  # task slots per worker: two workers of two on a machine of a few cores
+HEARTBEAT_TIMEOUT = "120"  # seconds until a dead worker's task is failed and retried elsewhere, as in compose
 
 
 def members(topology: str) -> list[str]:
@@ -195,6 +196,7 @@ def _executor_env(state: Path, ports: dict[str, int], topology: str) -> dict[str
         # the driver named: SQLAlchemy 2.1 takes psycopg 3 for a bare postgresql://, which is not installed
         "AIRFLOW__CELERY__RESULT_BACKEND": "db+" + postgres.uri(state, ports[postgres.NAME]),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": WORKER_CONCURRENCY,
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": HEARTBEAT_TIMEOUT,
     }
 
 

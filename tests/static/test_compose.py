@@ -413,6 +413,16 @@ def test_workers_consume_every_queue_a_stage_is_sent_to() -> None:
     assert local_airflow.worker_command(1)[-2:] == ["--queues", ",".join(WORKER_QUEUES)]
 
 
+def test_the_local_celery_group_sets_the_executor_as_compose_does(tmp_path: Path) -> None:
+    """`make airflow`'s celery topology is compose's: the same executor and the same dead-worker timeout."""
+    compose_env = environment("airflow-scheduler")
+    ports = dict.fromkeys(["airflow", "postgres", "redis", "airflow-worker-logs", "airflow-trigger-logs"], 1)
+    (tmp_path / "airflow-server").mkdir()
+    local = local_airflow.group_env(tmp_path, ports, {}, "celery")
+    for name in ("AIRFLOW__CORE__EXECUTOR", "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"):
+        assert local[name] == compose_env[name], name
+
+
 def test_stateful_services_use_named_volumes() -> None:
     declared = set(raw_compose()["volumes"])
     expected = {
