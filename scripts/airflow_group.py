@@ -91,12 +91,16 @@ class AirflowGroup:
         """Is every process of its topology alive (so ``start`` would only reuse it)?"""
         return all(running(self.state, name) for name in members(topology(self.state)))
 
-    def start(self, unpause: Iterable[str] = (), topology: str | None = None) -> AirflowClient:
-        """`local_stack up --airflow [--topology ...]` (reuses a running group of that topology), unpause
-        ``unpause``; a logged-in client."""
+    def start(
+        self, unpause: Iterable[str] = (), topology: str | None = None, models_dir: Path | None = None
+    ) -> AirflowClient:
+        """`local_stack up --airflow [--topology ...] [--models-dir ...]` (reuses a running group of that topology
+        and models folder), unpause ``unpause``; a logged-in client."""
         command = [sys.executable, "-m", "scripts.local_stack", "up", "--airflow"]
         if topology:
             command += ["--topology", topology]
+        if models_dir:
+            command += ["--models-dir", str(models_dir)]
         if dag_ids := ",".join(unpause):
             command += ["--unpause", dag_ids]
         began = time.monotonic()

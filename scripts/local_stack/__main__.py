@@ -5,6 +5,9 @@
                                                   # ... plus Airflow: API server + UI, scheduler, dag-processor,
                                                   # triggerer, on their own DB; celery: on PostgreSQL and Redis
                                                   # with two Celery workers (see scripts/local_stack/airflow.py)
+    python -m scripts.local_stack up --airflow --models-dir DIR
+                                                  # ... the group's DAGs and tasks read the model files in DIR
+                                                  # (default include/models; another folder restarts the group)
     python -m scripts.local_stack status          # one line per process; exit 1 if any is dead or not started
     python -m scripts.local_stack down [--purge]  # stop everything; --purge also deletes the state dir
     python -m scripts.local_stack down --airflow  # stop only the Airflow group
@@ -42,7 +45,9 @@ def write_stack_env(state: Path, ports: dict[str, int], env: dict[str, str]) -> 
     return write_env_file(state, env | (airflow.client_env(state, ports) if api else {}))
 
 
-def up(state: Path, with_airflow: bool, unpause: list[str], topology: str | None = None) -> int:
+def up(
+    state: Path, with_airflow: bool, unpause: list[str], topology: str | None = None, models: Path | None = None
+) -> int:
     # Python's Maildir creates tmp/new/cur only when the mail dir itself is missing: make all three.
     for sub in ("pids", "logs", "airflow", "mlflow", "mail/tmp", "mail/new", "mail/cur"):
         (state / sub).mkdir(parents=True, exist_ok=True)
@@ -56,7 +61,7 @@ def up(state: Path, with_airflow: bool, unpause: list[str], topology: str | None
         spawn(state, service.name, service.command(state, ports), os.environ | env | service.own_env, state)
     # Meanwhile: the `dags test` DB's migration, and the Airflow group's (its components boot meanwhile too).
     migration = airflow.migrate(state, state / "airflow", os.environ | env, "airflow-db")
-    started = airflow.start(state, ports, env, topology) if with_airflow else None
+    started = airflow.start(state, ports, env, topology, models) if with_airflow else None
     ready = True
     for service in SERVICES:
         port = ports[service.name]
@@ -140,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=airflow.TOPOLOGIES,
         help="with --airflow: celery or local (default: the running one, else celery)",
     )
+    up_parser.add_argument(
+        "--models-dir",
+        type=Path,
+        help="with --airflow: the folder of model files (RETRAIN_MODELS_DIR) the group reads (default include/models)",
+    )
     commands.add_parser("status", help="show each process; exit 1 if any is dead or not started")
     down_parser = commands.add_parser("down", help="stop everything (data is kept)")
     down_parser.add_argument("--purge", action="store_true", help="also delete the state dir")
@@ -147,9 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "up":
         unpause = [dag_id for dag_id in args.unpause.split(",") if dag_id]
-        if (unpause or args.topology) and not args.airflow:
-            parser.error("--unpause and --topology need --airflow")
-        return up(state_dir(), args.airflow, unpause, args.topology)
+        if (unpause or args.topology or args.models_dir) and not args.airflow:
+            parser.error("--unpause, --topology and --models-dir need --airflow")
+        return up(state_dir(), args.airflow, unpause, args.topology, args.models_dir)
     if args.command == "status":
         return status(state_dir())
     if args.airflow and args.purge:

@@ -83,6 +83,12 @@ def topology(state: Path) -> str:
     return path.read_text().strip() if path.exists() else DEFAULT_TOPOLOGY
 
 
+def models_dir(state: Path) -> Path | None:
+    """The models folder the group was last started with (None: the DAG factory's, include/models)."""
+    path = home(state) / ".models-dir"
+    return Path(path.read_text().strip()) if path.exists() and path.read_text().strip() else None
+
+
 def worker_home(state: Path, worker: str) -> Path:
     return state / worker
 
@@ -200,8 +206,11 @@ def _executor_env(state: Path, ports: dict[str, int], topology: str) -> dict[str
     }
 
 
-def group_env(state: Path, ports: dict[str, int], stack: dict[str, str], topology: str = "local") -> dict[str, str]:
-    """The stack env plus the group's own DB and executor, the API server's address, auth and fast parsing."""
+def group_env(
+    state: Path, ports: dict[str, int], stack: dict[str, str], topology: str = "local", models: Path | None = None
+) -> dict[str, str]:
+    """The stack env plus the group's own DB and executor, the API server's address, auth and fast parsing;
+    ``models``: the folder of model files its DAGs and tasks read (RETRAIN_MODELS_DIR), if not include/models."""
     api = f"http://{HOST}:{ports['airflow']}"
     # The MongoDB administrator's connection is for setup and seeding, never for the DAGs' tasks.
     stack = {name: value for name, value in stack.items() if name not in ADMIN_ONLY}
@@ -233,6 +242,7 @@ def group_env(state: Path, ports: dict[str, int], stack: dict[str, str], topolog
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(ports["airflow-worker-logs"]),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(ports["airflow-trigger-logs"]),
         }
+        | ({"RETRAIN_MODELS_DIR": str(models)} if models else {})
     )
 
 
@@ -261,7 +271,8 @@ def stale(state: Path, ports: dict[str, int], stack: dict[str, str], wanted: str
     if not any(running(state, name) for name in ALL):
         return False
     try:
-        return stamp.read_text() != _fingerprint(group_env(state, ports, stack, wanted or topology(state)))
+        env = group_env(state, ports, stack, wanted or topology(state), models_dir(state))
+        return stamp.read_text() != _fingerprint(env)
     except (OSError, KeyError):
         return True
 
@@ -287,24 +298,28 @@ def _start_backends(state: Path, ports: dict[str, int], names: list[str], env: d
 
 
 def start(
-    state: Path, ports: dict[str, int], stack: dict[str, str], wanted: str | None = None
+    state: Path, ports: dict[str, int], stack: dict[str, str], wanted: str | None = None, models: Path | None = None
 ) -> dict[str, float] | None:
-    """Start the ``wanted`` topology (None: the running group's, else the default): its DB and broker, migrate
-    the DB, apply airflow_settings.yaml to it (as the compose init does) and start the processes that are
-    not running; {name: start time}, or None if the DB could not be prepared."""
+    """Start the ``wanted`` topology (None: the running group's, else the default) with the models folder
+    ``models`` (None: include/models): its DB and broker, migrate the DB, apply airflow_settings.yaml to it (as
+    the compose init does) and start the processes that are not running; {name: start time}, or None if the
+    DB could not be prepared."""
     home(state).mkdir(parents=True, exist_ok=True)
     chosen = wanted or (topology(state) if any(running(state, name) for name in ALL) else DEFAULT_TOPOLOGY)
-    if stale(state, ports, stack, chosen):
-        print(f"airflow: the stack or the topology changed since the group started: restarting it ({chosen})")
+    models = models.resolve() if models else None
+    moved = models != models_dir(state) and any(running(state, name) for name in ALL)
+    if moved or stale(state, ports, stack, chosen):
+        print(f"airflow: the stack, topology or models folder changed since the group started: restarting ({chosen})")
         stop_group(state)
     (home(state) / ".topology").write_text(chosen)
+    (home(state) / ".models-dir").write_text(str(models or ""))
     missing = [name for name in members(chosen) if not running(state, name)]
     names = {
         **{name: spec[2] for name, spec in COMPONENTS.items()},
         **{backend.NAME: backend.NAME for backend in BACKENDS},
     }
     pick_ports(state, ports, [port for name in missing if (port := names.get(name))])
-    env = group_env(state, ports, stack, chosen)
+    env = group_env(state, ports, stack, chosen, models)
     # Not the caller's Airflow and retrain settings: e.g. a test's AIRFLOW_VAR_RETRAIN_CONFIG would
     # shadow the DB Variable for every run.
     process_env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "RETRAIN_"))} | env
