@@ -17,7 +17,7 @@ MODEL ?= vehicle_insurance
 # (LocalExecutor on SQLite); unset: the running group's, else celery
 TOPOLOGY ?=
 
-.PHONY: help venv up down status seed mongo-setup load-csv onboard demo dags-test rollback summary test lint airflow bench bench-1m bench-monitor bench-compare bench-estimators calibrate backtest config-schema
+.PHONY: help venv up down status seed mongo-setup load-csv onboard demo dags-test rollback summary test lint airflow bench bench-1m bench-monitor bench-fleet bench-compare bench-estimators calibrate backtest config-schema
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -94,6 +94,9 @@ bench-1m: up ## the same suite at 1M rows (about 27 min on 2 cores; seeds 1M doc
 
 bench-monitor: up ## seconds from inserting drifted documents to the drift alert and to a new model version, under the full Airflow group (BENCH_REPEAT rounds)
 	$(WITH_STACK) BENCH_REPEAT=$(BENCH_REPEAT) $(BIN)/python -m bench.run --sizes '' --sections monitor
+
+bench-fleet: up ## N (10) models onboarded and retrained at once on the celery group: fleet vs N x one run, scheduler lag, peak RSS per worker, parse time
+	$(WITH_STACK) $(BIN)/python -m bench.fleet --models $(or $(N),10)
 
 backtest: up ## replay MODEL's history: make backtest MODEL=<model> FROM=<date> TO=<date> [STEP=1d] (table, CSV, PNG in .local/backtest/)
 	@test -n "$(FROM)" -a -n "$(TO)" || { echo "usage: make backtest MODEL=<model> FROM=<date> TO=<date> [STEP=1d] [POLICIES=configured,always,never]"; exit 2; }
