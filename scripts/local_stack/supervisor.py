@@ -147,13 +147,14 @@ def _groups_under(roots: list[int]) -> dict[int, list[int]]:
     return {pgid: members for pgid, members in groups.items() if members}
 
 
-def stop(state: Path, names: list[str], grace: float = 10.0) -> list[str]:
-    """SIGTERM the groups of `names` and their children's, SIGKILL what is left after `grace` seconds;
-    remove the pid files. Returns the names that were running."""
+def stop(state: Path, names: list[str], grace: float = 10.0, crash: bool = False) -> list[str]:
+    """SIGTERM the groups of `names` and their children's, SIGKILL what is left after `grace` seconds (``crash``:
+    SIGKILL at once, no shutdown code runs, as when a machine is lost); remove the pid files. Returns the names
+    that were running."""
     pids = {name: pid for name in names if (pid := ours(state, name))}
     groups = _groups_under(list(pids.values()))
     was_running = [name for name, pid in pids.items() if pid in groups]
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+    for sig in (signal.SIGKILL,) if crash else (signal.SIGTERM, signal.SIGKILL):
         for pgid in groups:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pgid, sig)
