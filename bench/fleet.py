@@ -19,7 +19,10 @@ named ``fleet.n<N>.<figure>``:
   over N x the baseline (below 1: the workers overlap the runs);
 - ``run_seconds.median`` / ``.max``: each fleet run, queued to end;
 - ``scheduler_lag.median_seconds`` / ``.max_seconds``: every task instance of the fleet, from
-  ``queued_when`` (the scheduler handed it to the executor) to ``start_date`` (it started on a worker);
+  ``queued_when`` (the scheduler handed it to the executor) to ``start_date`` (it started on a worker): the
+  Celery hand-off through Redis and the task process's start;
+- ``slot_wait.median_seconds`` / ``.max_seconds``: from ``scheduled_when`` (its upstream done) to
+  ``queued_when``: the wait for a free slot (parallelism, pools), which the scheduler holds before queueing;
 - ``<worker>.peak_rss_mb`` / ``.peak_pss_mb``: the largest sum over the worker's process tree (Celery's main
   process, its pool, the task processes), sampled from /proc every ``SAMPLE_SECONDS`` during the fleet.
   RSS counts the pages forked processes share once per process; PSS divides them among the sharers, so its
@@ -150,13 +153,15 @@ def wall_seconds(runs: Iterable[Mapping[str, Any]]) -> float:
     return max(stamp(run["end_date"]) for run in runs) - min(stamp(run["queued_at"]) for run in runs)
 
 
-def lags(task_instances: Iterable[Mapping[str, Any]]) -> list[float]:
-    """Queued to started, of every task instance that ran on a worker (its hostname); one skipped may carry
-    both stamps, from when it was skipped."""
+def lags(
+    task_instances: Iterable[Mapping[str, Any]], since: str = "queued_when", until: str = "start_date"
+) -> list[float]:
+    """Seconds from ``since`` to ``until`` of every task instance that ran on a worker (its hostname); one
+    skipped may carry both stamps, from when it was skipped."""
     return [
-        stamp(ti["start_date"]) - stamp(ti["queued_when"])
+        stamp(ti[until]) - stamp(ti[since])
         for ti in task_instances
-        if ti.get("hostname") and ti.get("queued_when") and ti.get("start_date")
+        if ti.get("hostname") and ti.get(since) and ti.get(until)
     ]
 
 
@@ -298,14 +303,17 @@ def task_instances(client: AirflowClient, runs: list[dict[str, Any]]) -> list[di
 
 
 def run_figures(runs: list[dict[str, Any]], instances: list[dict[str, Any]]) -> dict[str, float]:
-    durations, waits = [run_seconds(run) for run in runs], lags(instances)
+    durations = [run_seconds(run) for run in runs]
+    lag, wait = lags(instances), lags(instances, "scheduled_when", "queued_when")
     hosts = [ti["hostname"] for ti in instances if ti.get("hostname")]
     return {
         "wall_seconds": wall_seconds(runs),
         "run_seconds.median": statistics.median(durations),
         "run_seconds.max": max(durations),
-        "scheduler_lag.median_seconds": statistics.median(waits),
-        "scheduler_lag.max_seconds": max(waits),
+        "scheduler_lag.median_seconds": statistics.median(lag),
+        "scheduler_lag.max_seconds": max(lag),
+        "slot_wait.median_seconds": statistics.median(wait),
+        "slot_wait.max_seconds": max(wait),
     } | {f"tasks_on.{worker}": float(hosts.count(worker)) for worker in local_airflow.WORKERS}
 
 

@@ -54,6 +54,15 @@ def test_lag_is_queued_to_started_and_skips_task_instances_that_never_ran():
     assert lags(instances) == pytest.approx([0.25, 12])
 
 
+def test_the_wait_for_a_slot_is_scheduled_to_queued():
+    instances = [
+        {"scheduled_when": at(1), "queued_when": at(9), "start_date": at(9.5), "hostname": "airflow-worker-1"},
+        {"scheduled_when": at(2), "queued_when": at(2.5), "start_date": at(3), "hostname": "airflow-worker-2"},
+    ]
+
+    assert lags(instances, "scheduled_when", "queued_when") == pytest.approx([8, 0.5])
+
+
 def test_a_workers_tree_is_its_process_and_everything_below_it_only():
     parents = {10: 1, 11: 10, 12: 10, 13: 12, 20: 1, 21: 20, 14: 13}
 
