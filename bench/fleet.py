@@ -30,7 +30,8 @@ named ``fleet.n<N>.<figure>``:
 - ``tasks_on.<worker>``: the fleet's task instances that ran there;
 - ``dag_processing.<file>.seconds`` and ``dag_processing.total_seconds``: the group's dag-processor's time per
   DAG file with the N model files present (each DAG's ``last_parse_duration`` from the REST API: the file
-  processor's wall time in its real context), the median of the parses it made while idle before the baseline.
+  processor's wall time in its real context): the median of ``PARSES`` parses once the DAGs exist, before the
+  baseline, while nothing runs.
 
 Every run's state is printed; a run that did not succeed makes the bench exit 1 with its tasks and logs.
 The figures merge into ``.local/bench/results/<sha>.json`` as ``make bench``'s do. At the end the fleet's
@@ -68,7 +69,7 @@ SAMPLE_ROWS = 5000
 DAYS = 30
 PARAMS = {"force_retrain": True}
 SAMPLE_SECONDS = 1.0
-SETTLE_SECONDS = 30.0  # idle parsing watched before the baseline: the dag-processor re-parses every 10 s
+PARSES = 3  # of each DAG file, once the fleet's DAGs exist and sit idle (the group re-parses a file about every 30 s)
 PARSE_TIMEOUT = 300.0
 APPEAR_TIMEOUT = 300.0
 PROC = Path("/proc")
@@ -123,8 +124,8 @@ def onboard(model: FleetModel, folder: Path, end: datetime) -> Path:
     return path
 
 
-def onboard_fleet(models: list[FleetModel], folder: Path) -> float:
-    """The fleet's files in ``folder``, which keeps no other model file; when the last was written."""
+def onboard_fleet(models: list[FleetModel], folder: Path) -> None:
+    """The fleet's files in ``folder``, which keeps no other model file."""
     folder.mkdir(parents=True, exist_ok=True)
     for old in folder.glob("*.json"):  # an earlier invocation's models
         old.unlink()
@@ -132,7 +133,6 @@ def onboard_fleet(models: list[FleetModel], folder: Path) -> float:
     for model in models:
         onboard(model, folder, end)
         print(f"  onboarded {model.name}", flush=True)
-    return time.time()
 
 
 # --- pure figures -----------------------------------------------------------------------------------------
@@ -185,15 +185,16 @@ def tree_total(memory: Mapping[int, tuple[float, float]], members: Iterable[int]
     return sum(rss for rss, _ in present), sum(pss for _, pss in present)
 
 
-def parse_medians(samples: Iterable[Mapping[str, Any]], dag_ids: set[str], since: float) -> dict[str, float]:
-    """DAG file -> the median of its parses after ``since``; ``samples``: DAG records of the REST API, read
-    repeatedly (a file's DAGs share one parse: each parse counts once)."""
-    parses: dict[str, dict[str, float]] = {}
+def parse_durations(samples: Iterable[Mapping[str, Any]], dag_ids: set[str], since: float) -> dict[str, list[float]]:
+    """DAG file stem -> the durations of its parses that ended after ``since``; ``samples``: DAG records of the
+    REST API, read repeatedly. The DAGs of a file share its parse and that parse's duration, so a duration
+    counts once."""
+    parses: dict[str, set[float]] = {}
     for dag in samples:
         parsed, duration = dag.get("last_parsed_time"), dag.get("last_parse_duration")
         if dag["dag_id"] in dag_ids and parsed and duration is not None and stamp(parsed) > since:
-            parses.setdefault(dag["relative_fileloc"], {})[parsed] = duration
-    return {file: statistics.median(durations.values()) for file, durations in sorted(parses.items())}
+            parses.setdefault(Path(dag["relative_fileloc"]).stem, set()).add(duration)
+    return {file: sorted(durations) for file, durations in sorted(parses.items())}
 
 
 # --- /proc ------------------------------------------------------------------------------------------------
@@ -260,26 +261,21 @@ def appeared(client: AirflowClient, dag_ids: list[str]) -> None:
         time.sleep(3)
 
 
-def parsing_figures(client: AirflowClient, models: list[FleetModel], since: float) -> dict[str, float]:
-    """The dag-processor's parse time per DAG file, watched for ``SETTLE_SECONDS`` (longer until every file
-    was parsed after ``since``)."""
+def parsing_figures(client: AirflowClient, models: list[FleetModel]) -> dict[str, float]:
+    """The dag-processor's time per DAG file: the median of the first ``PARSES`` parses from now (the fleet's
+    DAGs exist, nothing runs), of every file that makes the models' DAGs."""
     dag_ids = {dag_id(kind, model.name) for kind in MODEL_DAGS for model in models}
+    since, deadline = time.time(), time.monotonic() + PARSE_TIMEOUT
     samples: list[dict[str, Any]] = []
-    started = time.monotonic()
     while True:
         samples += client.list_dags()
-        medians = parse_medians(samples, dag_ids, since)
-        waited = time.monotonic() - started
-        if (waited >= SETTLE_SECONDS and files_parsed(medians)) or waited > PARSE_TIMEOUT:
+        parses = parse_durations(samples, dag_ids, since)
+        if all(len(parses.get(kind, ())) >= PARSES for kind in MODEL_DAGS) or time.monotonic() > deadline:
             break
         time.sleep(3)
-    figures = {f"dag_processing.{Path(file).stem}.seconds": seconds for file, seconds in medians.items()}
+    medians = {file: statistics.median(durations[:PARSES]) for file, durations in parses.items()}
+    figures = {f"dag_processing.{file}.seconds": seconds for file, seconds in medians.items()}
     return figures | {"dag_processing.total_seconds": sum(medians.values())}
-
-
-def files_parsed(medians: Mapping[str, float]) -> bool:
-    """Every DAG file that makes a model's DAGs has a parse."""
-    return {Path(file).stem for file in medians} >= set(MODEL_DAGS)
 
 
 def trigger(client: AirflowClient, model: FleetModel) -> dict[str, Any]:
@@ -339,7 +335,7 @@ def failures(group: AirflowGroup, client: AirflowClient, runs: list[dict[str, An
 
 
 def measure(
-    group: AirflowGroup, client: AirflowClient, models: list[FleetModel], since: float, timeout: float
+    group: AirflowGroup, client: AirflowClient, models: list[FleetModel], timeout: float
 ) -> tuple[dict[str, float], list[str]]:
     """The figures, and why runs failed (empty: every run succeeded)."""
     retrains = [model.dag_id for model in models]
@@ -348,7 +344,7 @@ def measure(
         client.unpause(retrain)
     for retrain in retrains:  # unpausing a catchup=False DAG makes its latest scheduled run
         group.quiet_dag(client, retrain)
-    figures = parsing_figures(client, models, since)
+    figures = parsing_figures(client, models)
     report("DAG processing with the fleet's model files (dag-processor, seconds)", figures)
     workers = {name: running(group.state, name) for name in local_airflow.WORKERS}
     with TreeMemory(workers) as memory:
@@ -381,12 +377,12 @@ def main(argv: list[str] | None = None) -> int:
     models = fleet(args.models, uuid.uuid4().hex[:6])
     meta = {"sha": git_sha(), "started": datetime.now(UTC).isoformat(timespec="seconds"), "fleet": args.models}
     print(f"== onboarding {args.models} models into {folder}", flush=True)
-    since = onboard_fleet(models, folder)
+    onboard_fleet(models, folder)
     group = AirflowGroup(state)
     reused = group.running() and local_airflow.models_dir(state) == folder.resolve()
     client = group.start(topology="celery", models_dir=folder)
     try:
-        figures, failed = measure(group, client, models, since, args.timeout)
+        figures, failed = measure(group, client, models, args.timeout)
     finally:
         for model in models:
             client.pause(model.dag_id)

@@ -10,7 +10,7 @@ from bench.fleet import (
     descendants,
     fleet,
     lags,
-    parse_medians,
+    parse_durations,
     run_seconds,
     stamp,
     tree_total,
@@ -77,20 +77,20 @@ def test_tree_memory_sums_the_members_that_were_still_there():
     assert tree_total(memory, {10, 11, 12}) == (550.0, 180.0)
 
 
-def test_parse_time_is_the_median_per_file_of_distinct_parses_after_the_files_were_written():
+def test_parse_times_are_per_file_each_parse_once_after_the_fleet_settled():
     def dag(dag_id, file, parsed, seconds):
         return {"dag_id": dag_id, "relative_fileloc": file, "last_parsed_time": parsed, "last_parse_duration": seconds}
 
     samples = [
-        dag("retrain_a", "retrain.py", at(5), 9.0),  # before the model files were all there
+        dag("retrain_a", "retrain.py", at(5), 9.0),  # before the fleet's DAGs settled
         dag("retrain_a", "retrain.py", at(12), 2.0),
-        dag("retrain_b", "retrain.py", at(12), 2.0),  # the same parse, seen through another DAG
-        dag("retrain_a", "retrain.py", at(22), 3.0),
-        dag("retrain_a", "retrain.py", at(32), 7.0),
+        dag("retrain_b", "retrain.py", at(12.1), 2.0),  # the same parse, seen through another DAG
+        dag("retrain_a", "retrain.py", at(12), 2.0),  # the same parse, read again
+        dag("retrain_a", "retrain.py", at(42), 3.5),
         dag("score_a", "score.py", at(15), 1.5),
         dag("retrain_other", "retrain.py", at(40), 50.0),  # not the fleet's
     ]
 
-    medians = parse_medians(samples, {"retrain_a", "retrain_b", "score_a"}, since=stamp(at(10)))
+    parses = parse_durations(samples, {"retrain_a", "retrain_b", "score_a"}, since=stamp(at(10)))
 
-    assert medians == {"retrain.py": 3.0, "score.py": 1.5}
+    assert parses == {"retrain": [2.0, 3.5], "score": [1.5]}
