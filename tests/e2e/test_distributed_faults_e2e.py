@@ -7,7 +7,8 @@ group (PostgreSQL, Redis, two workers with nothing shared but the services), and
 
 The scheduler fails the orphaned try once its heartbeat stops (``TASK_INSTANCE_HEARTBEAT_TIMEOUT``, 120 s as
 in compose) and the retry runs on the surviving worker, which then finishes every stage of both runs from
-the services alone. Each model's registry and aliases are written by its own run only.
+the services alone. Each model's registry and aliases are written by its own run only. Every task ran on a
+worker, the stages that hold a dataset or a model on the heavy queue.
 
 One scenario, several verdicts: each test below reads the same two finished runs.
 """
@@ -28,6 +29,7 @@ from include.retraining.adapters import registry
 from include.retraining.airflow.models import models_dir
 from include.retraining.airflow.runtime import env_config, model_variable
 from include.retraining.core.config import DEFAULT_CONFIG
+from include.retraining.core.graph import HEAVY_QUEUE
 from scripts.airflow_api import AirflowClient, RunTimeout
 from scripts.airflow_group import isolated_overrides, seed_source
 from scripts.local_stack import airflow as local_airflow
@@ -39,6 +41,7 @@ PARAMS = {"force_retrain": True}  # everything else at the model file's defaults
 ROWS = {"killed": 20000, "bystander": 4000}  # the killed model's train must last long enough to be caught
 RUN_TIMEOUT = 2400.0  # two retrains, a lost try, a 120 s heartbeat timeout and a retry on 2 shared cores
 SCHEDULER = "airflow-scheduler"
+HEAVY_STAGES = {"extract", "detect_drift", "train", "evaluate", "refit"}  # each holds a dataset or a model
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +182,15 @@ def test_both_runs_succeed_through_a_scheduler_restart_and_a_lost_worker(scenari
     restarted = scenario["restarted"]
     assert restarted["after"] is not None, "the scheduler did not come back"
     assert restarted["after"] != restarted["before"], "the scheduler was not restarted"
+
+
+def test_every_task_ran_on_a_worker_with_the_heavy_stages_on_the_heavy_queue(scenario):
+    client = scenario["client"]
+    for role, model in scenario["models"].items():
+        ran = [ti for ti in client.task_instances(model["dag_id"], scenario["runs"][role]) if ti["state"] == "success"]
+        assert {ti["hostname"] for ti in ran} <= set(local_airflow.WORKERS), f"{role}: a task ran outside the workers"
+        assert {ti["task_id"] for ti in ran if ti["queue"] == HEAVY_QUEUE} == HEAVY_STAGES, role
+        assert {ti["queue"] for ti in ran if ti["task_id"] not in HEAVY_STAGES} == {"default"}, role
 
 
 def test_the_killed_train_is_retried_on_the_other_worker_and_registers_one_version(scenario):
